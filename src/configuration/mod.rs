@@ -1,0 +1,325 @@
+//! Loads the service settings: `config/base.yaml`, then the `config/<env>.yaml` overlay, then
+//! `APP__…` environment variables (zero2prod style), plus one YAML file per domain object under
+//! `config/objects/`. Every error names the file and the field.
+
+mod object;
+
+pub use object::{
+    BatchSettings, EnvelopeFormat, EnvelopeSettings, FlowControlSettings, LimitSettings,
+    ObjectSettings, TableRef,
+};
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration could not be loaded. Always names the file, and the field where known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("{file}: field `{field}`: {message}")]
+    Field {
+        file: String,
+        field: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn field(file: &Path, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Field {
+            file: file.display().to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole resolved configuration of one deployment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub application: ApplicationSettings,
+    pub gcp: GcpSettings,
+    pub log: LogSettings,
+    pub objects: Vec<ObjectSettings>,
+    /// The environment overlay that was applied (`local`, `production`, …).
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationSettings {
+    /// Address the HTTP server (health, readiness, metrics) binds to.
+    pub host: String,
+    pub port: u16,
+    /// How long a SIGTERM drain may take before the process gives up and exits; messages
+    /// still unacknowledged then are redelivered by Pub/Sub, never lost.
+    pub shutdown_deadline_secs: u64,
+    /// Directory holding one YAML file per domain object, relative to the config directory.
+    #[serde(default = "default_objects_dir")]
+    pub objects_dir: String,
+}
+
+fn default_objects_dir() -> String {
+    "objects".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcpSettings {
+    /// Project that owns the subscriptions and tables, unless an object names another.
+    pub project: String,
+    /// Pub/Sub endpoint; unset means Google's. `PUBSUB_EMULATOR_HOST` overrides it.
+    #[serde(default)]
+    pub pubsub_endpoint: Option<String>,
+    /// BigQuery REST endpoint (tables, datasets). `BIGQUERY_EMULATOR_HOST` overrides it.
+    #[serde(default)]
+    pub bigquery_endpoint: Option<String>,
+    /// BigQuery Storage Write gRPC endpoint. `BIGQUERY_STORAGE_EMULATOR_HOST` overrides it.
+    #[serde(default)]
+    pub bigquery_write_endpoint: Option<String>,
+    /// Use anonymous credentials (emulators). Set automatically when an emulator variable is set.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
+    Text,
+    /// One JSON object per line, in the shape Cloud Logging reads.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `mesh_ingest=debug`, …); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+/// The layered part of the configuration (everything but the object files).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayeredSettings {
+    application: ApplicationSettings,
+    gcp: GcpSettings,
+    log: LogSettings,
+}
+
+/// Emulator variables, read once so that tests and `check` can see what was applied.
+#[derive(Debug, Clone, Default)]
+pub struct EmulatorEnv {
+    pub pubsub_host: Option<String>,
+    pub bigquery_host: Option<String>,
+    pub bigquery_storage_host: Option<String>,
+}
+
+impl EmulatorEnv {
+    pub fn from_process() -> Self {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        EmulatorEnv {
+            pubsub_host: get("PUBSUB_EMULATOR_HOST"),
+            bigquery_host: get("BIGQUERY_EMULATOR_HOST"),
+            bigquery_storage_host: get("BIGQUERY_STORAGE_EMULATOR_HOST"),
+        }
+    }
+}
+
+/// Turns `host:port` (the emulator convention) into an `http://` endpoint; leaves URLs alone.
+fn as_endpoint(host: &str) -> String {
+    if host.starts_with("http://") || host.starts_with("https://") {
+        host.to_string()
+    } else {
+        format!("http://{host}")
+    }
+}
+
+impl Settings {
+    /// Loads `<dir>/base.yaml`, `<dir>/<environment>.yaml`, `APP__…` variables and the object
+    /// files. `environment` defaults to `APP_ENVIRONMENT`, else `local`.
+    pub fn load(dir: &Path, environment: Option<&str>) -> Result<Settings, ConfigError> {
+        let environment = environment
+            .map(str::to_string)
+            .or_else(|| std::env::var("APP_ENVIRONMENT").ok())
+            .unwrap_or_else(|| "local".to_string());
+        let base = dir.join("base.yaml");
+        let overlay = dir.join(format!("{environment}.yaml"));
+        if !base.is_file() {
+            return Err(ConfigError::Invalid {
+                file: base.display().to_string(),
+                message: "file not found (the config directory must hold base.yaml)".into(),
+            });
+        }
+        if !overlay.is_file() {
+            return Err(ConfigError::Invalid {
+                file: overlay.display().to_string(),
+                message: format!(
+                    "file not found: no overlay for environment `{environment}` (set APP_ENVIRONMENT or --env)"
+                ),
+            });
+        }
+        let files = format!(
+            "{} + {} + APP__ variables",
+            base.display(),
+            overlay.display()
+        );
+        let layered: LayeredSettings = config::Config::builder()
+            .add_source(config::File::from(base.as_path()).format(config::FileFormat::Yaml))
+            .add_source(config::File::from(overlay.as_path()).format(config::FileFormat::Yaml))
+            .add_source(
+                config::Environment::with_prefix("APP")
+                    .prefix_separator("__")
+                    .separator("__"),
+            )
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Invalid {
+                file: files.clone(),
+                message: e.to_string(),
+            })?;
+
+        let mut gcp = layered.gcp;
+        apply_emulator_env(&mut gcp, &EmulatorEnv::from_process());
+        if gcp.project.trim().is_empty() {
+            return Err(ConfigError::field(
+                &base,
+                "gcp.project",
+                "must not be empty",
+            ));
+        }
+        if layered.application.shutdown_deadline_secs == 0 {
+            return Err(ConfigError::field(
+                &base,
+                "application.shutdown_deadline_secs",
+                "must be at least 1",
+            ));
+        }
+        let objects_dir = dir.join(&layered.application.objects_dir);
+        let objects = load_objects(&objects_dir, &gcp.project)?;
+        Ok(Settings {
+            application: layered.application,
+            gcp,
+            log: layered.log,
+            objects,
+            environment,
+        })
+    }
+
+    /// The settings as YAML, for `mesh-ingest check`. Holds no secrets: credentials never
+    /// live in this configuration (Workload Identity / ADC supplies them at run time).
+    pub fn to_resolved_yaml(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Resolved<'a> {
+            environment: &'a str,
+            application: &'a ApplicationSettings,
+            gcp: &'a GcpSettings,
+            log: &'a LogSettings,
+            objects: &'a [ObjectSettings],
+        }
+        let resolved = Resolved {
+            environment: &self.environment,
+            application: &self.application,
+            gcp: &self.gcp,
+            log: &self.log,
+            objects: &self.objects,
+        };
+        serde_json::to_string_pretty(&resolved).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+    }
+}
+
+/// The conventional emulator variables switch a client to plaintext + anonymous credentials.
+pub fn apply_emulator_env(gcp: &mut GcpSettings, env: &EmulatorEnv) {
+    if let Some(h) = &env.pubsub_host {
+        gcp.pubsub_endpoint = Some(as_endpoint(h));
+        gcp.anonymous = true;
+    }
+    if let Some(h) = &env.bigquery_host {
+        gcp.bigquery_endpoint = Some(as_endpoint(h));
+        gcp.anonymous = true;
+    }
+    if let Some(h) = &env.bigquery_storage_host {
+        gcp.bigquery_write_endpoint = Some(as_endpoint(h));
+        gcp.anonymous = true;
+    }
+}
+
+fn load_objects(dir: &Path, project: &str) -> Result<Vec<ObjectSettings>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::Invalid {
+        file: dir.display().to_string(),
+        message: format!("cannot read the objects directory: {e}"),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: dir.display().to_string(),
+            message: "no object files (*.yaml): configure at least one domain object".into(),
+        });
+    }
+    let mut objects: Vec<ObjectSettings> = Vec::with_capacity(files.len());
+    for file in &files {
+        let object = ObjectSettings::load(file, project)?;
+        if let Some(other) = objects.iter().find(|o| o.name == object.name) {
+            return Err(ConfigError::field(
+                file,
+                "name",
+                format!("`{}` is already used by {}", object.name, other.source_file),
+            ));
+        }
+        if let Some(other) = objects
+            .iter()
+            .find(|o| o.subscription == object.subscription)
+        {
+            return Err(ConfigError::field(
+                file,
+                "subscription",
+                format!(
+                    "`{}` is already consumed by object `{}`",
+                    object.subscription, other.name
+                ),
+            ));
+        }
+        objects.push(object);
+    }
+    Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emulator_host_becomes_plaintext_endpoint_and_anonymous() {
+        let mut gcp = GcpSettings {
+            project: "p".into(),
+            pubsub_endpoint: None,
+            bigquery_endpoint: None,
+            bigquery_write_endpoint: None,
+            anonymous: false,
+        };
+        apply_emulator_env(
+            &mut gcp,
+            &EmulatorEnv {
+                pubsub_host: Some("127.0.0.1:8085".into()),
+                bigquery_host: None,
+                bigquery_storage_host: Some("http://127.0.0.1:9060".into()),
+            },
+        );
+        assert_eq!(
+            gcp.pubsub_endpoint.as_deref(),
+            Some("http://127.0.0.1:8085")
+        );
+        assert_eq!(gcp.bigquery_endpoint, None);
+        assert_eq!(
+            gcp.bigquery_write_endpoint.as_deref(),
+            Some("http://127.0.0.1:9060")
+        );
+        assert!(gcp.anonymous);
+    }
+}

@@ -1,0 +1,474 @@
+//! Decodes one message into an ingest row or a rejection, per the object's envelope format.
+
+use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type};
+use super::{DeadLetterRow, FieldSource, InboundMessage, IngestRow, ReasonCode, Rejection};
+use crate::configuration::{EnvelopeFormat, EnvelopeSettings, LimitSettings, ObjectSettings};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use std::collections::HashSet;
+
+/// The decoder of one object: its envelope mapping, limits, event types and JSON Schema,
+/// compiled once.
+pub struct Decoder {
+    envelope: EnvelopeSettings,
+    limits: LimitSettings,
+    event_types: Option<HashSet<String>>,
+    schema: Option<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("envelope", &self.envelope)
+            .field("schema", &self.schema.is_some())
+            .finish()
+    }
+}
+
+/// A field value: raw JSON from a document, or text from an attribute.
+#[derive(Clone, Copy)]
+enum Value<'a> {
+    Json(&'a RawValue),
+    Text(&'a str),
+}
+
+/// The document a format reads its fields from.
+struct Document<'a> {
+    msg: &'a InboundMessage,
+    view: &'a ObjectView<'a>,
+    /// CloudEvents binary mode: top-level names are `ce-` attributes, `data.…` is the body.
+    binary_cloudevent: bool,
+}
+
+impl<'a> Document<'a> {
+    fn get(&self, source: &FieldSource) -> Result<Option<Value<'a>>, Rejection> {
+        match source {
+            FieldSource::Attribute(name) => Ok(self
+                .msg
+                .attributes
+                .get(name)
+                .map(|v| Value::Text(v.as_str()))),
+            FieldSource::Path(path) if self.binary_cloudevent => match path.as_slice() {
+                [first, rest @ ..] if first == "data" => {
+                    if rest.is_empty() {
+                        return Ok(None);
+                    }
+                    self.view
+                        .lookup(rest)
+                        .map(|v| v.map(Value::Json))
+                        .map_err(|m| Rejection::new(ReasonCode::InvalidField, m))
+                }
+                [name] => Ok(self
+                    .msg
+                    .attributes
+                    .get(&format!("ce-{name}"))
+                    .map(|v| Value::Text(v.as_str()))),
+                _ => Ok(None),
+            },
+            FieldSource::Path(path) => self
+                .view
+                .lookup(path)
+                .map(|v| v.map(Value::Json))
+                .map_err(|m| Rejection::new(ReasonCode::InvalidField, m)),
+        }
+    }
+
+    /// A required, non-empty string field.
+    fn string(&self, source: &FieldSource, what: &str) -> Result<String, Rejection> {
+        match self.get(source)? {
+            None => Err(missing(source, what)),
+            Some(v) => text_of(v, source, what, false),
+        }
+    }
+}
+
+fn missing(source: &FieldSource, what: &str) -> Rejection {
+    Rejection::new(
+        ReasonCode::MissingField,
+        format!("{what} is missing (expected at `{source}`)"),
+    )
+}
+
+/// The text of a value; ids may also be integers when `allow_integer`.
+fn text_of(
+    v: Value<'_>,
+    source: &FieldSource,
+    what: &str,
+    allow_integer: bool,
+) -> Result<String, Rejection> {
+    let text = match v {
+        Value::Text(t) => t.to_string(),
+        Value::Json(raw) => match json_type(raw) {
+            "null" => return Err(missing(source, what)),
+            "string" => serde_json::from_str::<String>(raw.get()).map_err(|e| {
+                Rejection::new(
+                    ReasonCode::InvalidField,
+                    format!("{what} at `{source}`: {e}"),
+                )
+            })?,
+            "number" if allow_integer && serde_json::from_str::<i64>(raw.get()).is_ok() => {
+                raw.get().to_string()
+            }
+            other => {
+                let expected = if allow_integer {
+                    "a string or an integer"
+                } else {
+                    "a string"
+                };
+                return Err(Rejection::new(
+                    ReasonCode::InvalidField,
+                    format!(
+                        "{what} at `{source}` is {} {other}, expected {expected}",
+                        article(other)
+                    ),
+                ));
+            }
+        },
+    };
+    if text.trim().is_empty() {
+        return Err(Rejection::new(
+            ReasonCode::InvalidField,
+            format!("{what} at `{source}` is empty"),
+        ));
+    }
+    Ok(text)
+}
+
+impl Decoder {
+    pub fn new(object: &ObjectSettings) -> Decoder {
+        let schema = object.payload_schema.as_ref().map(|s| {
+            // Checked when the configuration was loaded.
+            jsonschema::validator_for(s).expect("payload schema was validated at load time")
+        });
+        Decoder {
+            envelope: object.envelope.clone(),
+            limits: object.limits,
+            event_types: object
+                .event_types
+                .as_ref()
+                .map(|t| t.iter().cloned().collect()),
+            schema,
+        }
+    }
+
+    /// Decodes `msg`; `now_us` (microseconds since the epoch) bounds future event times.
+    /// A rejected message becomes its dead-letter row, holding the body as received.
+    pub fn decode(&self, msg: InboundMessage, now_us: i64) -> Result<IngestRow, DeadLetterRow> {
+        match self.decode_fields(&msg, now_us) {
+            Ok(fields) => Ok(IngestRow {
+                event_id: fields.event_id.unwrap_or_else(|| msg.message_id.clone()),
+                event_type: fields.event_type,
+                event_time_us: fields.event_time_us,
+                object_id: fields.object_id,
+                payload: fields.payload,
+                attributes_json: msg.attributes_json(),
+                publish_time_us: msg.publish_time_us,
+                ordering_key: (!msg.ordering_key.is_empty()).then_some(msg.ordering_key),
+                delivery_attempt: msg.delivery_attempt.map(i64::from),
+                message_id: msg.message_id,
+                raw: msg.data,
+            }),
+            Err(rejection) => Err(DeadLetterRow::new(
+                msg,
+                rejection,
+                self.limits.max_dead_letter_data_bytes,
+            )),
+        }
+    }
+
+    fn decode_fields(&self, msg: &InboundMessage, now_us: i64) -> Result<Fields, Rejection> {
+        let data = &msg.data;
+        if data.len() > self.limits.max_message_bytes {
+            return Err(Rejection::new(
+                ReasonCode::TooLarge,
+                format!(
+                    "body is {} bytes, above limits.max_message_bytes ({})",
+                    data.len(),
+                    self.limits.max_message_bytes
+                ),
+            ));
+        }
+        let binary_ce = self.envelope.format == EnvelopeFormat::CloudEvents
+            && msg.attributes.contains_key("ce-specversion");
+        if binary_ce {
+            check_specversion(msg.attributes.get("ce-specversion").map(String::as_str))?;
+        }
+        let what_body = match self.envelope.format {
+            EnvelopeFormat::Attributes => "payload (the message body)",
+            _ if binary_ce => "CloudEvents data (the message body)",
+            _ => "body",
+        };
+        let text = self.json_text(data, what_body)?;
+        let view = self.view(text, what_body)?;
+        let doc = Document {
+            msg,
+            view: &view,
+            binary_cloudevent: binary_ce,
+        };
+
+        let env = &self.envelope;
+        let payload = match env.format {
+            EnvelopeFormat::Json => {
+                match doc.get(&env.payload)? {
+                    Some(Value::Json(raw)) => self.payload_from(raw, data, &env.payload)?,
+                    // The configuration only allows a body path, but be explicit.
+                    Some(Value::Text(_)) => {
+                        return Err(Rejection::new(
+                            ReasonCode::InvalidPayload,
+                            format!("payload at `{}` is an attribute, not JSON", env.payload),
+                        ));
+                    }
+                    None => return Err(missing(&env.payload, "payload")),
+                }
+            }
+            // The whole body is the payload, already checked to be an object.
+            EnvelopeFormat::Attributes => data.clone(),
+            EnvelopeFormat::CloudEvents if binary_ce => data.clone(),
+            EnvelopeFormat::CloudEvents => {
+                let spec = view.get("specversion").ok_or_else(|| {
+                    Rejection::new(
+                        ReasonCode::MissingField,
+                        "specversion is missing: not a structured CloudEvent",
+                    )
+                })?;
+                let spec = serde_json::from_str::<String>(spec.get()).ok();
+                check_specversion(spec.as_deref())?;
+                self.cloudevent_data(&view, data)?
+            }
+        };
+
+        if env.format == EnvelopeFormat::CloudEvents {
+            // Required by CloudEvents 1.0 even though mesh-ingest does not store it.
+            doc.string(
+                &FieldSource::Path(vec!["source".into()]),
+                "CloudEvents source",
+            )?;
+        }
+        let event_id = match doc.get(&env.event_id)? {
+            Some(Value::Json(raw)) if json_type(raw) == "null" => None,
+            Some(v) => Some(text_of(v, &env.event_id, "event id", true)?),
+            None => None,
+        };
+        let event_id = match event_id {
+            Some(id) => Some(id),
+            // CloudEvents requires an id; the other formats fall back to the Pub/Sub
+            // message id, which is unique per published message.
+            None if env.format == EnvelopeFormat::CloudEvents => {
+                return Err(missing(&env.event_id, "event id"));
+            }
+            None => None,
+        };
+        let event_type = doc.string(&env.event_type, "event type")?;
+        if let Some(allowed) = &self.event_types {
+            if !allowed.contains(&event_type) {
+                return Err(Rejection::new(
+                    ReasonCode::UnknownEventType,
+                    format!(
+                        "event type `{}` is not one of this object's event_types",
+                        truncate_for_reason(&event_type)
+                    ),
+                ));
+            }
+        }
+        let event_time_us = self.event_time(&doc, now_us)?;
+        let object_id = match doc.get(&env.object_id)? {
+            None => return Err(missing(&env.object_id, "object id")),
+            Some(v) => Some(text_of(v, &env.object_id, "object id", true)?),
+        };
+
+        if let Some(schema) = &self.schema {
+            validate_schema(schema, &payload)?;
+        }
+        Ok(Fields {
+            event_id,
+            event_type,
+            event_time_us,
+            object_id,
+            payload,
+        })
+    }
+
+    fn json_text<'a>(&self, data: &'a [u8], what: &str) -> Result<&'a str, Rejection> {
+        if data.iter().all(u8::is_ascii_whitespace) {
+            return Err(Rejection::new(
+                ReasonCode::EmptyBody,
+                format!("{what} is empty"),
+            ));
+        }
+        std::str::from_utf8(data).map_err(|e| {
+            Rejection::new(
+                ReasonCode::InvalidUtf8,
+                format!(
+                    "{what} is not UTF-8 (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
+            )
+        })
+    }
+
+    fn view<'a>(&self, text: &'a str, what: &str) -> Result<ObjectView<'a>, Rejection> {
+        if depth_exceeds(text.as_bytes(), self.limits.max_json_depth) {
+            return Err(too_deep(what, self.limits.max_json_depth));
+        }
+        ObjectView::parse(text).map_err(|e| match e {
+            ViewError::NotAnObject(t) => Rejection::new(
+                ReasonCode::NotAnObject,
+                format!("{what} is {} {t}, expected a JSON object", article(t)),
+            ),
+            ViewError::TooDeep => too_deep(what, self.limits.max_json_depth),
+            ViewError::Malformed(e) => Rejection::new(
+                ReasonCode::MalformedJson,
+                format!("{what} is not valid JSON: {e}"),
+            ),
+        })
+    }
+
+    /// The payload as a slice of the body (no copy), checked to be an object.
+    fn payload_from(
+        &self,
+        raw: &RawValue,
+        data: &Bytes,
+        source: &FieldSource,
+    ) -> Result<Bytes, Rejection> {
+        match json_type(raw) {
+            "object" => Ok(data.slice_ref(raw.get().as_bytes())),
+            "null" => Err(missing(source, "payload")),
+            other => Err(Rejection::new(
+                ReasonCode::InvalidPayload,
+                format!(
+                    "payload at `{source}` is {} {other}, expected a JSON object",
+                    article(other)
+                ),
+            )),
+        }
+    }
+
+    fn cloudevent_data(&self, view: &ObjectView<'_>, data: &Bytes) -> Result<Bytes, Rejection> {
+        let source = FieldSource::Path(vec!["data".into()]);
+        if let Some(raw) = view.get("data") {
+            return self.payload_from(raw, data, &source);
+        }
+        let Some(b64) = view.get("data_base64") else {
+            return Err(Rejection::new(
+                ReasonCode::MissingField,
+                "CloudEvent has neither `data` nor `data_base64`",
+            ));
+        };
+        let b64: String = serde_json::from_str(b64.get()).map_err(|_| {
+            Rejection::new(ReasonCode::InvalidField, "`data_base64` is not a string")
+        })?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|e| {
+                Rejection::new(
+                    ReasonCode::InvalidField,
+                    format!("`data_base64` is not base64: {e}"),
+                )
+            })?;
+        let what = "CloudEvents data_base64";
+        let text = self.json_text(&decoded, what)?;
+        self.view(text, what)?;
+        Ok(Bytes::from(decoded))
+    }
+
+    fn event_time(&self, doc: &Document<'_>, now_us: i64) -> Result<i64, Rejection> {
+        let source = &self.envelope.event_time;
+        let value = doc
+            .get(source)?
+            .ok_or_else(|| missing(source, "event time"))?;
+        let text = text_of(value, source, "event time", false)?;
+        let parsed =
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| {
+                    Rejection::new(
+                        ReasonCode::InvalidEventTime,
+                        format!("event time at `{source}` is not an RFC 3339 timestamp: {e}"),
+                    )
+                })?;
+        let us = (parsed.unix_timestamp_nanos() / 1000) as i64;
+        if us < 0 {
+            return Err(Rejection::new(
+                ReasonCode::InvalidEventTime,
+                format!("event time at `{source}` is before 1970-01-01"),
+            ));
+        }
+        let max_ahead = self.limits.max_future_event_time_secs as i64 * 1_000_000;
+        if us > now_us.saturating_add(max_ahead) {
+            return Err(Rejection::new(
+                ReasonCode::InvalidEventTime,
+                format!(
+                    "event time at `{}` is more than {} s ahead of the clock",
+                    source, self.limits.max_future_event_time_secs
+                ),
+            ));
+        }
+        Ok(us)
+    }
+}
+
+struct Fields {
+    event_id: Option<String>,
+    event_type: String,
+    event_time_us: i64,
+    object_id: Option<String>,
+    payload: Bytes,
+}
+
+fn too_deep(what: &str, limit: usize) -> Rejection {
+    Rejection::new(
+        ReasonCode::TooDeep,
+        format!("{what} nests deeper than limits.max_json_depth ({limit})"),
+    )
+}
+
+fn check_specversion(v: Option<&str>) -> Result<(), Rejection> {
+    match v {
+        Some("1.0") => Ok(()),
+        None => Err(Rejection::new(
+            ReasonCode::MissingField,
+            "CloudEvents specversion is missing",
+        )),
+        Some(other) => Err(Rejection::new(
+            ReasonCode::UnsupportedSpecversion,
+            format!(
+                "CloudEvents specversion `{}` is not supported (only 1.0)",
+                truncate_for_reason(other)
+            ),
+        )),
+    }
+}
+
+fn validate_schema(schema: &jsonschema::Validator, payload: &[u8]) -> Result<(), Rejection> {
+    // Only objects with a schema pay for building a value tree.
+    let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| {
+        Rejection::new(
+            ReasonCode::MalformedJson,
+            format!("payload is not valid JSON: {e}"),
+        )
+    })?;
+    match schema.validate(&value) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let at = e.instance_path().to_string();
+            let at = if at.is_empty() { "/".to_string() } else { at };
+            Err(Rejection::new(
+                ReasonCode::SchemaViolation,
+                format!(
+                    "payload violates its JSON Schema at `{at}` (schema rule `{}`)",
+                    e.schema_path()
+                ),
+            ))
+        }
+    }
+}
+
+/// Values echoed in reasons are producer-controlled: keep them short.
+fn truncate_for_reason(s: &str) -> String {
+    if s.chars().count() <= 64 {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(64).collect();
+        format!("{cut}…")
+    }
+}

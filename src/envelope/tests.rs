@@ -1,0 +1,344 @@
+//! Decoder tests: each format, each rejection reason.
+
+use super::*;
+use crate::configuration::ObjectSettings;
+use std::path::Path;
+
+const NOW: i64 = 1_800_000_000_000_000; // 2027-01-15
+
+fn object(yaml: &str) -> ObjectSettings {
+    let text =
+        format!("name: t\nsubscription: sub-t\ningest_table: d.i\ndead_letter_table: d.dl\n{yaml}");
+    ObjectSettings::parse(&text, Path::new("test.yaml"), "p").expect("valid test config")
+}
+
+fn json_decoder() -> Decoder {
+    Decoder::new(&object(
+        "envelope:\n  format: json\n  object_id: payload.order_id\nevent_types: [OrderCreated]\nlimits:\n  max_message_bytes: 4096\n  max_dead_letter_data_bytes: 16\n  max_json_depth: 8\n",
+    ))
+}
+
+fn msg(body: &str) -> InboundMessage {
+    InboundMessage {
+        data: Bytes::copy_from_slice(body.as_bytes()),
+        message_id: "m-1".into(),
+        publish_time_us: Some(NOW - 1_000_000),
+        ..Default::default()
+    }
+}
+
+fn with_attrs(mut m: InboundMessage, attrs: &[(&str, &str)]) -> InboundMessage {
+    m.attributes = attrs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    m
+}
+
+fn rejected(d: &Decoder, m: InboundMessage) -> DeadLetterRow {
+    d.decode(m, NOW).expect_err("should be rejected")
+}
+
+const GOOD: &str = r#"{"event_id":"e-1","event_type":"OrderCreated","event_time":"2026-11-24T10:00:00.123456Z","payload":{"order_id":"o-1","total":12.5}}"#;
+
+#[test]
+fn json_envelope_decodes_and_slices_the_payload() {
+    let d = json_decoder();
+    let m = with_attrs(msg(GOOD), &[("b", "2"), ("a", "1")]);
+    let row = d.decode(m, NOW).unwrap();
+    assert_eq!(row.event_id, "e-1");
+    assert_eq!(row.event_type, "OrderCreated");
+    assert_eq!(row.event_time_us, 1_795_514_400_123_456);
+    assert_eq!(row.object_id.as_deref(), Some("o-1"));
+    assert_eq!(&row.payload[..], br#"{"order_id":"o-1","total":12.5}"#);
+    assert_eq!(row.attributes_json, r#"{"a":"1","b":"2"}"#);
+    assert_eq!(row.message_id, "m-1");
+    // The payload shares the body's buffer: no copy.
+    let body = row.raw.as_ptr() as usize;
+    let p = row.payload.as_ptr() as usize;
+    assert!(p > body && p < body + row.raw.len());
+}
+
+#[test]
+fn missing_event_id_falls_back_to_the_message_id() {
+    let d = json_decoder();
+    let body = GOOD.replace(r#""event_id":"e-1","#, "");
+    assert_eq!(d.decode(msg(&body), NOW).unwrap().event_id, "m-1");
+    let body = GOOD.replace(r#""e-1""#, "null");
+    assert_eq!(d.decode(msg(&body), NOW).unwrap().event_id, "m-1");
+}
+
+#[test]
+fn integer_object_ids_are_accepted_as_text() {
+    let d = json_decoder();
+    let body = GOOD.replace(r#""o-1""#, "42");
+    assert_eq!(
+        d.decode(msg(&body), NOW).unwrap().object_id.as_deref(),
+        Some("42")
+    );
+}
+
+#[test]
+fn every_json_rejection_has_its_reason_code() {
+    let d = json_decoder();
+    let cases: Vec<(String, ReasonCode, &str)> = vec![
+        ("".into(), ReasonCode::EmptyBody, "empty"),
+        (
+            "{\"a\": ".into(),
+            ReasonCode::MalformedJson,
+            "not valid JSON",
+        ),
+        ("[1,2]".into(), ReasonCode::NotAnObject, "an array"),
+        ("\"x\"".into(), ReasonCode::NotAnObject, "a string"),
+        (
+            GOOD.replace(r#""event_type":"OrderCreated","#, ""),
+            ReasonCode::MissingField,
+            "event type is missing",
+        ),
+        (
+            GOOD.replace(r#""event_time":"2026-11-24T10:00:00.123456Z","#, ""),
+            ReasonCode::MissingField,
+            "event time is missing",
+        ),
+        (
+            GOOD.replace(r#""order_id":"o-1","#, ""),
+            ReasonCode::MissingField,
+            "object id is missing (expected at `payload.order_id`)",
+        ),
+        (
+            GOOD.replace(r#","payload":{"order_id":"o-1","total":12.5}"#, ""),
+            ReasonCode::MissingField,
+            "payload is missing",
+        ),
+        (
+            GOOD.replace(r#""e-1""#, r#"{"x":1}"#),
+            ReasonCode::InvalidField,
+            "event id at `event_id` is an object",
+        ),
+        (
+            GOOD.replace(r#""2026-11-24T10:00:00.123456Z""#, "1700000000"),
+            ReasonCode::InvalidField,
+            "event time at `event_time` is a number",
+        ),
+        (
+            GOOD.replace("2026-11-24T10:00:00.123456Z", "yesterday"),
+            ReasonCode::InvalidEventTime,
+            "not an RFC 3339",
+        ),
+        (
+            GOOD.replace("2026-11-24T10:00:00.123456Z", "1969-12-31T23:59:59Z"),
+            ReasonCode::InvalidEventTime,
+            "before 1970",
+        ),
+        (
+            GOOD.replace("2026-11-24T10:00:00.123456Z", "2099-01-01T00:00:00Z"),
+            ReasonCode::InvalidEventTime,
+            "ahead of the clock",
+        ),
+        (
+            GOOD.replace("OrderCreated", "OrderExploded"),
+            ReasonCode::UnknownEventType,
+            "not one of",
+        ),
+        (
+            GOOD.replace(r#"{"order_id":"o-1","total":12.5}"#, "[1]"),
+            ReasonCode::InvalidPayload,
+            "payload at `payload` is an array",
+        ),
+        (
+            GOOD.replace(r#""o-1""#, r#""""#),
+            ReasonCode::InvalidField,
+            "object id at `payload.order_id` is empty",
+        ),
+        (
+            format!(r#"{{"x":{}{}}}"#, "[".repeat(20), "]".repeat(20)),
+            ReasonCode::TooDeep,
+            "deeper than limits.max_json_depth (8)",
+        ),
+        ("x".repeat(5000), ReasonCode::TooLarge, "5000 bytes"),
+    ];
+    for (body, code, reason) in cases {
+        let dl = rejected(&d, msg(&body));
+        assert_eq!(dl.reason_code, code, "body {body:.80}: {}", dl.reason);
+        assert!(
+            dl.reason.contains(reason),
+            "{code}: reason `{}` lacks `{reason}`",
+            dl.reason
+        );
+        assert_eq!(dl.message_id, "m-1");
+    }
+}
+
+#[test]
+fn non_utf8_bodies_are_kept_as_bytes_and_cut_to_the_limit() {
+    let d = json_decoder();
+    let mut m = msg("");
+    m.data = Bytes::from_static(b"{\"a\":\"\xff\xfe\"} and more bytes after it");
+    let dl = rejected(&d, m);
+    assert_eq!(dl.reason_code, ReasonCode::InvalidUtf8);
+    assert_eq!(dl.data.len(), 16, "cut to max_dead_letter_data_bytes");
+    assert_eq!(&dl.data[..8], b"{\"a\":\"\xff\xfe");
+    assert!(
+        dl.reason.contains("first bytes of a 34-byte body"),
+        "{}",
+        dl.reason
+    );
+}
+
+#[test]
+fn schema_violations_name_the_place_not_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.json"),
+        r#"{"type":"object","required":["order_id"],"properties":{"total":{"type":"number","minimum":0}}}"#,
+    )
+    .unwrap();
+    let text = "name: t\nsubscription: sub-t\ningest_table: d.i\ndead_letter_table: d.dl\nenvelope:\n  format: json\n  object_id: payload.order_id\npayload_schema_file: s.json\n";
+    let o = ObjectSettings::parse(text, &dir.path().join("t.yaml"), "p").unwrap();
+    let d = Decoder::new(&o);
+    assert!(d.decode(msg(GOOD), NOW).is_ok());
+    let dl = rejected(&d, msg(&GOOD.replace("12.5", "-99.25")));
+    assert_eq!(dl.reason_code, ReasonCode::SchemaViolation);
+    assert!(dl.reason.contains("/total"), "{}", dl.reason);
+    assert!(
+        !dl.reason.contains("99.25"),
+        "reasons must not echo payload values"
+    );
+}
+
+fn attributes_decoder() -> Decoder {
+    Decoder::new(&object(
+        "envelope:\n  format: attributes\n  object_id: customer_id\n",
+    ))
+}
+
+#[test]
+fn attributes_envelope_reads_attributes_and_takes_the_body_as_payload() {
+    let d = attributes_decoder();
+    let body = r#"{"customer_id": 7, "name": "Ada"}"#;
+    let m = with_attrs(
+        msg(body),
+        &[
+            ("event_id", "e-9"),
+            ("event_type", "CustomerUpdated"),
+            ("event_time", "2026-11-24T10:00:00+01:00"),
+        ],
+    );
+    let row = d.decode(m, NOW).unwrap();
+    assert_eq!(row.event_id, "e-9");
+    assert_eq!(row.event_type, "CustomerUpdated");
+    assert_eq!(row.event_time_us, 1_795_510_800_000_000);
+    assert_eq!(row.object_id.as_deref(), Some("7"));
+    assert_eq!(&row.payload[..], body.as_bytes());
+}
+
+#[test]
+fn attributes_envelope_rejections() {
+    let d = attributes_decoder();
+    let ok_attrs = [
+        ("event_type", "CustomerUpdated"),
+        ("event_time", "2026-11-24T10:00:00Z"),
+    ];
+    let dl = rejected(
+        &d,
+        with_attrs(msg(r#"{"customer_id":"c"}"#), &ok_attrs[..1]),
+    );
+    assert_eq!(dl.reason_code, ReasonCode::MissingField);
+    assert!(dl.reason.contains("attributes.event_time"), "{}", dl.reason);
+    let dl = rejected(&d, with_attrs(msg("[]"), &ok_attrs));
+    assert_eq!(dl.reason_code, ReasonCode::NotAnObject);
+    assert!(
+        dl.reason.starts_with("payload (the message body)"),
+        "{}",
+        dl.reason
+    );
+    let dl = rejected(&d, with_attrs(msg(r#"{"name":"x"}"#), &ok_attrs));
+    assert_eq!(dl.reason_code, ReasonCode::MissingField);
+}
+
+fn cloudevents_decoder() -> Decoder {
+    Decoder::new(&object("envelope:\n  format: cloudevents\n"))
+}
+
+const CE: &str = r#"{"specversion":"1.0","id":"ce-1","source":"/crm","type":"CustomerRegistered","time":"2026-11-24T10:00:00Z","subject":"c-1","datacontenttype":"application/json","data":{"customer_id":"c-1","tier":"gold"}}"#;
+
+#[test]
+fn structured_cloudevents_decode() {
+    let d = cloudevents_decoder();
+    let row = d.decode(msg(CE), NOW).unwrap();
+    assert_eq!(row.event_id, "ce-1");
+    assert_eq!(row.event_type, "CustomerRegistered");
+    assert_eq!(row.object_id.as_deref(), Some("c-1"));
+    assert_eq!(&row.payload[..], br#"{"customer_id":"c-1","tier":"gold"}"#);
+}
+
+#[test]
+fn structured_cloudevents_with_base64_data() {
+    let d = cloudevents_decoder();
+    let body = CE.replace(
+        r#""data":{"customer_id":"c-1","tier":"gold"}"#,
+        r#""data_base64":"eyJjdXN0b21lcl9pZCI6ImMtMSJ9""#,
+    );
+    let row = d.decode(msg(&body), NOW).unwrap();
+    assert_eq!(&row.payload[..], br#"{"customer_id":"c-1"}"#);
+}
+
+#[test]
+fn binary_cloudevents_decode_from_ce_attributes() {
+    let d = cloudevents_decoder();
+    let m = with_attrs(
+        msg(r#"{"customer_id":"c-2"}"#),
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", "ce-2"),
+            ("ce-source", "/crm"),
+            ("ce-type", "CustomerUpdated"),
+            ("ce-time", "2026-11-24T11:00:00Z"),
+            ("ce-subject", "c-2"),
+        ],
+    );
+    let row = d.decode(m, NOW).unwrap();
+    assert_eq!(row.event_id, "ce-2");
+    assert_eq!(row.event_type, "CustomerUpdated");
+    assert_eq!(row.object_id.as_deref(), Some("c-2"));
+    assert_eq!(&row.payload[..], br#"{"customer_id":"c-2"}"#);
+}
+
+#[test]
+fn cloudevents_rejections() {
+    let d = cloudevents_decoder();
+    let dl = rejected(&d, msg(&CE.replace(r#""1.0""#, r#""0.3""#)));
+    assert_eq!(dl.reason_code, ReasonCode::UnsupportedSpecversion);
+    let dl = rejected(&d, msg(&CE.replace(r#""specversion":"1.0","#, "")));
+    assert_eq!(dl.reason_code, ReasonCode::MissingField);
+    let dl = rejected(&d, msg(&CE.replace(r#""id":"ce-1","#, "")));
+    assert_eq!(dl.reason_code, ReasonCode::MissingField);
+    assert!(dl.reason.contains("event id"), "{}", dl.reason);
+    let dl = rejected(&d, msg(&CE.replace(r#""source":"/crm","#, "")));
+    assert_eq!(dl.reason_code, ReasonCode::MissingField);
+    assert!(dl.reason.contains("source"), "{}", dl.reason);
+    let dl = rejected(
+        &d,
+        msg(&CE.replace(r#","data":{"customer_id":"c-1","tier":"gold"}"#, "")),
+    );
+    assert_eq!(dl.reason_code, ReasonCode::MissingField);
+    let binary_wrong_version = with_attrs(msg("{}"), &[("ce-specversion", "2.0"), ("ce-id", "x")]);
+    assert_eq!(
+        rejected(&d, binary_wrong_version).reason_code,
+        ReasonCode::UnsupportedSpecversion
+    );
+}
+
+#[test]
+fn field_sources_parse() {
+    assert_eq!(
+        FieldSource::parse("attributes.ce-id").unwrap(),
+        FieldSource::Attribute("ce-id".into())
+    );
+    assert_eq!(
+        FieldSource::parse("payload.order_id").unwrap(),
+        FieldSource::Path(vec!["payload".into(), "order_id".into()])
+    );
+    assert!(FieldSource::parse("a..b").is_err());
+    assert!(FieldSource::parse("attributes.").is_err());
+}

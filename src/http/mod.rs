@@ -1,0 +1,49 @@
+//! The HTTP server: /healthz (the process is alive), /readyz (every object's streams and
+//! writers are up; the body names what is not) and /metrics (Prometheus text).
+
+use crate::health::Health;
+use crate::telemetry::metrics::Metrics;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
+    match s.health.readiness() {
+        Ok(msg) => (StatusCode::OK, format!("{msg}\n")),
+        Err(problems) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready:\n{}\n", problems.join("\n")),
+        ),
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}

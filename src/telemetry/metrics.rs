@@ -1,0 +1,294 @@
+//! Prometheus metrics, labelled by object. Hot-path handles are resolved once per object so
+//! recording an event is an atomic add, not a label lookup.
+
+use crate::envelope::ReasonCode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectLabel {
+    object: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    object: String,
+    reason_code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    object: String,
+    /// `ingest` or `dead_letter`.
+    table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RetryLabels {
+    object: String,
+    table: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+fn rows_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 17))
+}
+
+fn bytes_histogram() -> Histogram {
+    // 256 B … 16 MiB
+    Histogram::new(exponential_buckets(256.0, 2.0, 17))
+}
+
+/// Every metric mesh-ingest exports.
+pub struct Metrics {
+    registry: Registry,
+    received: Family<ObjectLabel, Counter>,
+    written: Family<ObjectLabel, Counter>,
+    dead_lettered: Family<ReasonLabels, Counter>,
+    acked: Family<ObjectLabel, Counter>,
+    redelivered: Family<ObjectLabel, Counter>,
+    retries: Family<RetryLabels, Counter>,
+    append_latency: HistogramFamily<TableLabels>,
+    batch_rows: HistogramFamily<TableLabels>,
+    batch_bytes: HistogramFamily<TableLabels>,
+    lag: HistogramFamily<ObjectLabel>,
+    in_flight_messages: Family<ObjectLabel, Gauge>,
+    in_flight_bytes: Family<ObjectLabel, Gauge>,
+    channel_depth: Family<ObjectLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mesh_ingest");
+        let m = Metrics {
+            received: Family::default(),
+            written: Family::default(),
+            dead_lettered: Family::default(),
+            acked: Family::default(),
+            redelivered: Family::default(),
+            retries: Family::default(),
+            append_latency: Family::new_with_constructor(latency_histogram),
+            batch_rows: Family::new_with_constructor(rows_histogram),
+            batch_bytes: Family::new_with_constructor(bytes_histogram),
+            lag: Family::new_with_constructor(latency_histogram),
+            in_flight_messages: Family::default(),
+            in_flight_bytes: Family::default(),
+            channel_depth: Family::default(),
+            registry: Registry::default(),
+        };
+        // Counters get their `_total` suffix from the library.
+        registry.register(
+            "messages_received",
+            "Messages pulled from Pub/Sub",
+            m.received.clone(),
+        );
+        registry.register(
+            "rows_written",
+            "Rows BigQuery confirmed in the ingest table",
+            m.written.clone(),
+        );
+        registry.register(
+            "rows_dead_lettered",
+            "Rows BigQuery confirmed in the dead-letter table, by reason",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            "messages_acked",
+            "Messages acknowledged after their row was confirmed",
+            m.acked.clone(),
+        );
+        registry.register(
+            "redeliveries",
+            "Messages received with delivery_attempt > 1",
+            m.redelivered.clone(),
+        );
+        registry.register(
+            "bigquery_retries",
+            "Append attempts retried, by gRPC status code",
+            m.retries.clone(),
+        );
+        registry.register(
+            "append_latency_seconds",
+            "Time from sending an append to its confirmation",
+            m.append_latency.clone(),
+        );
+        registry.register("batch_rows", "Rows per append", m.batch_rows.clone());
+        registry.register(
+            "batch_bytes",
+            "Arrow bytes per append",
+            m.batch_bytes.clone(),
+        );
+        registry.register(
+            "end_to_end_lag_seconds",
+            "Time from Pub/Sub publish to the append confirmed",
+            m.lag.clone(),
+        );
+        registry.register(
+            "in_flight_messages",
+            "Messages received and not yet acknowledged",
+            m.in_flight_messages.clone(),
+        );
+        registry.register(
+            "in_flight_bytes",
+            "Bytes of messages received and not yet acknowledged",
+            m.in_flight_bytes.clone(),
+        );
+        registry.register(
+            "channel_depth",
+            "Decoded rows waiting for the batcher",
+            m.channel_depth.clone(),
+        );
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        registry.register("build_info", "Build information", build);
+        Metrics { registry, ..m }
+    }
+
+    /// The metrics of one object, resolved once.
+    pub fn object(self: &Arc<Self>, object: &str) -> ObjectMetrics {
+        let o = ObjectLabel {
+            object: object.to_string(),
+        };
+        let t = |table: &str| TableLabels {
+            object: object.to_string(),
+            table: table.to_string(),
+        };
+        // Make every reason visible (at 0) from the start, so alerts see a series.
+        for code in ReasonCode::ALL {
+            let _ = self.dead_lettered.get_or_create(&ReasonLabels {
+                object: object.to_string(),
+                reason_code: code.as_str().to_string(),
+            });
+        }
+        ObjectMetrics {
+            metrics: self.clone(),
+            object: object.to_string(),
+            received: self.received.get_or_create(&o).clone(),
+            written: self.written.get_or_create(&o).clone(),
+            acked: self.acked.get_or_create(&o).clone(),
+            redelivered: self.redelivered.get_or_create(&o).clone(),
+            ingest_latency: self.append_latency.get_or_create(&t("ingest")).clone(),
+            dead_letter_latency: self.append_latency.get_or_create(&t("dead_letter")).clone(),
+            ingest_batch_rows: self.batch_rows.get_or_create(&t("ingest")).clone(),
+            dead_letter_batch_rows: self.batch_rows.get_or_create(&t("dead_letter")).clone(),
+            ingest_batch_bytes: self.batch_bytes.get_or_create(&t("ingest")).clone(),
+            dead_letter_batch_bytes: self.batch_bytes.get_or_create(&t("dead_letter")).clone(),
+            lag: self.lag.get_or_create(&o).clone(),
+            in_flight_messages: self.in_flight_messages.get_or_create(&o).clone(),
+            in_flight_bytes: self.in_flight_bytes.get_or_create(&o).clone(),
+            channel_depth: self.channel_depth.get_or_create(&o).clone(),
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Which table an append went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Ingest,
+    DeadLetter,
+}
+
+impl TableKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Ingest => "ingest",
+            TableKind::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ObjectMetrics {
+    metrics: Arc<Metrics>,
+    object: String,
+    pub received: Counter,
+    pub written: Counter,
+    pub acked: Counter,
+    pub redelivered: Counter,
+    ingest_latency: Histogram,
+    dead_letter_latency: Histogram,
+    ingest_batch_rows: Histogram,
+    dead_letter_batch_rows: Histogram,
+    ingest_batch_bytes: Histogram,
+    dead_letter_batch_bytes: Histogram,
+    pub lag: Histogram,
+    pub in_flight_messages: Gauge,
+    pub in_flight_bytes: Gauge,
+    pub channel_depth: Gauge,
+}
+
+impl ObjectMetrics {
+    pub fn dead_lettered(&self, code: ReasonCode) {
+        self.metrics
+            .dead_lettered
+            .get_or_create(&ReasonLabels {
+                object: self.object.clone(),
+                reason_code: code.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    pub fn retry(&self, table: TableKind, code: &str) {
+        self.metrics
+            .retries
+            .get_or_create(&RetryLabels {
+                object: self.object.clone(),
+                table: table.as_str().to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn append(&self, table: TableKind, rows: usize, bytes: usize, seconds: f64) {
+        let (latency, r, b) = match table {
+            TableKind::Ingest => (
+                &self.ingest_latency,
+                &self.ingest_batch_rows,
+                &self.ingest_batch_bytes,
+            ),
+            TableKind::DeadLetter => (
+                &self.dead_letter_latency,
+                &self.dead_letter_batch_rows,
+                &self.dead_letter_batch_bytes,
+            ),
+        };
+        latency.observe(seconds);
+        r.observe(rows as f64);
+        b.observe(bytes as f64);
+    }
+}
