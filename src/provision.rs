@@ -166,7 +166,9 @@ async fn provision_pubsub(
         .create_subscription()
         .set_name(sub)
         .set_topic(topic)
-        .set_ack_deadline_seconds(60)
+        // Short, so a crashed consumer's messages come back quickly; a live client keeps
+        // extending its leases.
+        .set_ack_deadline_seconds(10)
         .send()
         .await
     {

@@ -54,10 +54,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let subscriber = gcp::subscriber(&settings.gcp, subchannels).await?;
 
     let mut pipelines = JoinSet::new();
+    let mut counters = Vec::new();
     for object in settings.objects {
         let object = Arc::new(object);
         let object_metrics = metrics.object(&object.name);
         let object_health = health.register(&object.name, object.streams);
+        counters.push((object.name.clone(), object_metrics.clone()));
         let sink = Arc::new(ObjectSink {
             object: object.name.clone(),
             subscription: object.subscription.clone(),
@@ -112,6 +114,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         _ => tracing::warn!(
             "drain deadline reached: unacknowledged messages are left for Pub/Sub to redeliver"
         ),
+    }
+    for (object, m) in &counters {
+        tracing::info!(object = %object, received = m.received.get(), written = m.written.get(),
+            acked = m.acked.get(), "message counts since start");
     }
     http_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;

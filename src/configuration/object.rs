@@ -35,7 +35,7 @@ pub struct ObjectSettings {
 }
 
 /// `project.dataset.table`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRef {
     pub project: String,
     pub dataset: String,
@@ -94,6 +94,12 @@ impl TableRef {
     /// The name SQL uses, back-quoted.
     pub fn sql_name(&self) -> String {
         format!("`{}.{}.{}`", self.project, self.dataset, self.table)
+    }
+}
+
+impl Serialize for TableRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -160,6 +166,10 @@ pub struct FlowControlSettings {
     pub max_outstanding_bytes: i64,
     /// Decoded rows waiting for the batcher, across the object's streams.
     pub channel_capacity: usize,
+    /// Lease the client asks for (and keeps extending) on each message, 10–600 s. It is also
+    /// how soon Pub/Sub redelivers messages that were on their way to an instance that stopped
+    /// before reading them.
+    pub ack_deadline_secs: u64,
 }
 
 impl Default for FlowControlSettings {
@@ -168,6 +178,7 @@ impl Default for FlowControlSettings {
             max_outstanding_messages: 2000,
             max_outstanding_bytes: 100 * 1024 * 1024,
             channel_capacity: 2000,
+            ack_deadline_secs: 60,
         }
     }
 }
@@ -396,6 +407,12 @@ impl ObjectSettings {
             return Err(err(
                 "flow_control.channel_capacity",
                 "must be at least 1".into(),
+            ));
+        }
+        if !(10..=600).contains(&fc.ack_deadline_secs) {
+            return Err(err(
+                "flow_control.ack_deadline_secs",
+                "must be between 10 and 600 (Pub/Sub's limits)".into(),
             ));
         }
         if raw.streams == 0 || raw.streams > 32 {

@@ -154,7 +154,11 @@ impl Decoder {
 
     /// Decodes `msg`; `now_us` (microseconds since the epoch) bounds future event times.
     /// A rejected message becomes its dead-letter row, holding the body as received.
-    pub fn decode(&self, msg: InboundMessage, now_us: i64) -> Result<IngestRow, DeadLetterRow> {
+    pub fn decode(
+        &self,
+        msg: InboundMessage,
+        now_us: i64,
+    ) -> Result<IngestRow, Box<DeadLetterRow>> {
         match self.decode_fields(&msg, now_us) {
             Ok(fields) => Ok(IngestRow {
                 event_id: fields.event_id.unwrap_or_else(|| msg.message_id.clone()),
@@ -169,11 +173,12 @@ impl Decoder {
                 message_id: msg.message_id,
                 raw: msg.data,
             }),
-            Err(rejection) => Err(DeadLetterRow::new(
+            // Boxed: rejections are rare, and a small Result keeps the hot path lean.
+            Err(rejection) => Err(Box::new(DeadLetterRow::new(
                 msg,
                 rejection,
                 self.limits.max_dead_letter_data_bytes,
-            )),
+            ))),
         }
     }
 
@@ -260,16 +265,16 @@ impl Decoder {
             None => None,
         };
         let event_type = doc.string(&env.event_type, "event type")?;
-        if let Some(allowed) = &self.event_types {
-            if !allowed.contains(&event_type) {
-                return Err(Rejection::new(
-                    ReasonCode::UnknownEventType,
-                    format!(
-                        "event type `{}` is not one of this object's event_types",
-                        truncate_for_reason(&event_type)
-                    ),
-                ));
-            }
+        if let Some(allowed) = &self.event_types
+            && !allowed.contains(&event_type)
+        {
+            return Err(Rejection::new(
+                ReasonCode::UnknownEventType,
+                format!(
+                    "event type `{}` is not one of this object's event_types",
+                    truncate_for_reason(&event_type)
+                ),
+            ));
         }
         let event_time_us = self.event_time(&doc, now_us)?;
         let object_id = match doc.get(&env.object_id)? {

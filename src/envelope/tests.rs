@@ -36,7 +36,7 @@ fn with_attrs(mut m: InboundMessage, attrs: &[(&str, &str)]) -> InboundMessage {
 }
 
 fn rejected(d: &Decoder, m: InboundMessage) -> DeadLetterRow {
-    d.decode(m, NOW).expect_err("should be rejected")
+    *d.decode(m, NOW).expect_err("should be rejected")
 }
 
 const GOOD: &str = r#"{"event_id":"e-1","event_type":"OrderCreated","event_time":"2026-11-24T10:00:00.123456Z","payload":{"order_id":"o-1","total":12.5}}"#;

@@ -404,7 +404,7 @@ impl ObjectSink {
             };
             self.health
                 .writer_failing(dead_letter, format!("{code}: {message}"));
-            if attempt == 0 || attempt % 10 == 0 {
+            if attempt.is_multiple_of(10) {
                 let level_error = infrastructure;
                 if level_error {
                     tracing::error!(object = %self.object, table = %writer.table(), code, error = message, attempt,

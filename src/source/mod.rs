@@ -57,6 +57,7 @@ impl ObjectSource {
                 .subscribe(o.subscription.clone())
                 .set_max_outstanding_messages(o.flow_control.max_outstanding_messages)
                 .set_max_outstanding_bytes(o.flow_control.max_outstanding_bytes)
+                .set_max_lease_extension(Duration::from_secs(o.flow_control.ack_deadline_secs))
                 // On shutdown keep leases alive until the sink has acked what it holds.
                 .set_shutdown_behavior(ShutdownBehavior::WaitForProcessing)
                 .build();
@@ -84,7 +85,7 @@ impl ObjectSource {
                             Err(dead) => {
                                 tracing::debug!(object = %o.name, message_id = %dead.message_id,
                                     reason_code = %dead.reason_code, "message rejected");
-                                Inbound::Rejected(dead, ack)
+                                Inbound::Rejected(*dead, ack)
                             }
                         };
                         if tx.send(item).await.is_err() {

@@ -190,20 +190,20 @@ impl Metrics {
         ObjectMetrics {
             metrics: self.clone(),
             object: object.to_string(),
-            received: self.received.get_or_create(&o).clone(),
-            written: self.written.get_or_create(&o).clone(),
-            acked: self.acked.get_or_create(&o).clone(),
-            redelivered: self.redelivered.get_or_create(&o).clone(),
-            ingest_latency: self.append_latency.get_or_create(&t("ingest")).clone(),
-            dead_letter_latency: self.append_latency.get_or_create(&t("dead_letter")).clone(),
-            ingest_batch_rows: self.batch_rows.get_or_create(&t("ingest")).clone(),
-            dead_letter_batch_rows: self.batch_rows.get_or_create(&t("dead_letter")).clone(),
-            ingest_batch_bytes: self.batch_bytes.get_or_create(&t("ingest")).clone(),
-            dead_letter_batch_bytes: self.batch_bytes.get_or_create(&t("dead_letter")).clone(),
-            lag: self.lag.get_or_create(&o).clone(),
-            in_flight_messages: self.in_flight_messages.get_or_create(&o).clone(),
-            in_flight_bytes: self.in_flight_bytes.get_or_create(&o).clone(),
-            channel_depth: self.channel_depth.get_or_create(&o).clone(),
+            received: handle(&self.received, &o),
+            written: handle(&self.written, &o),
+            acked: handle(&self.acked, &o),
+            redelivered: handle(&self.redelivered, &o),
+            ingest_latency: handle(&self.append_latency, &t("ingest")),
+            dead_letter_latency: handle(&self.append_latency, &t("dead_letter")),
+            ingest_batch_rows: handle(&self.batch_rows, &t("ingest")),
+            dead_letter_batch_rows: handle(&self.batch_rows, &t("dead_letter")),
+            ingest_batch_bytes: handle(&self.batch_bytes, &t("ingest")),
+            dead_letter_batch_bytes: handle(&self.batch_bytes, &t("dead_letter")),
+            lag: handle(&self.lag, &o),
+            in_flight_messages: handle(&self.in_flight_messages, &o),
+            in_flight_bytes: handle(&self.in_flight_bytes, &o),
+            channel_depth: handle(&self.channel_depth, &o),
         }
     }
 
@@ -214,6 +214,17 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         out
     }
+}
+
+/// A family member's handle. The family's lock guard drops on return: holding two guards in
+/// one expression deadlocks when the second call has to insert.
+fn handle<L, M, C>(family: &Family<L, M, C>, labels: &L) -> M
+where
+    L: Clone + std::hash::Hash + Eq,
+    M: Clone,
+    C: prometheus_client::metrics::family::MetricConstructor<M>,
+{
+    family.get_or_create(labels).clone()
 }
 
 /// Which table an append went to.

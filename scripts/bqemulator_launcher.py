@@ -1,0 +1,104 @@
+"""Starts bqemulator (PyPI, 1.4.0) with one bug fixed; all arguments go to its CLI unchanged.
+
+Usage: <venv>/bin/python scripts/bqemulator_launcher.py start [bqemulator start options]
+  e.g. start --rest-host 127.0.0.1 --rest-port 9050 --grpc-host 127.0.0.1 --grpc-port 9060
+             --project mesh-local [--persistent --data-dir DIR] [--log-level warning]
+
+The bug: on an AppendRows connection only the first request has to carry `write_stream`; the
+stream is then bound to the connection and later requests may leave the field empty (the
+official clients do). bqemulator's `BigQueryWriteHandler._handle_append_rows` passes every
+request's `write_stream` to `_ensure_stream_bound`, which only reuses the bound stream when the
+names are equal, so an empty name is looked up as a stream called "" and the connection ends
+with NOT_FOUND "Stream not found: " (grpc_api/write_servicer.py, `_ensure_stream_bound` and
+`_resolve_append_stream`).
+
+The fix: an empty name reuses the stream (and the target Arrow schema) already bound to the
+connection. A non-empty name behaves as before (same name: reuse; other name: rebind), and an
+empty name on the first request of a connection still fails as before.
+
+A second bug: every REST query (on the event-loop thread) and every Storage Write append (on a
+gRPC worker thread) use the one shared DuckDB connection, which is not safe to use from two
+threads at once; a query that overlaps an append can hang both for good (seen: REST /readyz
+stopped answering, py-spy showed the main thread in DuckDBEngine.execute and a gRPC worker in
+BigQueryWriteHandler._flush_to_target). The fix serialises them with one re-entrant lock
+around DuckDBEngine.execute / fetch_arrow and the append's flush.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import threading
+
+EXPECTED_VERSION = "1.4.0"
+
+
+def _patch() -> None:
+    from bqemulator import __version__
+    from bqemulator.grpc_api import write_servicer
+
+    handler = write_servicer.BigQueryWriteHandler
+    original = handler.__dict__.get("_ensure_stream_bound")
+    params = list(inspect.signature(original).parameters) if original else []
+    if params != ["self", "stream_name", "bound_ctx", "context"]:
+        sys.exit(
+            f"bqemulator_launcher: bqemulator {__version__} has no "
+            "BigQueryWriteHandler._ensure_stream_bound(self, stream_name, bound_ctx, context); "
+            f"the patch was written for {EXPECTED_VERSION} and must be revisited"
+        )
+    if getattr(original, "_mesh_patched", False):
+        return
+
+    def _ensure_stream_bound(self, stream_name, bound_ctx, context):
+        if not stream_name and bound_ctx is not None:
+            return bound_ctx
+        return original(self, stream_name, bound_ctx, context)
+
+    _ensure_stream_bound._mesh_patched = True  # type: ignore[attr-defined]
+    _ensure_stream_bound.__doc__ = original.__doc__
+    handler._ensure_stream_bound = _ensure_stream_bound
+    if __version__ != EXPECTED_VERSION:
+        print(
+            f"bqemulator_launcher: warning: patched bqemulator {__version__}, "
+            f"written for {EXPECTED_VERSION}",
+            file=sys.stderr,
+        )
+
+
+def _serialise_duckdb() -> None:
+    from bqemulator.grpc_api import write_servicer
+    from bqemulator.storage import engine
+
+    lock = threading.RLock()
+
+    def locked(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with lock:
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    targets = [
+        (engine.DuckDBEngine, "execute"),
+        (engine.DuckDBEngine, "fetch_arrow"),
+        (write_servicer.BigQueryWriteHandler, "_flush_to_target"),
+    ]
+    for cls, name in targets:
+        if not callable(cls.__dict__.get(name)):
+            sys.exit(f"bqemulator_launcher: {cls.__name__}.{name} not found; revisit the patch")
+        setattr(cls, name, locked(cls.__dict__[name]))
+
+
+def main() -> int:
+    _patch()
+    _serialise_duckdb()
+    from bqemulator.cli import main as cli_main
+
+    # standalone_mode=True (the default) makes click exit with the command's status.
+    return cli_main(args=sys.argv[1:], prog_name="bqemulator")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+//! BigQuery goes away mid-stream: a private bqemulator (persistent, so tables survive) is
+//! SIGKILLed while events flow and started again on the same ports. While it is down nothing is
+//! acknowledged; afterwards every published event is in the ingest table.
+
+mod support;
+
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Reads one counter (summed over its label sets) from a /metrics scrape.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn events(from: usize, to: usize) -> Vec<Outgoing> {
+    (from..to)
+        .map(|i| {
+            Outgoing::body(
+                json!({"event_id": format!("evt-{i}"), "event_type": "OrderCreated",
+                    "event_time": "2026-11-20T10:00:00Z",
+                    "payload": {"order_id": format!("o-{i}"), "n": i}})
+                .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_while_bigquery_is_down_land_after_it_returns_and_none_is_acked_early() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut bq = PrivateBigQuery::start(data_dir.path()).await;
+    let emulators = Emulators {
+        bigquery: bq.rest_url(),
+        bigquery_storage: bq.grpc_url(),
+        ..Emulators::from_env()
+    };
+    let config = TestConfig::with_emulators(
+        emulators.clone(),
+        vec![TestObject::new(
+            "orders",
+            "envelope:\n  format: json\n  object_id: payload.order_id\nbatch:\n  max_rows: 50\n  max_delay_ms: 100\n",
+        )],
+        "",
+    );
+    config.provision();
+    let app = App::start(&config).await;
+    let object = config.object("orders");
+    let count_sql = format!(
+        "SELECT COUNT(DISTINCT event_id) AS n FROM `{}`",
+        object.ingest_table()
+    );
+
+    // Phase 1: BigQuery up.
+    publish(&emulators, &object.topic_path(), events(0, 500)).await;
+    let landed = wait_for_count(&emulators, &count_sql, 500, Duration::from_secs(60)).await;
+    assert_eq!(landed, 500, "phase 1\n{}", app.log_text());
+
+    // Phase 2: BigQuery killed; events keep coming.
+    bq.kill();
+    let before = app.metrics().await;
+    let acked_before = counter(&before, "mesh_ingest_messages_acked_total");
+    publish(&emulators, &object.topic_path(), events(500, 1500)).await;
+    // Long enough for batches to be attempted, fail and be retried several times.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let during = app.metrics().await;
+    assert_eq!(
+        counter(&during, "mesh_ingest_messages_acked_total"),
+        acked_before,
+        "nothing may be acknowledged while BigQuery is down"
+    );
+    assert!(
+        counter(&during, "mesh_ingest_bigquery_retries_total") > 0,
+        "failed appends are retried:\n{during}"
+    );
+    let not_ready = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(not_ready.status(), 503, "a writer is down, so not ready");
+
+    // Phase 3: BigQuery back (same ports, same data); more events.
+    bq.restart().await;
+    publish(&emulators, &object.topic_path(), events(1500, 2000)).await;
+    let landed = wait_for_count(&emulators, &count_sql, 2000, Duration::from_secs(120)).await;
+    assert_eq!(landed, 2000, "every event lands\n{}", app.log_text());
+
+    let rows = query(
+        &emulators,
+        &format!(
+            "SELECT event_id, COUNT(*) AS n FROM `{}` GROUP BY event_id",
+            object.ingest_table()
+        ),
+    )
+    .await;
+    let copies: HashMap<String, u64> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["event_id"].as_str().unwrap().to_string(),
+                r["n"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    for i in 0..2000 {
+        assert!(copies.contains_key(&format!("evt-{i}")), "evt-{i} missing");
+    }
+    let duplicates: u64 = copies.values().map(|n| n - 1).sum();
+    let dead = query(
+        &emulators,
+        &format!("SELECT COUNT(*) AS n FROM `{}`", object.dead_letter_table()),
+    )
+    .await;
+    eprintln!(
+        "bigquery restart: published 2000, ingested {} distinct, duplicates {duplicates}, dead-lettered {}",
+        copies.len(),
+        dead[0]["n"].as_str().unwrap()
+    );
+    assert_eq!(dead[0]["n"], "0", "an outage is not bad input");
+    let after = app.metrics().await;
+    assert!(counter(&after, "mesh_ingest_messages_acked_total") >= 2000);
+    let (code, _) = app.terminate().await;
+    assert_eq!(code, Some(0));
+}
+
+/// A bqemulator of this test's own, so killing it disturbs no other test.
+struct PrivateBigQuery {
+    child: Option<std::process::Child>,
+    rest: u16,
+    grpc: u16,
+    data_dir: std::path::PathBuf,
+}
+
+impl PrivateBigQuery {
+    async fn start(data_dir: &std::path::Path) -> Self {
+        let mut bq = PrivateBigQuery {
+            child: None,
+            rest: free_port(),
+            grpc: free_port(),
+            data_dir: data_dir.to_path_buf(),
+        };
+        bq.spawn().await;
+        bq
+    }
+
+    fn rest_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rest)
+    }
+
+    fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc)
+    }
+
+    async fn spawn(&mut self) {
+        let python = std::env::var("MESH_BQEMULATOR_PYTHON")
+            .expect("MESH_BQEMULATOR_PYTHON is not set: run the tests with scripts/test.sh");
+        let launcher = std::env::var("MESH_BQEMULATOR_LAUNCHER")
+            .expect("MESH_BQEMULATOR_LAUNCHER is not set: run the tests with scripts/test.sh");
+        let log = std::fs::File::create(self.data_dir.join("bqemulator.log")).unwrap();
+        let child = std::process::Command::new(python)
+            .arg(launcher)
+            .args([
+                "start",
+                "--rest-host",
+                "127.0.0.1",
+                "--grpc-host",
+                "127.0.0.1",
+            ])
+            .args(["--rest-port", &self.rest.to_string()])
+            .args(["--grpc-port", &self.grpc.to_string()])
+            .args(["--project", PROJECT, "--persistent", "--data-dir"])
+            .arg(&self.data_dir)
+            .env("BQEMU_ENABLE_FORMAT_EXTENSIONS", "false")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start bqemulator");
+        self.child = Some(child);
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        loop {
+            let rest_up = client
+                .get(format!("{}/readyz", self.rest_url()))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            let grpc_up = std::net::TcpStream::connect(("127.0.0.1", self.grpc)).is_ok();
+            if rest_up && grpc_up {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "bqemulator did not start:\n{}",
+                std::fs::read_to_string(self.data_dir.join("bqemulator.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for PrivateBigQuery {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

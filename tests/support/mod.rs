@@ -1,0 +1,458 @@
+//! Shared test harness: a throw-away configuration per test (unique topic, subscription and
+//! datasets, so tests run in parallel against the same emulators), the real `mesh-ingest`
+//! binary started on a free port, and readers for what landed in BigQuery and Pub/Sub.
+//!
+//! The emulators must be running (`scripts/test.sh` starts them); a test never skips.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PROJECT: &str = "mesh-local";
+
+/// Where the emulators listen, from the variables `scripts/start-emulators.sh` exports.
+#[derive(Clone, Debug)]
+pub struct Emulators {
+    pub pubsub: String,
+    pub bigquery: String,
+    pub bigquery_storage: String,
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the integration tests need the Pub/Sub emulator and bqemulator. \
+             Run them with `scripts/test.sh`, which installs and starts both."
+        )
+    })
+}
+
+impl Emulators {
+    pub fn from_env() -> Self {
+        Emulators {
+            pubsub: required_env("PUBSUB_EMULATOR_HOST"),
+            bigquery: required_env("BIGQUERY_EMULATOR_HOST"),
+            bigquery_storage: required_env("BIGQUERY_STORAGE_EMULATOR_HOST"),
+        }
+    }
+
+    pub fn bigquery_url(&self) -> String {
+        url(&self.bigquery)
+    }
+
+    pub fn pubsub_url(&self) -> String {
+        url(&self.pubsub)
+    }
+}
+
+fn url(host: &str) -> String {
+    if host.starts_with("http") {
+        host.to_string()
+    } else {
+        format!("http://{host}")
+    }
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 100_000_000;
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        t,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One object of a test configuration.
+pub struct TestObject {
+    pub name: String,
+    pub topic: String,
+    pub subscription: String,
+    pub dataset: String,
+    /// Extra YAML for the object file (envelope, event_types, limits, …).
+    pub yaml: String,
+}
+
+impl TestObject {
+    pub fn new(name: &str, yaml: &str) -> Self {
+        let id = unique(name);
+        TestObject {
+            name: name.to_string(),
+            topic: format!("{id}-topic"),
+            subscription: format!("{id}-sub"),
+            dataset: format!("ds_{id}"),
+            yaml: yaml.to_string(),
+        }
+    }
+
+    pub fn ingest_table(&self) -> String {
+        format!("{PROJECT}.{}.{}_events", self.dataset, self.name)
+    }
+
+    pub fn dead_letter_table(&self) -> String {
+        format!("{PROJECT}.{}.{}_dead_letter", self.dataset, self.name)
+    }
+
+    pub fn topic_path(&self) -> String {
+        format!("projects/{PROJECT}/topics/{}", self.topic)
+    }
+
+    pub fn subscription_path(&self) -> String {
+        format!("projects/{PROJECT}/subscriptions/{}", self.subscription)
+    }
+}
+
+/// A configuration directory written for one test.
+pub struct TestConfig {
+    pub dir: tempfile::TempDir,
+    pub emulators: Emulators,
+    pub objects: Vec<TestObject>,
+}
+
+impl TestConfig {
+    pub fn new(objects: Vec<TestObject>) -> Self {
+        Self::with_emulators(Emulators::from_env(), objects, "")
+    }
+
+    /// `base_extra` is appended to base.yaml's `application:` block.
+    pub fn with_emulators(
+        emulators: Emulators,
+        objects: Vec<TestObject>,
+        base_extra: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("objects")).unwrap();
+        std::fs::write(
+            p.join("base.yaml"),
+            format!(
+                "application:\n  host: 127.0.0.1\n  port: 0\n  shutdown_deadline_secs: 20\n{base_extra}\
+                 gcp:\n  project: {PROJECT}\nlog:\n  format: json\n  level: info\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(p.join("test.yaml"), "log:\n  level: info\n").unwrap();
+        for o in &objects {
+            std::fs::write(
+                p.join("objects").join(format!("{}.yaml", o.name)),
+                format!(
+                    "name: {}\nsubscription: {}\ntopic: {}\ningest_table: {}\ndead_letter_table: {}\n{}",
+                    o.name,
+                    o.subscription,
+                    o.topic,
+                    o.ingest_table(),
+                    o.dead_letter_table(),
+                    o.yaml
+                ),
+            )
+            .unwrap();
+        }
+        TestConfig {
+            dir,
+            emulators,
+            objects,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A `mesh-ingest` command wired to this configuration and the emulators.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mesh-ingest"));
+        c.arg("--config")
+            .arg(self.path())
+            .arg("--env")
+            .arg("test")
+            .args(args)
+            .env("PUBSUB_EMULATOR_HOST", &self.emulators.pubsub)
+            .env("BIGQUERY_EMULATOR_HOST", &self.emulators.bigquery)
+            .env(
+                "BIGQUERY_STORAGE_EMULATOR_HOST",
+                &self.emulators.bigquery_storage,
+            )
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    /// `mesh-ingest provision`: datasets, tables, topic and subscription.
+    pub fn provision(&self) {
+        let out = self
+            .command(&["provision"])
+            .output()
+            .expect("run provision");
+        assert!(
+            out.status.success(),
+            "provision failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn object(&self, name: &str) -> &TestObject {
+        self.objects
+            .iter()
+            .find(|o| o.name == name)
+            .expect("object")
+    }
+}
+
+/// A running `mesh-ingest run`.
+pub struct App {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl App {
+    /// Starts the service and waits until /readyz answers 200.
+    pub async fn start(config: &TestConfig) -> App {
+        let port = free_port();
+        let log = config.path().join(format!("app-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = config
+            .command(&["run"])
+            .env("APP__APPLICATION__PORT", port.to_string())
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("spawn mesh-ingest run");
+        let app = App { child, port, log };
+        app.wait_ready(Duration::from_secs(30)).await;
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub async fn wait_ready(&self, within: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = reqwest::get(self.url("/readyz")).await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < within,
+                "mesh-ingest not ready within {within:?}; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code and how long it took.
+    pub async fn terminate(mut self) -> (Option<i32>, Duration) {
+        let pid = self.child.id().to_string();
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s.code(), started.elapsed());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "mesh-ingest did not exit after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a query on bqemulator's REST API and returns the rows as JSON objects keyed by
+/// column name (values as BigQuery's REST API renders them: strings, or null).
+pub async fn query(
+    emulators: &Emulators,
+    sql: &str,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!(
+            "{}/bigquery/v2/projects/{PROJECT}/queries",
+            emulators.bigquery_url()
+        ))
+        .json(&serde_json::json!({
+            "query": sql,
+            "useLegacySql": false,
+            "maxResults": 100000,
+            "timeoutMs": 60000,
+        }))
+        .send()
+        .await
+        .expect("query request");
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.expect("query response is JSON");
+    assert!(
+        status.is_success(),
+        "query failed ({status}): {body}\n{sql}"
+    );
+    // bqemulator reports some query errors with HTTP 200 and an `errors` array.
+    assert!(
+        body.get("errors")
+            .is_none_or(|e| e.as_array().is_none_or(Vec::is_empty)),
+        "query failed: {body}\n{sql}"
+    );
+    let fields: Vec<String> = body["schema"]["fields"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .map(|x| x["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    body["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    fields
+                        .iter()
+                        .zip(r["f"].as_array().unwrap())
+                        .map(|(k, v)| (k.clone(), v["v"].clone()))
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `sql` (a `SELECT COUNT(*) AS n …`) until it returns at least `n` or time runs out;
+/// returns the last count.
+pub async fn wait_for_count(emulators: &Emulators, sql: &str, n: u64, within: Duration) -> u64 {
+    let start = Instant::now();
+    loop {
+        let rows = query(emulators, sql).await;
+        let got = rows[0]["n"]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        if got >= n || start.elapsed() > within {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A message to publish.
+pub struct Outgoing {
+    pub data: Vec<u8>,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Outgoing {
+    pub fn body(data: impl Into<Vec<u8>>) -> Self {
+        Outgoing {
+            data: data.into(),
+            attributes: Vec::new(),
+        }
+    }
+
+    pub fn with_attributes(data: impl Into<Vec<u8>>, attributes: &[(&str, &str)]) -> Self {
+        Outgoing {
+            data: data.into(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// Publishes through the official client; returns the message ids in order.
+pub async fn publish(
+    emulators: &Emulators,
+    topic_path: &str,
+    messages: Vec<Outgoing>,
+) -> Vec<String> {
+    use google_cloud_auth::credentials::anonymous::Builder as Anonymous;
+    use google_cloud_pubsub::client::Publisher;
+    use google_cloud_pubsub::model::Message;
+    let publisher = Publisher::builder(topic_path)
+        .with_endpoint(emulators.pubsub_url())
+        .with_credentials(Anonymous::new().build())
+        .build()
+        .await
+        .expect("publisher");
+    let futures: Vec<_> = messages
+        .into_iter()
+        .map(|m| {
+            publisher.publish(
+                Message::new()
+                    .set_data(bytes::Bytes::from(m.data))
+                    .set_attributes(m.attributes),
+            )
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(futures.len());
+    for f in futures {
+        ids.push(f.await.expect("publish"));
+    }
+    ids
+}
+
+/// Pulls once without waiting (REST, as any client would), returning how many messages came.
+/// Does not acknowledge them.
+pub async fn pull_count(emulators: &Emulators, subscription_path: &str) -> usize {
+    let resp: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/{subscription_path}:pull",
+            emulators.pubsub_url()
+        ))
+        .json(&serde_json::json!({"maxMessages": 1000, "returnImmediately": true}))
+        .send()
+        .await
+        .expect("pull")
+        .json()
+        .await
+        .expect("pull response");
+    resp["receivedMessages"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0)
+}
