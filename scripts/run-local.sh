@@ -84,6 +84,10 @@ show "$EMU_PROJECT.customer_ingest.customer_events (ingest)" \
     "SELECT event_id, event_type, FORMAT_TIMESTAMP('%FT%TZ', event_time) AS event_time, object_id, TO_JSON_STRING(payload) AS payload FROM customer_ingest.customer_events ORDER BY event_time"
 show "$EMU_PROJECT.customer_ingest.customer_dead_letter (dead letters)" \
     "SELECT message_id, reason_code, reason FROM customer_ingest.customer_dead_letter ORDER BY message_id"
+show "$EMU_PROJECT.order_semantic.order (semantic view: latest valid state per order)" \
+    "SELECT object_id, status, total, currency, FORMAT_TIMESTAMP('%FT%TZ', updated_at) AS updated_at, event_id FROM order_semantic.order ORDER BY object_id"
+show "$EMU_PROJECT.customer_semantic.customer (semantic view)" \
+    "SELECT object_id, name, tier, event_id FROM customer_semantic.customer ORDER BY object_id"
 
 echo
 echo "metrics: http://127.0.0.1:$PORT/metrics"

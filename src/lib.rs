@@ -2,7 +2,8 @@
 //!
 //! The data path, one module each: `source` (streaming pull) → `envelope` (decode, validate)
 //! → `batch` → `sink` (Storage Write API, dead-letter) → `ack`. Beside it: `configuration`,
-//! `http`, `telemetry`, `health`, `shutdown`, and the `provision` / `publish` commands.
+//! `http`, `telemetry`, `health`, `shutdown`, the `semantic` layer's SQL generation, and the
+//! `provision` / `publish` commands.
 
 pub mod ack;
 pub mod batch;
@@ -13,6 +14,7 @@ pub mod health;
 pub mod http;
 pub mod provision;
 pub mod publish;
+pub mod semantic;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

@@ -35,6 +35,16 @@ enum Command {
         #[arg(long)]
         pubsub: bool,
     },
+    /// Write the semantic layer of every object that has one: BigQuery DDL or Dataform SQLX.
+    Semantic {
+        /// `sql`: one `<object>.sql` file of CREATE OR REPLACE VIEW statements per object;
+        /// `dataform`: SQLX files to copy into a Dataform repository's `definitions/`.
+        #[arg(long, value_enum, default_value = "sql")]
+        format: SemanticFormat,
+        /// Directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Publish a JSONL file to an object's topic.
     Publish {
         /// The object whose topic to publish to.
@@ -49,6 +59,50 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SemanticFormat {
+    Sql,
+    Dataform,
+}
+
+/// Writes the semantic layer's files; returns their paths.
+fn write_semantic(
+    settings: &Settings,
+    format: SemanticFormat,
+    out: &std::path::Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    use anyhow::Context;
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    for o in &settings.objects {
+        match format {
+            SemanticFormat::Sql => {
+                if let Some(statements) = mesh_ingest::semantic::ddl(o) {
+                    let text: Vec<String> = statements.into_iter().map(|(_, sql)| sql).collect();
+                    files.push((
+                        out.join(format!("{}.sql", o.name)),
+                        text.join(";\n\n") + ";\n",
+                    ));
+                }
+            }
+            SemanticFormat::Dataform => {
+                for f in mesh_ingest::semantic::dataform::sqlx_files(o).unwrap_or_default() {
+                    files.push((out.join(f.path), f.contents));
+                }
+            }
+        }
+    }
+    if files.is_empty() {
+        anyhow::bail!("no object has a `semantic:` section");
+    }
+    for (path, text) in &files {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.config, cli.environment.as_deref()) {
@@ -58,6 +112,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Semantic { format, out } = &cli.command {
+        return match write_semantic(&settings, *format, out) {
+            Ok(paths) => {
+                for p in paths {
+                    println!("wrote {}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Check = cli.command {
         println!("{}", settings.to_resolved_yaml());
         eprintln!(
@@ -80,7 +148,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Check => unreachable!("handled above"),
+            Command::Check | Command::Semantic { .. } => unreachable!("handled above"),
             Command::Run => mesh_ingest::startup::run(settings).await,
             Command::Provision { pubsub } => {
                 let pubsub = pubsub || std::env::var_os("PUBSUB_EMULATOR_HOST").is_some();

@@ -1,14 +1,16 @@
 //! `mesh-ingest provision`: creates what the configuration needs and does not yet exist:
 //! datasets, the ingest and dead-letter tables (partitioned by day of ingestion, clustered),
-//! and on emulators the topics and subscriptions. Idempotent: existing resources are kept.
+//! the semantic views (always replaced, so a field added to the YAML shows up while the ingest
+//! table stays untouched), and on emulators the topics and subscriptions. Idempotent: existing
+//! datasets, tables, topics and subscriptions are kept.
 
 use crate::configuration::{ObjectSettings, Settings, TableRef};
 use crate::gcp;
 use crate::sink::schema::{Column, DEAD_LETTER_COLUMNS, INGEST_COLUMNS};
 use anyhow::Context;
 use google_cloud_bigquery_v2::model::{
-    Clustering, Dataset, DatasetReference, Table, TableFieldSchema, TableReference, TableSchema,
-    TimePartitioning,
+    Clustering, Dataset, DatasetReference, QueryRequest, Table, TableFieldSchema, TableReference,
+    TableSchema, TimePartitioning,
 };
 use google_cloud_gax::error::rpc::Code;
 use std::collections::BTreeSet;
@@ -55,6 +57,13 @@ pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Repo
         .iter()
         .flat_map(|o| [&o.ingest_table, &o.dead_letter_table])
         .map(|t| (t.project.clone(), t.dataset.clone()))
+        .chain(
+            settings
+                .objects
+                .iter()
+                .filter_map(|o| o.semantic.as_ref())
+                .map(|s| (s.project.clone(), s.dataset.clone())),
+        )
         .collect();
     for (project, dataset) in datasets {
         let result = datasets_client
@@ -103,7 +112,37 @@ pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Repo
             provision_pubsub(settings, object, &mut report).await?;
         }
     }
+    replace_semantic_views(settings, &mut report).await?;
     Ok(report)
+}
+
+/// Runs each object's `CREATE OR REPLACE VIEW` statements.
+async fn replace_semantic_views(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
+    let statements: Vec<(String, String)> = settings
+        .objects
+        .iter()
+        .filter_map(crate::semantic::ddl)
+        .flatten()
+        .collect();
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let jobs = gcp::job_service(&settings.gcp).await?;
+    for (view, sql) in statements {
+        let project = view.split('.').next().unwrap_or(&settings.gcp.project);
+        let response = jobs
+            .query()
+            .set_project_id(project)
+            .set_query_request(QueryRequest::new().set_query(sql).set_use_legacy_sql(false))
+            .send()
+            .await
+            .with_context(|| format!("creating view {view}"))?;
+        if let Some(e) = response.errors.first() {
+            anyhow::bail!("creating view {view}: {}", e.message);
+        }
+        report.note(true, format!("view {view} (created or replaced)"));
+    }
+    Ok(())
 }
 
 async fn create_table(

@@ -3,6 +3,9 @@
 //! `config/objects/`. Every error names the file and the field.
 
 mod object;
+mod semantic;
+
+pub use semantic::{FieldType, SemanticField, SemanticSettings};
 
 pub use object::{
     BatchSettings, EnvelopeFormat, EnvelopeSettings, FlowControlSettings, LimitSettings,

@@ -2,6 +2,7 @@
 //! from, how their envelope is read, where its rows go and how they are batched.
 
 use super::ConfigError;
+use super::semantic::{SemanticFile, SemanticSettings};
 use crate::envelope::FieldSource;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -30,6 +31,8 @@ pub struct ObjectSettings {
     /// Parallel streaming-pull streams for this subscription.
     pub streams: usize,
     pub limits: LimitSettings,
+    /// The typed latest-state view generated from the ingest table, if configured.
+    pub semantic: Option<SemanticSettings>,
     /// The file this object was read from, for error messages.
     pub source_file: String,
 }
@@ -230,6 +233,8 @@ struct ObjectFile {
     streams: usize,
     #[serde(default)]
     limits: LimitSettings,
+    #[serde(default)]
+    semantic: Option<SemanticFile>,
 }
 
 fn one() -> usize {
@@ -447,6 +452,12 @@ impl ObjectSettings {
             ));
         }
 
+        let semantic = raw
+            .semantic
+            .map(|s| s.resolve(&raw.name, project, raw.event_types.as_deref()))
+            .transpose()
+            .map_err(|(f, m)| err(&f, m))?;
+
         Ok(ObjectSettings {
             name: raw.name,
             subscription,
@@ -461,6 +472,7 @@ impl ObjectSettings {
             flow_control: fc,
             streams: raw.streams,
             limits: l,
+            semantic,
             source_file: file.display().to_string(),
         })
     }

@@ -305,12 +305,9 @@ impl Drop for App {
     }
 }
 
-/// Runs a query on bqemulator's REST API and returns the rows as JSON objects keyed by
-/// column name (values as BigQuery's REST API renders them: strings, or null).
-pub async fn query(
-    emulators: &Emulators,
-    sql: &str,
-) -> Vec<serde_json::Map<String, serde_json::Value>> {
+/// Runs a query on bqemulator's REST API and returns the whole `jobs.query` response; fails
+/// the test on any error (bqemulator reports some with HTTP 200 and an `errors` array).
+pub async fn query_raw(emulators: &Emulators, sql: &str) -> serde_json::Value {
     let client = reqwest::Client::new();
     let resp = client
         .post(format!(
@@ -332,12 +329,21 @@ pub async fn query(
         status.is_success(),
         "query failed ({status}): {body}\n{sql}"
     );
-    // bqemulator reports some query errors with HTTP 200 and an `errors` array.
     assert!(
         body.get("errors")
             .is_none_or(|e| e.as_array().is_none_or(Vec::is_empty)),
         "query failed: {body}\n{sql}"
     );
+    body
+}
+
+/// Runs a query and returns the rows as JSON objects keyed by column name (values as
+/// BigQuery's REST API renders them: strings, or null).
+pub async fn query(
+    emulators: &Emulators,
+    sql: &str,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let body = query_raw(emulators, sql).await;
     let fields: Vec<String> = body["schema"]["fields"]
         .as_array()
         .map(|f| {

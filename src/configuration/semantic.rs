@@ -1,0 +1,334 @@
+//! The `semantic:` section of an object file: the typed, latest-state data product generated
+//! from the ingest table — its dataset and view name, typed fields read from the payload, and
+//! the event types that delete an object.
+
+use serde::{Deserialize, Serialize};
+
+/// BigQuery types a semantic field can have.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum FieldType {
+    String,
+    Int64,
+    Numeric,
+    Float64,
+    Bool,
+    Timestamp,
+    Date,
+    Json,
+    Struct,
+}
+
+impl FieldType {
+    pub fn sql(self) -> &'static str {
+        match self {
+            FieldType::String => "STRING",
+            FieldType::Int64 => "INT64",
+            FieldType::Numeric => "NUMERIC",
+            FieldType::Float64 => "FLOAT64",
+            FieldType::Bool => "BOOL",
+            FieldType::Timestamp => "TIMESTAMP",
+            FieldType::Date => "DATE",
+            FieldType::Json => "JSON",
+            FieldType::Struct => "STRUCT",
+        }
+    }
+}
+
+/// One typed column of the semantic view.
+#[derive(Debug, Clone, Serialize)]
+pub struct SemanticField {
+    pub name: String,
+    /// Keys from the payload (or, inside a STRUCT, from the enclosing object) to the value.
+    pub path: Vec<String>,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    /// An array in the payload: each element typed as `field_type`.
+    pub repeated: bool,
+    /// A latest event without it (or whose value does not cast) is listed in `<view>_rejected`
+    /// instead of becoming the object's state.
+    pub required: bool,
+    pub description: Option<String>,
+    /// Sub-fields of a STRUCT.
+    pub fields: Vec<SemanticField>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SemanticSettings {
+    pub project: String,
+    pub dataset: String,
+    pub view: String,
+    pub description: Option<String>,
+    /// Event types that delete the object: its latest event being one removes it from the view.
+    pub deleted_when: Vec<String>,
+    pub fields: Vec<SemanticField>,
+}
+
+impl SemanticSettings {
+    pub fn view_name(&self) -> String {
+        format!("{}.{}.{}", self.project, self.dataset, self.view)
+    }
+
+    pub fn rejected_view(&self) -> String {
+        format!("{}_rejected", self.view)
+    }
+}
+
+/// The section as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SemanticFile {
+    dataset: String,
+    #[serde(default)]
+    view: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    deleted_when: Vec<String>,
+    fields: Vec<FieldFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldFile {
+    name: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(rename = "type")]
+    field_type: FieldType,
+    #[serde(default)]
+    repeated: bool,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    fields: Vec<FieldFile>,
+}
+
+/// Column names the view itself defines.
+const RESERVED: [&str; 4] = ["object_id", "updated_at", "event_id", "event_type"];
+
+fn ident_ok(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.len() <= 300
+}
+
+/// Splits `a.b.c` into keys; a key with dots or spaces can be quoted: `a."b.c"`.
+fn parse_path(s: &str) -> Result<Vec<String>, String> {
+    let mut keys = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (key, after) = if let Some(q) = rest.strip_prefix('"') {
+            let end = q
+                .find('"')
+                .ok_or_else(|| format!("`{s}`: unterminated quote"))?;
+            (&q[..end], &q[end + 1..])
+        } else {
+            match rest.find('.') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            }
+        };
+        if key.is_empty() {
+            return Err(format!("`{s}`: empty key"));
+        }
+        if key.contains(['"', '\'', '\\', '`']) {
+            return Err(format!("`{s}`: key `{key}` holds a quote or backslash"));
+        }
+        keys.push(key.to_string());
+        rest = match after.strip_prefix('.') {
+            Some(r) if !r.is_empty() => r,
+            Some(_) => return Err(format!("`{s}`: ends with a dot")),
+            None if after.is_empty() => "",
+            None => return Err(format!("`{s}`: expected `.` after `{key}`")),
+        };
+    }
+    if keys.is_empty() {
+        return Err("empty path".into());
+    }
+    Ok(keys)
+}
+
+fn resolve_fields(
+    files: Vec<FieldFile>,
+    at: &str,
+    top_level: bool,
+) -> Result<Vec<SemanticField>, (String, String)> {
+    let mut out: Vec<SemanticField> = Vec::with_capacity(files.len());
+    for (i, f) in files.into_iter().enumerate() {
+        let here = format!("{at}[{i}]");
+        if !ident_ok(&f.name) {
+            return Err((
+                format!("{here}.name"),
+                format!(
+                    "`{}` is not a column name (letters, digits, underscores)",
+                    f.name
+                ),
+            ));
+        }
+        let lower = f.name.to_ascii_lowercase();
+        if top_level && RESERVED.contains(&lower.as_str()) {
+            return Err((
+                format!("{here}.name"),
+                format!("`{}` is a column the view defines itself", f.name),
+            ));
+        }
+        if out.iter().any(|o| o.name.eq_ignore_ascii_case(&f.name)) {
+            return Err((
+                format!("{here}.name"),
+                format!("`{}` appears twice", f.name),
+            ));
+        }
+        let path = parse_path(f.path.as_deref().unwrap_or(&f.name))
+            .map_err(|m| (format!("{here}.path"), m))?;
+        let fields = match (f.field_type, f.fields.is_empty()) {
+            (FieldType::Struct, true) => {
+                return Err((
+                    format!("{here}.fields"),
+                    "a STRUCT needs its `fields`".into(),
+                ));
+            }
+            (FieldType::Struct, false) => {
+                resolve_fields(f.fields, &format!("{here}.fields"), false)?
+            }
+            (_, false) => {
+                return Err((
+                    format!("{here}.fields"),
+                    format!("only a STRUCT has `fields`, not {}", f.field_type.sql()),
+                ));
+            }
+            (_, true) => Vec::new(),
+        };
+        if f.repeated && f.field_type == FieldType::Json {
+            return Err((
+                format!("{here}.repeated"),
+                "a JSON field holds arrays as they are; drop `repeated`".into(),
+            ));
+        }
+        out.push(SemanticField {
+            name: f.name,
+            path,
+            field_type: f.field_type,
+            repeated: f.repeated,
+            required: f.required,
+            description: f.description,
+            fields,
+        });
+    }
+    Ok(out)
+}
+
+impl SemanticFile {
+    /// Validates the section; errors are (field path, message).
+    pub(super) fn resolve(
+        self,
+        object: &str,
+        project: &str,
+        event_types: Option<&[String]>,
+    ) -> Result<SemanticSettings, (String, String)> {
+        let (project, dataset) = match self.dataset.split_once('.') {
+            Some((p, d)) => (p.to_string(), d.to_string()),
+            None => (project.to_string(), self.dataset.clone()),
+        };
+        if !ident_ok(&dataset) {
+            return Err((
+                "semantic.dataset".into(),
+                format!("`{dataset}` is not a dataset id (letters, digits, underscores)"),
+            ));
+        }
+        let view = self.view.unwrap_or_else(|| object.to_string());
+        if !ident_ok(&view) {
+            return Err((
+                "semantic.view".into(),
+                format!("`{view}` is not a view name (letters, digits, underscores)"),
+            ));
+        }
+        if let Some(t) = self.deleted_when.iter().find(|t| t.trim().is_empty()) {
+            return Err(("semantic.deleted_when".into(), format!("`{t}` is blank")));
+        }
+        if let (Some(allowed), Some(t)) = (
+            event_types,
+            self.deleted_when
+                .iter()
+                .find(|t| event_types.is_some_and(|a| !a.contains(t))),
+        ) {
+            return Err((
+                "semantic.deleted_when".into(),
+                format!(
+                    "`{t}` is not in event_types ({}): it would never arrive",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if self.fields.is_empty() {
+            return Err(("semantic.fields".into(), "list at least one field".into()));
+        }
+        let fields = resolve_fields(self.fields, "semantic.fields", true)?;
+        Ok(SemanticSettings {
+            project,
+            dataset,
+            view,
+            description: self.description,
+            deleted_when: self.deleted_when,
+            fields,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_on_dots_and_keep_quoted_keys() {
+        assert_eq!(parse_path("a.b").unwrap(), ["a", "b"]);
+        assert_eq!(parse_path("a.\"b.c d\".e").unwrap(), ["a", "b.c d", "e"]);
+        assert!(parse_path("a..b").is_err());
+        assert!(parse_path("a.").is_err());
+        assert!(parse_path("a.\"b").is_err());
+        assert!(parse_path("a'b").is_err());
+    }
+
+    fn file(yaml: &str) -> SemanticFile {
+        serde_json::from_value(serde_yaml_like(yaml)).unwrap()
+    }
+
+    /// Tiny YAML → JSON through the config crate, as the loader does.
+    fn serde_yaml_like(yaml: &str) -> serde_json::Value {
+        config::Config::builder()
+            .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap()
+    }
+
+    #[test]
+    fn resolves_defaults_and_names_the_bad_field() {
+        let s = file("dataset: sem\nfields:\n  - {name: total, type: NUMERIC, required: true}\n")
+            .resolve("order", "p", None)
+            .unwrap();
+        assert_eq!(s.view_name(), "p.sem.order");
+        assert_eq!(s.fields[0].path, ["total"]);
+
+        let e = file("dataset: sem\nfields:\n  - {name: items, type: STRUCT}\n")
+            .resolve("order", "p", None)
+            .unwrap_err();
+        assert_eq!(e.0, "semantic.fields[0].fields");
+        let e = file("dataset: sem\nfields:\n  - {name: object_id, type: STRING}\n")
+            .resolve("order", "p", None)
+            .unwrap_err();
+        assert_eq!(e.0, "semantic.fields[0].name");
+        let allowed = vec!["OrderCreated".to_string()];
+        let e =
+            file("dataset: sem\ndeleted_when: [OrderGone]\nfields:\n  - {name: a, type: STRING}\n")
+                .resolve("order", "p", Some(&allowed))
+                .unwrap_err();
+        assert_eq!(e.0, "semantic.deleted_when");
+    }
+}

@@ -1,0 +1,137 @@
+//! The generated SQL, checked as text; tests/semantic_layer.rs runs it on bqemulator.
+
+use super::*;
+use crate::configuration::ObjectSettings;
+use std::path::Path;
+
+const ORDER: &str = r#"
+name: order
+subscription: order-ingest
+ingest_table: p.ing.order_events
+dead_letter_table: p.ing.order_dead_letter
+envelope: {format: json, object_id: payload.order_id}
+event_types: [OrderCreated, OrderDeleted]
+semantic:
+  dataset: sem
+  deleted_when: [OrderDeleted]
+  fields:
+    - {name: order_id, type: STRING, required: true, description: "The order's id"}
+    - {name: total, type: NUMERIC, required: true}
+    - {name: qty, path: counts.qty, type: INT64}
+    - name: items
+      type: STRUCT
+      repeated: true
+      fields:
+        - {name: sku, type: STRING}
+        - {name: n, path: "\"q.ty\"", type: INT64}
+    - name: customer
+      type: STRUCT
+      required: true
+      fields:
+        - {name: id, type: STRING, required: true}
+    - {name: tags, type: STRING, repeated: true}
+"#;
+
+fn order() -> ObjectSettings {
+    ObjectSettings::parse(ORDER, Path::new("objects/order.yaml"), "p").unwrap()
+}
+
+#[test]
+fn view_reads_typed_fields_with_safe_conversions() {
+    let sql = generate(&order(), "`p.ing.order_events`").unwrap();
+    let v = &sql.view;
+    assert!(v.contains("FROM `p.ing.order_events`"), "{v}");
+    assert!(
+        v.contains("SAFE.PARSE_NUMERIC(JSON_VALUE(payload, '$.\"total\"')) AS total"),
+        "{v}"
+    );
+    assert!(
+        v.contains("IF(REGEXP_CONTAINS(JSON_VALUE(payload, '$.\"counts\".\"qty\"'), r'^[+-]?[0-9]+$'), SAFE_CAST(JSON_VALUE(payload, '$.\"counts\".\"qty\"') AS INT64), NULL) AS qty"),
+        "{v}"
+    );
+    // A key with a dot stays one key.
+    assert!(v.contains("JSON_VALUE(e0, '$.\"q.ty\"')"), "{v}");
+    assert!(v.contains("ARRAY(SELECT AS STRUCT"), "{v}");
+    assert!(v.contains("WITH OFFSET AS o0"), "{v}");
+    assert!(
+        v.contains("IF(JSON_TYPE(JSON_QUERY(payload, '$.\"customer\"')) = 'object', STRUCT("),
+        "{v}"
+    );
+    assert!(v.contains("WHERE JSON_VALUE(e0, '$') IS NOT NULL"), "{v}");
+}
+
+#[test]
+fn view_deduplicates_orders_and_drops_tombstones() {
+    let v = generate(&order(), "t").unwrap().view;
+    assert!(v.contains("PARTITION BY event_id ORDER BY publish_time, message_id) = 1"));
+    assert!(v.contains(
+        "PARTITION BY object_id ORDER BY event_time DESC, publish_time DESC, event_id DESC) = 1"
+    ));
+    assert!(v.contains("event_type IN ('OrderDeleted') AS deleted"));
+    assert!(v.contains("WHERE deleted OR reason = ''"));
+    assert!(v.trim_end().ends_with("WHERE NOT deleted"));
+    assert!(v.contains("event_time AS updated_at"));
+}
+
+#[test]
+fn only_required_fields_are_validated_and_reasons_name_them() {
+    let r = generate(&order(), "t").unwrap().rejected;
+    assert!(r.contains("'order_id: missing'"), "{r}");
+    assert!(r.contains("'total: not a NUMERIC'"), "{r}");
+    assert!(r.contains("'customer: not a STRUCT'"), "{r}");
+    assert!(r.contains("'customer.id: missing'"), "{r}");
+    assert!(
+        !r.contains("'qty: "),
+        "optional fields are not validated: {r}"
+    );
+    assert!(r.contains("WHERE NOT deleted AND reason != ''"));
+}
+
+#[test]
+fn ddl_names_both_views_and_strings_are_escaped() {
+    let ddl = ddl(&order()).unwrap();
+    assert_eq!(ddl[0].0, "p.sem.order");
+    assert!(
+        ddl[0]
+            .1
+            .starts_with("CREATE OR REPLACE VIEW `p.sem.order` AS\n")
+    );
+    assert_eq!(ddl[1].0, "p.sem.order_rejected");
+    assert_eq!(sql_string("it's \\ odd"), "'it\\'s \\\\ odd'");
+}
+
+#[test]
+fn objects_without_semantic_section_generate_nothing() {
+    let text = ORDER.split("semantic:").next().unwrap();
+    let o = ObjectSettings::parse(text, Path::new("o.yaml"), "p").unwrap();
+    assert!(generate(&o, "t").is_none());
+    assert!(dataform::sqlx_files(&o).is_none());
+}
+
+#[test]
+fn dataform_files_declare_the_source_and_assert_uniqueness() {
+    let files = dataform::sqlx_files(&order()).unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "sources/order_events.sqlx",
+            "order.sqlx",
+            "order_rejected.sqlx"
+        ]
+    );
+    let view = &files[1].contents;
+    assert!(view.starts_with("config {\n"));
+    assert!(view.contains("FROM ${ref(\"order_events\")}"), "{view}");
+    assert!(
+        view.contains("\"uniqueKey\": [\n      \"object_id\"\n    ]"),
+        "{view}"
+    );
+    assert!(view.contains("\"order_id\": \"The order's id\""), "{view}");
+    let non_null = view.split("\"nonNull\"").nth(1).unwrap();
+    assert!(
+        non_null.contains("\"total\""),
+        "required fields are asserted non-null"
+    );
+    assert!(!non_null.split(']').next().unwrap().contains("\"qty\""));
+}
