@@ -1,0 +1,36 @@
+output "google_service_account_email" {
+  description = "Put into the overlay's ServiceAccount annotation iam.gke.io/gcp-service-account."
+  value       = google_service_account.mesh_ingest.email
+}
+
+output "workload_identity_member" {
+  description = "The Kubernetes ServiceAccount allowed to act as the Google service account."
+  value       = google_service_account_iam_member.workload_identity.member
+}
+
+output "subscriptions" {
+  description = "Ingest subscription per object (full paths, as in the KEDA triggers' subscriptionName)."
+  value       = { for k, s in google_pubsub_subscription.ingest : k => s.id }
+}
+
+output "topics" {
+  description = "Event topic per object."
+  value = {
+    for k, o in local.objects : k => "projects/${var.project_id}/topics/${o.topic}"
+  }
+}
+
+output "dead_letter_subscriptions" {
+  description = "Where messages that exhausted max_delivery_attempts wait, per object."
+  value       = { for k, s in google_pubsub_subscription.dead_letter : k => s.id }
+}
+
+output "ingest_datasets" {
+  description = "Datasets of the ingest and dead-letter tables."
+  value       = [for d in google_bigquery_dataset.ingest : "${d.project}.${d.dataset_id}"]
+}
+
+output "semantic_datasets" {
+  description = "Semantic-layer dataset per object."
+  value       = { for k, d in google_bigquery_dataset.semantic : k => "${d.project}.${d.dataset_id}" }
+}

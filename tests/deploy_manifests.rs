@@ -1,0 +1,231 @@
+//! deploy/ must agree with config/ and the binary: the example overlay is rendered with
+//! `kubectl kustomize` (no cluster needed) and its probes, ports, metrics path, security
+//! context, grace period, mounted object files and KEDA subscriptions are checked against the
+//! configuration the service actually loads.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn render(dir: &str) -> Vec<Yaml> {
+    let out = Command::new("kubectl")
+        .args(["kustomize", "--load-restrictor", "LoadRestrictionsNone"])
+        .arg(root().join(dir))
+        .output()
+        .expect("kubectl is on the machine image");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    YamlLoader::load_from_str(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+fn find<'a>(docs: &'a [Yaml], kind: &str) -> Vec<&'a Yaml> {
+    docs.iter()
+        .filter(|d| d["kind"].as_str() == Some(kind))
+        .collect()
+}
+
+/// The resolved production configuration, as `mesh-ingest check` prints it.
+fn production_config() -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_mesh-ingest"))
+        .arg("--config")
+        .arg(root().join("config"))
+        .args(["--env", "production", "check"])
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .env_remove("BIGQUERY_EMULATOR_HOST")
+        .env_remove("BIGQUERY_STORAGE_EMULATOR_HOST")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn example_overlay_agrees_with_config_and_binary() {
+    let docs = render("deploy/overlays/orders-and-customers");
+    let settings = production_config();
+    let port = settings["application"]["port"].as_i64().unwrap();
+    assert_eq!(
+        settings["application"]["host"], "0.0.0.0",
+        "probes reach the pod IP"
+    );
+    let deadline = settings["application"]["shutdown_deadline_secs"]
+        .as_i64()
+        .unwrap();
+
+    let deployments = find(&docs, "Deployment");
+    assert_eq!(deployments.len(), 1);
+    let pod = &deployments[0]["spec"]["template"]["spec"];
+    assert!(
+        pod["terminationGracePeriodSeconds"].as_i64().unwrap() > deadline,
+        "the drain deadline fits in the grace period"
+    );
+    assert_eq!(pod["serviceAccountName"].as_str(), Some("mesh-ingest"));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+    let containers = pod["containers"].as_vec().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    let ports = c["ports"].as_vec().unwrap();
+    assert!(
+        ports.iter().any(
+            |p| p["containerPort"].as_i64() == Some(port) && p["name"].as_str() == Some("http")
+        ),
+        "container port {port} named http"
+    );
+    let probe_path = |probe: &str| c[probe]["httpGet"]["path"].as_str().map(str::to_string);
+    assert_eq!(probe_path("livenessProbe").as_deref(), Some("/healthz"));
+    assert_eq!(probe_path("readinessProbe").as_deref(), Some("/readyz"));
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let p = &c[probe]["httpGet"]["port"];
+        assert!(
+            p.as_str() == Some("http") || p.as_i64() == Some(port),
+            "{probe} port"
+        );
+    }
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true));
+    assert!(
+        sc["capabilities"]["drop"]
+            .as_vec()
+            .is_some_and(|d| d.iter().any(|x| x.as_str() == Some("ALL")))
+    );
+    assert!(c["resources"]["limits"]["memory"].as_str().is_some());
+    assert!(c["resources"]["requests"]["cpu"].as_str().is_some());
+    let env_value = |name: &str| {
+        c["env"]
+            .as_vec()
+            .and_then(|e| e.iter().find(|v| v["name"].as_str() == Some(name)))
+            .and_then(|v| v["value"].as_str().map(str::to_string))
+    };
+    assert_eq!(env_value("APP_ENVIRONMENT").as_deref(), Some("production"));
+    let config_dir = env_value("MESH_CONFIG_DIR").unwrap_or_else(|| "/etc/mesh-ingest".into());
+
+    // The object files mounted are exactly config/objects, at <config dir>/objects.
+    let mounts = c["volumeMounts"].as_vec().unwrap();
+    let objects_mount = mounts
+        .iter()
+        .find(|m| m["mountPath"].as_str() == Some(&format!("{config_dir}/objects")))
+        .expect("objects mounted under the config dir");
+    let volume = pod["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == objects_mount["name"])
+        .unwrap();
+    let map_name = volume["configMap"]["name"].as_str().unwrap();
+    let map = find(&docs, "ConfigMap")
+        .into_iter()
+        .find(|m| m["metadata"]["name"].as_str() == Some(map_name))
+        .unwrap();
+    let objects_dir = root().join("config/objects");
+    let mut shipped: Vec<String> = std::fs::read_dir(&objects_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    shipped.sort();
+    let mut mounted: Vec<String> = map["data"]
+        .as_hash()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    mounted.sort();
+    assert_eq!(mounted, shipped);
+    for name in &shipped {
+        let text = std::fs::read_to_string(Path::new(&objects_dir).join(name)).unwrap();
+        assert_eq!(
+            map["data"][name.as_str()].as_str(),
+            Some(text.as_str()),
+            "{name}"
+        );
+    }
+
+    // Metrics: scrape annotations and the Service agree with the port and /metrics.
+    let annotations = &deployments[0]["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/path"].as_str(), Some("/metrics"));
+    assert_eq!(
+        annotations["prometheus.io/port"].as_str(),
+        Some(port.to_string().as_str())
+    );
+    let services = find(&docs, "Service");
+    assert_eq!(services.len(), 1);
+    assert!(
+        services[0]["spec"]["ports"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"].as_i64() == Some(port))
+    );
+
+    // KEDA: one trigger per configured subscription, full names in the configured project.
+    let project = find(&docs, "ConfigMap")
+        .into_iter()
+        .find_map(|m| m["data"]["APP__GCP__PROJECT"].as_str())
+        .expect("the overlay sets the project");
+    let scaled = find(&docs, "ScaledObject");
+    assert_eq!(scaled.len(), 1);
+    let mut triggers: Vec<String> = scaled[0]["spec"]["triggers"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["type"].as_str(), Some("gcp-pubsub"));
+            t["metadata"]["subscriptionName"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    triggers.sort();
+    let mut subscriptions: Vec<String> = settings["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let full = o["subscription"].as_str().unwrap();
+            let id = full.rsplit('/').next().unwrap();
+            format!("projects/{project}/subscriptions/{id}")
+        })
+        .collect();
+    subscriptions.sort();
+    assert_eq!(
+        triggers, subscriptions,
+        "KEDA watches exactly the configured subscriptions"
+    );
+    assert_eq!(
+        scaled[0]["spec"]["scaleTargetRef"]["name"],
+        deployments[0]["metadata"]["name"]
+    );
+    assert_eq!(find(&docs, "PodDisruptionBudget").len(), 1);
+    let accounts = find(&docs, "ServiceAccount");
+    assert!(
+        accounts[0]["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+            .as_str()
+            .is_some_and(|a| a.ends_with(".iam.gserviceaccount.com")),
+        "Workload Identity, no key files"
+    );
+}
+
+#[test]
+fn dockerfile_runs_the_binary_as_non_root_with_the_config_baked_in() {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let settings = production_config();
+    let port = settings["application"]["port"].as_i64().unwrap();
+    assert!(text.contains(&format!("EXPOSE {port}")));
+    assert!(text.contains("USER 65532"));
+    assert!(text.contains("COPY config/ /etc/mesh-ingest/"));
+    assert!(text.contains("APP_ENVIRONMENT=production"));
+    assert!(text.contains("--locked"));
+}
