@@ -24,8 +24,9 @@ COPY Cargo.toml Cargo.lock ./
 RUN awk '/^\[\[(bench|test|example)\]\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' \
         Cargo.toml > Cargo.toml.bin \
  && mv Cargo.toml.bin Cargo.toml \
- && mkdir -p src \
+ && mkdir -p src/bin/mesh-load \
  && echo 'fn main() {}' > src/main.rs \
+ && echo 'fn main() {}' > src/bin/mesh-load/main.rs \
  && : > src/lib.rs \
  && cargo build --release --locked --bin mesh-ingest \
  && rm -rf src

@@ -16,12 +16,13 @@ The fix: an empty name reuses the stream (and the target Arrow schema) already b
 connection. A non-empty name behaves as before (same name: reuse; other name: rebind), and an
 empty name on the first request of a connection still fails as before.
 
-A second bug: every REST query (on the event-loop thread) and every Storage Write append (on a
-gRPC worker thread) use the one shared DuckDB connection, which is not safe to use from two
-threads at once; a query that overlaps an append can hang both for good (seen: REST /readyz
-stopped answering, py-spy showed the main thread in DuckDBEngine.execute and a gRPC worker in
-BigQueryWriteHandler._flush_to_target). The fix serialises them with one re-entrant lock
-around DuckDBEngine.execute / fetch_arrow and the append's flush.
+A second bug: REST queries (on the event-loop thread) and Storage Write appends (on gRPC
+worker threads) share one DuckDB connection, which is not safe to use from two threads at once;
+an append that overlaps a query can hang both for good (seen: REST /readyz stopped answering,
+py-spy showed the main thread in DuckDBEngine.execute and a gRPC worker in
+BigQueryWriteHandler._flush_to_target). The fix: every thread but the main one gets its own
+cursor (DuckDB's per-thread connection to the same database, with the same session settings),
+and appends are serialised among themselves, so no connection is ever used by two threads.
 """
 
 from __future__ import annotations
@@ -70,25 +71,34 @@ def _serialise_duckdb() -> None:
     from bqemulator.grpc_api import write_servicer
     from bqemulator.storage import engine
 
-    lock = threading.RLock()
+    engine_cls = engine.DuckDBEngine
+    connection_property = engine_cls.__dict__.get("connection")
+    flush = write_servicer.BigQueryWriteHandler.__dict__.get("_flush_to_target")
+    if not isinstance(connection_property, property) or not callable(flush):
+        sys.exit("bqemulator_launcher: DuckDBEngine.connection or _flush_to_target not found; revisit the patch")
+    main_thread = threading.main_thread()
+    local = threading.local()
 
-    def locked(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with lock:
-                return fn(*args, **kwargs)
+    def connection(self):
+        conn = connection_property.fget(self)
+        if threading.current_thread() is main_thread:
+            return conn
+        cursor = getattr(local, "cursor", None)
+        if cursor is None or getattr(local, "owner", None) is not conn:
+            cursor = conn.cursor()
+            cursor.execute("SET TimeZone = 'UTC'")  # as the engine sets on its connection
+            local.cursor, local.owner = cursor, conn
+        return cursor
 
-        return wrapper
+    engine_cls.connection = property(connection)
+    write_lock = threading.Lock()
 
-    targets = [
-        (engine.DuckDBEngine, "execute"),
-        (engine.DuckDBEngine, "fetch_arrow"),
-        (write_servicer.BigQueryWriteHandler, "_flush_to_target"),
-    ]
-    for cls, name in targets:
-        if not callable(cls.__dict__.get(name)):
-            sys.exit(f"bqemulator_launcher: {cls.__name__}.{name} not found; revisit the patch")
-        setattr(cls, name, locked(cls.__dict__[name]))
+    @functools.wraps(flush)
+    def serialised_flush(*args, **kwargs):
+        with write_lock:
+            return flush(*args, **kwargs)
+
+    write_servicer.BigQueryWriteHandler._flush_to_target = serialised_flush
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
-//! BigQuery goes away mid-stream: a private bqemulator (persistent, so tables survive) is
-//! SIGKILLed while events flow and started again on the same ports. While it is down nothing is
-//! acknowledged; afterwards every published event is in the ingest table.
+//! BigQuery goes away mid-stream, twice: a private bqemulator (persistent, so tables survive)
+//! is SIGKILLed while events flow and started again on the same ports. While it is down nothing
+//! is acknowledged; afterwards every published event is in the ingest table.
 
 mod support;
 
@@ -32,7 +32,7 @@ fn events(from: usize, to: usize) -> Vec<Outgoing> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_published_while_bigquery_is_down_land_after_it_returns_and_none_is_acked_early() {
+async fn events_published_while_bigquery_is_down_twice_land_and_none_is_acked_early() {
     let data_dir = tempfile::tempdir().unwrap();
     let mut bq = PrivateBigQuery::start(data_dir.path()).await;
     let emulators = Emulators {
@@ -87,6 +87,21 @@ async fn events_published_while_bigquery_is_down_land_after_it_returns_and_none_
     let landed = wait_for_count(&emulators, &count_sql, 2000, Duration::from_secs(120)).await;
     assert_eq!(landed, 2000, "every event lands\n{}", app.log_text());
 
+    // Phase 4: killed a second time, events keep coming, back again.
+    bq.kill();
+    let acked_before = counter(&app.metrics().await, "mesh_ingest_messages_acked_total");
+    publish(&emulators, &object.topic_path(), events(2000, 2500)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        counter(&app.metrics().await, "mesh_ingest_messages_acked_total"),
+        acked_before,
+        "nothing acknowledged during the second outage"
+    );
+    bq.restart().await;
+    publish(&emulators, &object.topic_path(), events(2500, 3000)).await;
+    let landed = wait_for_count(&emulators, &count_sql, 3000, Duration::from_secs(120)).await;
+    assert_eq!(landed, 3000, "every event lands\n{}", app.log_text());
+
     let rows = query(
         &emulators,
         &format!(
@@ -104,7 +119,7 @@ async fn events_published_while_bigquery_is_down_land_after_it_returns_and_none_
             )
         })
         .collect();
-    for i in 0..2000 {
+    for i in 0..3000 {
         assert!(copies.contains_key(&format!("evt-{i}")), "evt-{i} missing");
     }
     let duplicates: u64 = copies.values().map(|n| n - 1).sum();
@@ -114,13 +129,13 @@ async fn events_published_while_bigquery_is_down_land_after_it_returns_and_none_
     )
     .await;
     eprintln!(
-        "bigquery restart: published 2000, ingested {} distinct, duplicates {duplicates}, dead-lettered {}",
+        "chaos bigquery restarted twice: published 3000 / ingested {} distinct / dead-lettered {} / duplicates {duplicates}",
         copies.len(),
         dead[0]["n"].as_str().unwrap()
     );
     assert_eq!(dead[0]["n"], "0", "an outage is not bad input");
     let after = app.metrics().await;
-    assert!(counter(&after, "mesh_ingest_messages_acked_total") >= 2000);
+    assert!(counter(&after, "mesh_ingest_messages_acked_total") >= 3000);
     let (code, _) = app.terminate().await;
     assert_eq!(code, Some(0));
 }

@@ -445,6 +445,12 @@ impl ObjectSettings {
                 "must be between 1 and 4194304".into(),
             ));
         }
+        if l.max_future_event_time_secs > 10 * 365 * 24 * 3600 {
+            return Err(err(
+                "limits.max_future_event_time_secs",
+                "must be at most ten years (315360000)".into(),
+            ));
+        }
         if !(1..=128).contains(&l.max_json_depth) {
             return Err(err(
                 "limits.max_json_depth",

@@ -237,8 +237,18 @@ impl Decoder {
                         "specversion is missing: not a structured CloudEvent",
                     )
                 })?;
-                let spec = serde_json::from_str::<String>(spec.get()).ok();
-                check_specversion(spec.as_deref())?;
+                // A specversion that is there but not a string (e.g. the number 1.0) is an
+                // unsupported one, not a missing one.
+                let spec = serde_json::from_str::<String>(spec.get()).map_err(|_| {
+                    Rejection::new(
+                        ReasonCode::UnsupportedSpecversion,
+                        format!(
+                            "CloudEvents specversion must be the string \"1.0\", not {}",
+                            truncate_for_reason(spec.get())
+                        ),
+                    )
+                })?;
+                check_specversion(Some(&spec))?;
                 self.cloudevent_data(&view, data)?
             }
         };
@@ -391,14 +401,15 @@ impl Decoder {
                         format!("event time at `{source}` is not an RFC 3339 timestamp: {e}"),
                     )
                 })?;
-        let us = (parsed.unix_timestamp_nanos() / 1000) as i64;
+        // Floor, not truncation: 1969-12-31T23:59:59.9999995Z must stay before the epoch.
+        let us = parsed.unix_timestamp_nanos().div_euclid(1000) as i64;
         if us < 0 {
             return Err(Rejection::new(
                 ReasonCode::InvalidEventTime,
                 format!("event time at `{source}` is before 1970-01-01"),
             ));
         }
-        let max_ahead = self.limits.max_future_event_time_secs as i64 * 1_000_000;
+        let max_ahead = (self.limits.max_future_event_time_secs as i64).saturating_mul(1_000_000);
         if us > now_us.saturating_add(max_ahead) {
             return Err(Rejection::new(
                 ReasonCode::InvalidEventTime,

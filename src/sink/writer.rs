@@ -121,9 +121,9 @@ impl TableWriter {
         let schema = ArrowSchema::new().set_serialized_schema(serialized_schema(columns));
         let writer = client
             .open_default_stream(table.write_api_name())
-            // The sink has its own unbounded retry loop with metrics and readiness; the
-            // client's own retries stay short so the loop sees failures promptly.
-            .with_retry_policy(RetryableErrors.with_attempt_limit(2))
+            // The sink has its own retry loop with backoff, metrics and readiness: the client
+            // makes one attempt, so every failure is seen (and counted) there.
+            .with_retry_policy(RetryableErrors.with_attempt_limit(1))
             .with_attempt_timeout(Duration::from_secs(60))
             .build_arrow(schema)
             .await?;

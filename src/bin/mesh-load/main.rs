@@ -1,0 +1,354 @@
+//! `mesh-load`: the load harness, in the spirit of Vector's `lading`. It serves pre-generated
+//! envelopes from its own Pub/Sub StreamingPull server and accepts appends on its own Storage
+//! Write server (both on one loopback port), runs a consumer against them — the real
+//! `mesh-ingest run`, or any other command such as the Python peer — and reports sustained
+//! events/s, CPU seconds per million events and peak RSS of the consumer (from /proc), and
+//! served→acknowledged latency. It can slow, stall or fail appends to inject faults.
+//! Not part of the production image: a separate binary, built only for load runs and tests.
+
+mod proto;
+mod servers;
+
+use bytes::Bytes;
+use clap::Parser;
+use servers::{PubsubState, WriteFaults, WriteState};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(name = "mesh-load", about = "Load harness for mesh-ingest")]
+struct Args {
+    /// Events to serve (each acknowledged once ends the run).
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Approximate payload size of each event, bytes.
+    #[arg(long, default_value_t = 1024)]
+    payload_bytes: usize,
+    /// Streaming-pull streams the consumer opens.
+    #[arg(long, default_value_t = 2)]
+    streams: usize,
+    /// Flow control: max outstanding messages per stream.
+    #[arg(long, default_value_t = 2000)]
+    max_outstanding: i64,
+    /// Latency added to every append, ms.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Fraction of appends answered with --fail-code.
+    #[arg(long, default_value_t = 0.0)]
+    fail_fraction: f64,
+    /// gRPC status code of injected failures (14 UNAVAILABLE, 8 RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = 14)]
+    fail_code: i32,
+    /// Every n-th append reports a row error for its first row.
+    #[arg(long, default_value_t = 0)]
+    row_error_every: u64,
+    /// Stall every append for this many seconds …
+    #[arg(long, default_value_t = 0)]
+    stall_secs: u64,
+    /// … starting this many seconds into the run.
+    #[arg(long, default_value_t = 2)]
+    stall_after_secs: u64,
+    /// The mesh-ingest binary (default: beside this one).
+    #[arg(long)]
+    mesh_ingest: Option<PathBuf>,
+    /// Run this command as the consumer instead of mesh-ingest. It gets the endpoint in
+    /// MESH_LOAD_ENDPOINT (host:port), the subscription in MESH_LOAD_SUBSCRIPTION and the
+    /// table's write stream parent in MESH_LOAD_TABLE.
+    #[arg(long, num_args = 1.., allow_hyphen_values = true)]
+    peer: Option<Vec<String>>,
+    /// Serve at most this many events per second (default: as fast as they are acked).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+    /// Label for the report.
+    #[arg(long, default_value = "mesh-ingest")]
+    label: String,
+}
+
+const PROJECT: &str = "mesh-load";
+const SUBSCRIPTION: &str = "projects/mesh-load/subscriptions/load-sub";
+
+fn bodies(payload_bytes: usize) -> Vec<Bytes> {
+    (0..256)
+        .map(|i| {
+            let mut envelope = serde_json::json!({
+                "event_id": format!("evt-{i}"),
+                "event_type": "OrderUpdated",
+                "event_time": "2026-11-20T10:00:00.123456Z",
+                "payload": {"order_id": format!("o-{i}"), "status": "paid", "total": 42.5,
+                    "currency": "EUR", "items": [{"sku": "tea", "qty": 2}], "pad": ""},
+            });
+            let base = envelope.to_string().len();
+            let pad = payload_bytes.saturating_sub(base.saturating_sub(60));
+            envelope["payload"]["pad"] = serde_json::json!("x".repeat(pad));
+            Bytes::from(envelope.to_string())
+        })
+        .collect()
+}
+
+fn write_config(dir: &Path, args: &Args, http_port: u16) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("objects"))?;
+    std::fs::write(
+        dir.join("base.yaml"),
+        format!(
+            "application:\n  host: 127.0.0.1\n  port: {http_port}\n  shutdown_deadline_secs: 20\n\
+             gcp:\n  project: {PROJECT}\nlog:\n  format: json\n  level: warn\n"
+        ),
+    )?;
+    std::fs::write(dir.join("load.yaml"), "log:\n  level: warn\n")?;
+    std::fs::write(
+        dir.join("objects/orders.yaml"),
+        format!(
+            "name: orders\nsubscription: {SUBSCRIPTION}\ningest_table: {PROJECT}.load.events\n\
+             dead_letter_table: {PROJECT}.load.dead_letter\n\
+             envelope:\n  format: json\n  object_id: payload.order_id\n\
+             flow_control:\n  max_outstanding_messages: {}\n  channel_capacity: {}\n\
+             streams: {}\n",
+            args.max_outstanding,
+            args.max_outstanding.max(1),
+            args.streams
+        ),
+    )?;
+    Ok(())
+}
+
+/// CPU seconds (user + system) and peak RSS (bytes) of a process, from /proc.
+fn cpu_seconds(pid: u32, ticks_per_sec: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / ticks_per_sec)
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn spawn_consumer(
+    args: &Args,
+    endpoint: &str,
+    config_dir: &Path,
+    log: &Path,
+) -> anyhow::Result<Child> {
+    let log_file = std::fs::File::create(log)?;
+    let mut cmd = match &args.peer {
+        Some(command) => {
+            let mut c = Command::new(&command[0]);
+            c.args(&command[1..]);
+            c
+        }
+        None => {
+            let bin = match &args.mesh_ingest {
+                Some(p) => p.clone(),
+                None => std::env::current_exe()?.with_file_name("mesh-ingest"),
+            };
+            let mut c = Command::new(bin);
+            c.arg("--config")
+                .arg(config_dir)
+                .args(["--env", "load", "run"]);
+            c
+        }
+    };
+    cmd.env("PUBSUB_EMULATOR_HOST", endpoint)
+        .env(
+            "BIGQUERY_STORAGE_EMULATOR_HOST",
+            format!("http://{endpoint}"),
+        )
+        .env("BIGQUERY_EMULATOR_HOST", format!("http://{endpoint}"))
+        .env("MESH_LOAD_ENDPOINT", endpoint)
+        .env("MESH_LOAD_SUBSCRIPTION", SUBSCRIPTION)
+        .env(
+            "MESH_LOAD_TABLE",
+            format!("projects/{PROJECT}/datasets/load/tables/events"),
+        )
+        .env("MESH_LOAD_STREAMS", args.streams.to_string())
+        .env(
+            "MESH_LOAD_MAX_OUTSTANDING",
+            args.max_outstanding.to_string(),
+        )
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::from(log_file.try_clone()?))
+        .stderr(Stdio::from(log_file));
+    Ok(cmd.spawn()?)
+}
+
+/// Sum of mesh-ingest's `mesh_ingest_bigquery_retries_total` series, from its /metrics.
+async fn scrape_retries(port: u16) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("mesh_ingest_bigquery_retries_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let pubsub = PubsubState::new(bodies(args.payload_bytes), args.events, args.rate);
+    let write = WriteState::new(WriteFaults {
+        latency: Duration::from_millis(args.latency_ms),
+        fail_fraction: args.fail_fraction,
+        fail_code: args.fail_code,
+        row_error_every: args.row_error_every,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = listener.local_addr()?.to_string();
+    tokio::spawn(servers::serve(listener, pubsub.clone(), write.clone()));
+
+    let dir = std::env::temp_dir().join(format!("mesh-load-{}", std::process::id()));
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    write_config(&dir, &args, http_port)?;
+    let log = dir.join("consumer.log");
+    let mut child = spawn_consumer(&args, &endpoint, &dir, &log)?;
+    let pid = child.id();
+    let ticks = ticks_per_sec();
+
+    // The clock starts with the first message served; CPU is counted from the same moment,
+    // so start-up (client set-up, connecting) is left out of the per-event figures.
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    while pubsub.served.load(Ordering::Relaxed) == 0 {
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!(
+                "the consumer exited ({status}) before pulling; log: {}",
+                log.display()
+            );
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no pull within the timeout");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    let cpu_start = cpu_seconds(pid, ticks).unwrap_or(0.0);
+    let mut max_rss_kib = 0u64;
+    let mut stall_rss_kib: Vec<u64> = Vec::new();
+    let mut stall_window: Option<(Instant, Instant)> = None;
+    loop {
+        let acked = pubsub.acked.load(Ordering::Relaxed);
+        let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
+        max_rss_kib = max_rss_kib.max(rss);
+        if args.stall_secs > 0
+            && stall_window.is_none()
+            && started.elapsed() >= Duration::from_secs(args.stall_after_secs)
+        {
+            let from = Instant::now();
+            let until = from + Duration::from_secs(args.stall_secs);
+            *write.stall_until.lock().unwrap() = Some(until);
+            stall_window = Some((from, until));
+        }
+        if let Some((from, until)) = stall_window {
+            let now = Instant::now();
+            if now >= from && now < until {
+                stall_rss_kib.push(rss);
+            }
+        }
+        if acked >= args.events {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!(
+                "the consumer exited ({status}) after {acked} acks; log: {}",
+                log.display()
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            anyhow::bail!("timeout: {acked} of {} acknowledged", args.events);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid, ticks).unwrap_or(0.0) - cpu_start;
+    let peak_rss_kib = status_kib(pid, "VmHWM:")
+        .unwrap_or(max_rss_kib)
+        .max(max_rss_kib);
+    // Let late duplicate acks (if any) arrive before counting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let retries = if args.peer.is_none() {
+        scrape_retries(http_port).await
+    } else {
+        None
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await??;
+
+    let latencies = pubsub.latencies();
+    let (acked_twice, never_acked) = pubsub.ack_anomalies();
+    let report = serde_json::json!({
+        "label": args.label,
+        "events": args.events,
+        "payload_bytes": args.payload_bytes,
+        "envelope_bytes": bodies(args.payload_bytes)[0].len(),
+        "streams": args.streams,
+        "seconds": elapsed,
+        "events_per_sec": args.events as f64 / elapsed,
+        "cpu_seconds": cpu,
+        "cpu_seconds_per_million": cpu / args.events as f64 * 1e6,
+        "events_per_cpu_second": args.events as f64 / cpu.max(1e-9),
+        "peak_rss_mib": peak_rss_kib as f64 / 1024.0,
+        "stall_rss_mib_min": stall_rss_kib.iter().min().map(|k| *k as f64 / 1024.0),
+        "stall_rss_mib_max": stall_rss_kib.iter().max().map(|k| *k as f64 / 1024.0),
+        "latency_ms_p50": percentile(&latencies, 0.50),
+        "latency_ms_p99": percentile(&latencies, 0.99),
+        "served": pubsub.served.load(Ordering::Relaxed),
+        "acked": pubsub.acked.load(Ordering::Relaxed),
+        "acked_more_than_once": acked_twice,
+        "never_acked": never_acked,
+        "duplicate_acks": pubsub.duplicate_acks.load(Ordering::Relaxed),
+        "nacks": pubsub.nacks.load(Ordering::Relaxed),
+        "rows_written": write.rows.load(Ordering::Relaxed),
+        "dead_letter_rows": write.dead_letter_rows.load(Ordering::Relaxed),
+        "appends": write.appends.load(Ordering::Relaxed),
+        "append_bytes": write.bytes.load(Ordering::Relaxed),
+        "failed_appends": write.failed_appends.load(Ordering::Relaxed),
+        "row_error_appends": write.row_errors.load(Ordering::Relaxed),
+        "consumer_exit": exit.code(),
+        "bigquery_retries_metric": retries,
+    });
+    println!("{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
