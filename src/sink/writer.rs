@@ -124,7 +124,8 @@ impl TableWriter {
             // The sink has its own retry loop with backoff, metrics and readiness: the client
             // makes one attempt, so every failure is seen (and counted) there.
             .with_retry_policy(RetryableErrors.with_attempt_limit(1))
-            .with_attempt_timeout(Duration::from_secs(60))
+            // A stalled AppendRows stream is abandoned (and the append retried) after this.
+            .with_attempt_timeout(Duration::from_secs(30))
             .build_arrow(schema)
             .await?;
         Ok(TableWriter {
