@@ -51,11 +51,7 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_the_view_stays_one_row_
     let before_kill = wait_for_count(&emu, &total_sql, 300, Duration::from_secs(60)).await;
     assert!(before_kill >= 300, "{}", first.log_text());
     first.kill(); // SIGKILL: no drain, no acks for what was in flight
-    let at_kill = query(&emu, &total_sql).await[0]["n"]
-        .as_str()
-        .unwrap()
-        .parse::<u64>()
-        .unwrap();
+    let at_kill = count(&emu, &total_sql).await;
     assert!(
         (at_kill as usize) < EVENTS,
         "killed mid-load ({at_kill} written)"
@@ -70,11 +66,7 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_the_view_stays_one_row_
         "no event lost\n{}",
         second.log_text()
     );
-    let total: u64 = query(&emu, &total_sql).await[0]["n"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let total: u64 = count(&emu, &total_sql).await;
     let dead: u64 = query(
         &emu,
         &format!("SELECT COUNT(*) AS n FROM `{}`", object.dead_letter_table()),

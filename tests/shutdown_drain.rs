@@ -51,11 +51,7 @@ async fn sigterm_mid_load_exits_cleanly_and_acked_events_are_written_exactly_onc
         first_log.contains("drained: every message received was written and acknowledged"),
         "{first_log}"
     );
-    let after_first = query(&emu, &total_sql).await[0]["n"]
-        .as_str()
-        .unwrap()
-        .parse::<u64>()
-        .unwrap();
+    let after_first = count(&emu, &total_sql).await;
     assert!(
         (after_first as usize) < EVENTS,
         "the signal came mid-load ({after_first} of {EVENTS} written)"

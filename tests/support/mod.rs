@@ -368,16 +368,20 @@ pub async fn query(
         .unwrap_or_default()
 }
 
+/// Runs `sql` (a `SELECT COUNT(*) AS n …`) and returns `n`.
+pub async fn count(emulators: &Emulators, sql: &str) -> u64 {
+    query(emulators, sql).await[0]["n"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 /// Polls `sql` (a `SELECT COUNT(*) AS n …`) until it returns at least `n` or time runs out;
 /// returns the last count.
 pub async fn wait_for_count(emulators: &Emulators, sql: &str, n: u64, within: Duration) -> u64 {
     let start = Instant::now();
     loop {
-        let rows = query(emulators, sql).await;
-        let got = rows[0]["n"]
-            .as_str()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
+        let got = count(emulators, sql).await;
         if got >= n || start.elapsed() > within {
             return got;
         }
