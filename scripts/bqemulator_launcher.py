@@ -27,6 +27,7 @@ and appends are serialised among themselves, so no connection is ever used by tw
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import inspect
 import sys
@@ -101,9 +102,35 @@ def _serialise_duckdb() -> None:
     write_servicer.BigQueryWriteHandler._flush_to_target = serialised_flush
 
 
+GRPC_HANDLER_THREADS = 256
+
+
+def _grpc_thread_pool() -> None:
+    import grpc.aio
+    from bqemulator.grpc_api import server as grpc_server_module
+
+    if grpc_server_module.grpc.aio is not grpc.aio or not callable(getattr(grpc.aio, "server", None)):
+        sys.exit("bqemulator_launcher: bqemulator's gRPC server no longer calls grpc.aio.server; revisit the patch")
+    original = grpc.aio.server
+    if getattr(original, "_mesh_patched", False):
+        return
+
+    @functools.wraps(original)
+    def server(*args, **kwargs):
+        if kwargs.get("migration_thread_pool") is None and len(args) < 1:
+            kwargs["migration_thread_pool"] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=GRPC_HANDLER_THREADS, thread_name_prefix="bqemu-grpc"
+            )
+        return original(*args, **kwargs)
+
+    server._mesh_patched = True  # type: ignore[attr-defined]
+    grpc.aio.server = server
+
+
 def main() -> int:
     _patch()
     _serialise_duckdb()
+    _grpc_thread_pool()
     from bqemulator.cli import main as cli_main
 
     # standalone_mode=True (the default) makes click exit with the command's status.
