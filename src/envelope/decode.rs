@@ -101,6 +101,9 @@ fn text_of(
         Value::Text(t) => t.to_string(),
         Value::Json(raw) => match json_type(raw) {
             "null" => return Err(missing(source, what)),
+            // Without escapes the text between the quotes is the value: no need to run the
+            // parser again over a string the document parse has already validated.
+            "string" if !raw.get().contains('\\') => raw.get()[1..raw.get().len() - 1].to_string(),
             "string" => serde_json::from_str::<String>(raw.get()).map_err(|e| {
                 Rejection::new(
                     ReasonCode::InvalidField,

@@ -62,14 +62,130 @@ impl<'a> ObjectView<'a> {
                     ));
                 }
             }
-            // Already validated as part of the enclosing document, so this cannot fail.
-            let inner = ObjectView::parse(value.get()).map_err(|_| "unreadable object")?;
-            match inner.get(key) {
+            let found = match find_member(value.get(), key) {
+                Scan::Found(text) => serde_json::from_str::<&'a RawValue>(text).ok(),
+                Scan::Absent => None,
+                // A key with escapes (or text the scanner does not expect): parse for real.
+                // Already validated as part of the enclosing document, so this cannot fail.
+                Scan::NeedsParse => ObjectView::parse(value.get())
+                    .map_err(|_| "unreadable object")?
+                    .get(key),
+            };
+            match found {
                 Some(v) => value = v,
                 None => return Ok(None),
             }
         }
         Ok(Some(value))
+    }
+}
+
+/// What [`find_member`] found.
+#[derive(Debug, PartialEq)]
+enum Scan<'a> {
+    Found(&'a str),
+    Absent,
+    NeedsParse,
+}
+
+/// The raw text of member `key` of `object`, which is a JSON object already validated as part
+/// of its enclosing document. Object ids usually sit one level down (`payload.order_id`), and
+/// parsing the whole payload a second time just to read one member cost about as much as the
+/// floor scan of the body; this skips values with memchr instead. Duplicate keys: the last one
+/// wins, as in [`ObjectView::get`]. Keys with escapes, and anything unexpected, are left to the
+/// parser (`NeedsParse`), so the answer is always the parser's answer.
+fn find_member<'a>(object: &'a str, key: &str) -> Scan<'a> {
+    let b = object.as_bytes();
+    let mut found = Scan::Absent;
+    let Some(mut i) = skip_ws(b, 0).filter(|&i| b[i] == b'{') else {
+        return Scan::NeedsParse;
+    };
+    i += 1;
+    loop {
+        let Some(at) = skip_ws(b, i) else {
+            return Scan::NeedsParse;
+        };
+        match b[at] {
+            b'}' => return found,
+            b',' => {
+                i = at + 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return Scan::NeedsParse,
+        }
+        let Some(key_end) = string_end(b, at) else {
+            return Scan::NeedsParse;
+        };
+        let raw_key = &object[at + 1..key_end - 1];
+        if raw_key.contains('\\') {
+            return Scan::NeedsParse;
+        }
+        let Some(colon) = skip_ws(b, key_end).filter(|&c| b[c] == b':') else {
+            return Scan::NeedsParse;
+        };
+        let Some(start) = skip_ws(b, colon + 1) else {
+            return Scan::NeedsParse;
+        };
+        let Some(end) = value_end(b, start) else {
+            return Scan::NeedsParse;
+        };
+        if raw_key == key {
+            found = Scan::Found(&object[start..end]);
+        }
+        i = end;
+    }
+}
+
+/// The first non-whitespace index at or after `i`.
+fn skip_ws(b: &[u8], i: usize) -> Option<usize> {
+    (i..b.len()).find(|&j| !matches!(b[j], b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// `b[start]` opens a string; the index just past its closing quote.
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        let j = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[j] == b'"' {
+            return Some(j + 1);
+        }
+        i = j + 2;
+    }
+}
+
+/// `b[start]` begins a value; the index just past it.
+fn value_end(b: &[u8], start: usize) -> Option<usize> {
+    match b[start] {
+        b'"' => string_end(b, start),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = string_end(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        // A number, true, false or null runs to the next delimiter.
+        _ => Some(
+            (start..b.len())
+                .find(|&j| matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(b.len()),
+        ),
     }
 }
 
@@ -218,6 +334,86 @@ mod tests {
                 .contains("`a` is a number")
         );
     }
+
+    #[test]
+    fn member_scan_agrees_with_the_parser() {
+        let objects = [
+            r#"{"id": "x", "n": 1}"#,
+            r#" { "a" : { "id" : "inner" } , "id" : -1.5e3 } "#,
+            r#"{"s": "has \"id\": \"fake\" and { [ brackets", "id": [1, {"id": 2}, "]"]}"#,
+            r#"{"id": 1, "id": "last wins"}"#,
+            r#"{"other": true, "x": null}"#,
+            r#"{}"#,
+            r#"{"i\u0064": "escaped key"}"#,
+            r#"{"\\": 1, "id": false}"#,
+            "{\"id\"\n:\t\"tabs\"\r\n}",
+        ];
+        for text in objects {
+            let expected = ObjectView::parse(text)
+                .unwrap()
+                .get("id")
+                .map(RawValue::get);
+            let scanned = match find_member(text, "id") {
+                Scan::Found(t) => Some(t),
+                Scan::Absent => None,
+                Scan::NeedsParse => {
+                    assert!(text.contains('\\'), "{text}: unexpected fallback");
+                    continue;
+                }
+            };
+            assert_eq!(scanned, expected, "{text}");
+        }
+        assert_eq!(find_member(r#"{"i\u0064": 1}"#, "id"), Scan::NeedsParse);
+    }
+
+    proptest::proptest! {
+        /// Objects built from awkward keys, values and whitespace: the scan finds what the
+        /// parser finds, or defers to it.
+        #[test]
+        fn member_scan_matches_the_parser_on_generated_objects(
+            members in proptest::collection::vec(
+                (0usize..KEYS.len(), 0usize..VALUES.len(), 0usize..SPACES.len()),
+                0..8,
+            )
+        ) {
+            let text = format!(
+                "{{{}}}",
+                members
+                    .iter()
+                    .map(|&(k, v, w)| format!("{w}{}{w}:{w}{}{w}", KEYS[k], VALUES[v], w = SPACES[w]))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let expected = ObjectView::parse(&text).unwrap().get("id").map(RawValue::get);
+            match find_member(&text, "id") {
+                Scan::Found(t) => proptest::prop_assert_eq!(Some(t), expected, "{}", text),
+                Scan::Absent => proptest::prop_assert_eq!(None, expected, "{}", text),
+                Scan::NeedsParse => proptest::prop_assert!(text.contains('\\'), "{}", text),
+            }
+        }
+    }
+
+    const KEYS: [&str; 6] = [
+        r#""id""#,
+        r#""idx""#,
+        r#""i""#,
+        r#""""#,
+        r#""i\u0064""#,
+        r#""\"id\"""#,
+    ];
+    const VALUES: [&str; 10] = [
+        "1",
+        "-0.5e-3",
+        "true",
+        "null",
+        r#""id""#,
+        r#""a \" } ] , b""#,
+        "[]",
+        r#"[{"id": [1, "]"]}, {}]"#,
+        r#"{"id": {"id": "}"}}"#,
+        r#""\\""#,
+    ];
+    const SPACES: [&str; 3] = ["", " ", "\n\t "];
 
     #[test]
     fn classifies_non_objects_and_garbage() {

@@ -27,6 +27,9 @@ pub struct InboundMessage {
 impl InboundMessage {
     /// Attributes as a JSON object with sorted keys (deterministic, so rows compare equal).
     pub fn attributes_json(&self) -> String {
+        if self.attributes.is_empty() {
+            return "{}".to_string();
+        }
         let sorted: BTreeMap<&str, &str> = self
             .attributes
             .iter()
