@@ -142,7 +142,9 @@ fn skip_ws(b: &[u8], i: usize) -> Option<usize> {
     (i..b.len()).find(|&j| !matches!(b[j], b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-/// `b[start]` opens a string; the index just past its closing quote.
+/// `b[start]` opens a string; the index just past its closing quote (`None`: unterminated).
+/// Jumps through the string with memchr: payload bytes are mostly string contents, and a
+/// byte-at-a-time loop here cost several times a JSON parse.
 fn string_end(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
@@ -231,26 +233,14 @@ pub fn depth_exceeds(text: &[u8], limit: usize) -> bool {
     let mut i = 0;
     while i < text.len() {
         match text[i] {
-            b'"' => {
-                // Jump through the string with memchr: payload bytes are mostly string
-                // contents, and a byte-at-a-time loop here cost several times a JSON parse.
-                i += 1;
-                loop {
-                    match memchr::memchr2(b'"', b'\\', &text[i..]) {
-                        // Unterminated: not our call, the parser rejects it.
-                        None => return false,
-                        Some(j) if text[i + j] == b'\\' => i += j + 2,
-                        Some(j) => {
-                            i += j + 1;
-                            break;
-                        }
-                    }
-                    if i >= text.len() {
-                        return false;
-                    }
+            b'"' => match string_end(text, i) {
+                Some(end) => {
+                    i = end;
+                    continue;
                 }
-                continue;
-            }
+                // Unterminated: not our call, the parser rejects it.
+                None => return false,
+            },
             b'{' | b'[' => {
                 depth += 1;
                 if depth > limit {
