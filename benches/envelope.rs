@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mesh_ingest::configuration::ObjectSettings;
-use mesh_ingest::envelope::{Decoder, InboundMessage, IngestRow};
+use mesh_ingest::envelope::Decoder;
+use mesh_ingest::pipeline::{IngestRow, ReceivedMessage};
 use mesh_ingest::sink::arrow_rows::encode_ingest;
 use serde::de::IgnoredAny;
 use std::collections::HashMap;
@@ -19,7 +20,10 @@ fn decoder(envelope: &str) -> Decoder {
     let text = format!(
         "name: bench\nsubscription: bench-sub\ningest_table: d.i\ndead_letter_table: d.dl\n{envelope}"
     );
-    Decoder::new(&ObjectSettings::parse(&text, Path::new("bench.yaml"), "p").unwrap())
+    mesh_ingest::source::decoder_for(
+        &ObjectSettings::parse(&text, Path::new("bench.yaml"), "p").unwrap(),
+    )
+    .unwrap()
 }
 
 /// A realistic order payload padded to about `size` bytes.
@@ -32,8 +36,8 @@ fn payload(size: usize) -> serde_json::Value {
     p
 }
 
-fn message(data: String, attributes: &[(&str, &str)]) -> InboundMessage {
-    InboundMessage {
+fn message(data: String, attributes: &[(&str, &str)]) -> ReceivedMessage {
+    ReceivedMessage {
         data: Bytes::from(data),
         attributes: attributes
             .iter()
@@ -48,7 +52,7 @@ fn message(data: String, attributes: &[(&str, &str)]) -> InboundMessage {
 struct Case {
     name: &'static str,
     decoder: Decoder,
-    message: InboundMessage,
+    message: ReceivedMessage,
 }
 
 fn cases(size: usize) -> Vec<Case> {

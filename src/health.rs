@@ -1,6 +1,7 @@
 //! Liveness and readiness state, written by the pipeline and read by /readyz. Readiness says
 //! which object's stream or writer is down, so an operator reads the cause from the probe.
 
+use crate::tables::TableKind;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -87,19 +88,18 @@ impl ObjectHealth {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
-    pub fn writer_ok(&self, dead_letter: bool) {
-        *self.problem(dead_letter).lock().expect("health lock") = None;
+    pub fn writer_ok(&self, table: TableKind) {
+        *self.problem(table).lock().expect("health lock") = None;
     }
 
-    pub fn writer_failing(&self, dead_letter: bool, why: String) {
-        *self.problem(dead_letter).lock().expect("health lock") = Some(why);
+    pub fn writer_failing(&self, table: TableKind, why: String) {
+        *self.problem(table).lock().expect("health lock") = Some(why);
     }
 
-    fn problem(&self, dead_letter: bool) -> &Mutex<Option<String>> {
-        if dead_letter {
-            &self.dead_letter_problem
-        } else {
-            &self.ingest_problem
+    fn problem(&self, table: TableKind) -> &Mutex<Option<String>> {
+        match table {
+            TableKind::Ingest => &self.ingest_problem,
+            TableKind::DeadLetter => &self.dead_letter_problem,
         }
     }
 }
@@ -117,9 +117,9 @@ mod tests {
         assert_eq!(err, vec!["order: 1 of 2 streaming-pull streams down"]);
         o.stream_up();
         assert!(h.readiness().is_ok());
-        o.writer_failing(false, "UNAVAILABLE".into());
+        o.writer_failing(TableKind::Ingest, "UNAVAILABLE".into());
         assert!(h.readiness().unwrap_err()[0].contains("ingest writer failing: UNAVAILABLE"));
-        o.writer_ok(false);
+        o.writer_ok(TableKind::Ingest);
         h.set_draining();
         assert!(h.readiness().unwrap_err()[0].starts_with("draining"));
     }

@@ -1,22 +1,25 @@
 //! mesh-ingest: lands Data Mesh domain events from Pub/Sub in BigQuery.
 //!
-//! The data path, one module each: `source` (streaming pull) → `envelope` (decode, validate)
-//! → `batch` → `sink` (Storage Write API, dead-letter) → `ack`. Beside it: `configuration`,
-//! `http`, `telemetry`, `health`, `shutdown`, the `semantic` layer's SQL generation, and the
-//! `provision` / `publish` commands.
+//! The data path, one folder each: `source` (streaming pull) → `envelope` (decode, validate)
+//! → `batch` → `sink` (Storage Write API, dead-letter) → acknowledgement, with `pipeline`
+//! holding what flows between them. Beside it: `configuration`, `tables`, `app` (wiring),
+//! `commands`, `http`, `health`, `telemetry`, `shutdown`, and the `semantic` layer's SQL
+//! generation. ARCHITECTURE.md says who may import whom.
 
-pub mod ack;
+#![warn(clippy::too_many_lines)]
+
+pub mod app;
 pub mod batch;
+pub mod commands;
 pub mod configuration;
 pub mod envelope;
-pub mod gcp;
+mod gcp;
 pub mod health;
 pub mod http;
-pub mod provision;
-pub mod publish;
+pub mod pipeline;
 pub mod semantic;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
-pub mod startup;
+pub mod tables;
 pub mod telemetry;

@@ -1,8 +1,11 @@
-//! The `mesh-ingest` command line: `run`, `check`, `provision`, `publish`.
+//! The `mesh-ingest` command line: parses the arguments, loads the configuration and hands
+//! over to `commands`.
 
-use clap::{Parser, Subcommand};
+#![warn(clippy::too_many_lines)]
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mesh_ingest::commands::{self, publish::LineFormat, semantic::SemanticFormat};
 use mesh_ingest::configuration::Settings;
-use mesh_ingest::publish::LineFormat;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,7 +43,7 @@ enum Command {
         /// `sql`: one `<object>.sql` file of CREATE OR REPLACE VIEW statements per object;
         /// `dataform`: SQLX files to copy into a Dataform repository's `definitions/`.
         #[arg(long, value_enum, default_value = "sql")]
-        format: SemanticFormat,
+        format: SemanticArg,
         /// Directory to write into (created if missing).
         #[arg(long)]
         out: PathBuf,
@@ -55,52 +58,31 @@ enum Command {
         file: PathBuf,
         /// What each line is.
         #[arg(long, value_enum, default_value = "body")]
-        lines: LineFormat,
+        lines: LinesArg,
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum SemanticFormat {
+#[derive(Clone, Copy, ValueEnum)]
+enum SemanticArg {
     Sql,
     Dataform,
 }
 
-/// Writes the semantic layer's files; returns their paths.
-fn write_semantic(
-    settings: &Settings,
-    format: SemanticFormat,
-    out: &std::path::Path,
-) -> anyhow::Result<Vec<PathBuf>> {
-    use anyhow::Context;
-    let mut files: Vec<(PathBuf, String)> = Vec::new();
-    for o in &settings.objects {
-        match format {
-            SemanticFormat::Sql => {
-                if let Some(statements) = mesh_ingest::semantic::ddl(o) {
-                    let text: Vec<String> = statements.into_iter().map(|(_, sql)| sql).collect();
-                    files.push((
-                        out.join(format!("{}.sql", o.name)),
-                        text.join(";\n\n") + ";\n",
-                    ));
-                }
-            }
-            SemanticFormat::Dataform => {
-                for f in mesh_ingest::semantic::dataform::sqlx_files(o).unwrap_or_default() {
-                    files.push((out.join(f.path), f.contents));
-                }
-            }
-        }
-    }
-    if files.is_empty() {
-        anyhow::bail!("no object has a `semantic:` section");
-    }
-    for (path, text) in &files {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(files.into_iter().map(|(p, _)| p).collect())
+#[derive(Clone, Copy, ValueEnum)]
+enum LinesArg {
+    /// Each line is the message body, attributes empty.
+    Body,
+    /// Each line describes a whole message: data, attributes, ordering key.
+    Message,
+}
+
+/// Runs an async command on a multi-threaded runtime.
+fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(command)
 }
 
 fn main() -> ExitCode {
@@ -112,73 +94,44 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Command::Semantic { format, out } = &cli.command {
-        return match write_semantic(&settings, *format, out) {
-            Ok(paths) => {
+    let result = match cli.command {
+        Command::Check => {
+            commands::check::check(&settings);
+            Ok(())
+        }
+        Command::Semantic { format, out } => {
+            let format = match format {
+                SemanticArg::Sql => SemanticFormat::Sql,
+                SemanticArg::Dataform => SemanticFormat::Dataform,
+            };
+            commands::semantic::write(&settings, format, &out).map(|paths| {
                 for p in paths {
                     println!("wrote {}", p.display());
                 }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Command::Check = cli.command {
-        println!("{}", settings.to_resolved_yaml());
-        eprintln!(
-            "configuration OK: {} object(s), environment `{}`",
-            settings.objects.len(),
-            settings.environment
-        );
-        return ExitCode::SUCCESS;
-    }
-    mesh_ingest::telemetry::init(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            })
+        }
+        Command::Run => {
+            mesh_ingest::telemetry::init(&settings.log);
+            block_on(commands::run::run(settings))
+        }
+        Command::Provision { pubsub } => {
+            mesh_ingest::telemetry::init(&settings.log);
+            let pubsub = pubsub || std::env::var_os("PUBSUB_EMULATOR_HOST").is_some();
+            block_on(commands::provision::run(&settings, pubsub))
+        }
+        Command::Publish {
+            object,
+            file,
+            lines,
+        } => {
+            mesh_ingest::telemetry::init(&settings.log);
+            let lines = match lines {
+                LinesArg::Body => LineFormat::Body,
+                LinesArg::Message => LineFormat::Message,
+            };
+            block_on(commands::publish::run(&settings, &object, &file, lines))
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Check | Command::Semantic { .. } => unreachable!("handled above"),
-            Command::Run => mesh_ingest::startup::run(settings).await,
-            Command::Provision { pubsub } => {
-                let pubsub = pubsub || std::env::var_os("PUBSUB_EMULATOR_HOST").is_some();
-                let report = mesh_ingest::provision::provision(&settings, pubsub).await?;
-                for c in &report.created {
-                    println!("created  {c}");
-                }
-                for e in &report.existing {
-                    println!("exists   {e}");
-                }
-                Ok(())
-            }
-            Command::Publish {
-                object,
-                file,
-                lines,
-            } => {
-                let Some(o) = settings.objects.iter().find(|o| o.name == object) else {
-                    anyhow::bail!("no object named `{object}` in the configuration");
-                };
-                let Some(topic) = &o.topic else {
-                    anyhow::bail!("{}: field `topic` is not set", o.source_file);
-                };
-                let n =
-                    mesh_ingest::publish::publish_file(&settings.gcp, topic, &file, lines).await?;
-                println!("published {n} message(s) to {topic}");
-                Ok(())
-            }
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -18,7 +18,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use mesh_ingest::configuration::ObjectSettings;
-use mesh_ingest::envelope::{Decoder, InboundMessage, ReasonCode};
+use mesh_ingest::envelope::Decoder;
+use mesh_ingest::pipeline::{ReasonCode, ReceivedMessage};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -79,7 +80,7 @@ static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
                 .unwrap_or_else(|e| panic!("fuzz configuration: {e}"));
             setups.push(Setup {
                 max_data: object.limits.max_dead_letter_data_bytes,
-                decoder: Decoder::new(&object),
+                decoder: mesh_ingest::source::decoder_for(&object).unwrap(),
             });
         }
     }
@@ -120,7 +121,7 @@ fn split(data: &[u8]) -> (usize, HashMap<String, String>, &[u8]) {
 fuzz_target!(|data: &[u8]| {
     let (selector, attributes, body) = split(data);
     let setup = &SETUPS[selector % SETUPS.len()];
-    let msg = InboundMessage {
+    let msg = ReceivedMessage {
         data: Bytes::copy_from_slice(body),
         attributes,
         message_id: "m-fuzz".to_string(),

@@ -1,16 +1,20 @@
 //! Loads the service settings: `config/base.yaml`, then the `config/<env>.yaml` overlay, then
 //! `APP__…` environment variables (zero2prod style), plus one YAML file per domain object under
-//! `config/objects/`. Every error names the file and the field.
+//! `config/objects/`. Every error names the file and the field. A leaf of the module graph:
+//! it imports nothing of the data path, which is built from what it loads.
 
+mod envelope;
 mod object;
 mod semantic;
+mod table_ref;
+pub mod template;
+mod tuning;
 
+pub use envelope::{EnvelopeFormat, EnvelopeSettings, FieldLocator};
+pub use object::ObjectSettings;
 pub use semantic::{FieldType, SemanticField, SemanticSettings};
-
-pub use object::{
-    BatchSettings, EnvelopeFormat, EnvelopeSettings, FlowControlSettings, LimitSettings,
-    ObjectSettings, TableRef,
-};
+pub use table_ref::TableRef;
+pub use tuning::{BatchSettings, FlowControlSettings, LimitSettings};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -30,10 +34,31 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn field(file: &Path, field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Field {
-            file: file.display().to_string(),
+        FieldError::new(field, message).at(file)
+    }
+}
+
+/// A field of one file that failed validation; `at` names the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldError {
+    /// The field's path as written, e.g. `batch.max_rows`, `semantic.fields[2].type`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    pub fn at(self, file: &Path) -> ConfigError {
+        ConfigError::Field {
+            file: file.display().to_string(),
+            field: self.field,
+            message: self.message,
         }
     }
 }
@@ -211,9 +236,9 @@ impl Settings {
         })
     }
 
-    /// The settings as YAML, for `mesh-ingest check`. Holds no secrets: credentials never
+    /// The settings as JSON, for `mesh-ingest check`. Holds no secrets: credentials never
     /// live in this configuration (Workload Identity / ADC supplies them at run time).
-    pub fn to_resolved_yaml(&self) -> String {
+    pub fn to_resolved_json(&self) -> String {
         #[derive(serde::Serialize)]
         struct Resolved<'a> {
             environment: &'a str,

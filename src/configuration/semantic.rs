@@ -2,6 +2,7 @@
 //! from the ingest table — its dataset and view name, typed fields read from the payload, and
 //! the event types that delete an object.
 
+use super::FieldError;
 use serde::{Deserialize, Serialize};
 
 /// BigQuery types a semantic field can have.
@@ -158,12 +159,12 @@ fn resolve_fields(
     files: Vec<FieldFile>,
     at: &str,
     top_level: bool,
-) -> Result<Vec<SemanticField>, (String, String)> {
+) -> Result<Vec<SemanticField>, FieldError> {
     let mut out: Vec<SemanticField> = Vec::with_capacity(files.len());
     for (i, f) in files.into_iter().enumerate() {
         let here = format!("{at}[{i}]");
         if !ident_ok(&f.name) {
-            return Err((
+            return Err(FieldError::new(
                 format!("{here}.name"),
                 format!(
                     "`{}` is not a column name (letters, digits, underscores)",
@@ -173,31 +174,31 @@ fn resolve_fields(
         }
         let lower = f.name.to_ascii_lowercase();
         if top_level && RESERVED.contains(&lower.as_str()) {
-            return Err((
+            return Err(FieldError::new(
                 format!("{here}.name"),
                 format!("`{}` is a column the view defines itself", f.name),
             ));
         }
         if out.iter().any(|o| o.name.eq_ignore_ascii_case(&f.name)) {
-            return Err((
+            return Err(FieldError::new(
                 format!("{here}.name"),
                 format!("`{}` appears twice", f.name),
             ));
         }
         let path = parse_path(f.path.as_deref().unwrap_or(&f.name))
-            .map_err(|m| (format!("{here}.path"), m))?;
+            .map_err(|m| FieldError::new(format!("{here}.path"), m))?;
         let fields = match (f.field_type, f.fields.is_empty()) {
             (FieldType::Struct, true) => {
-                return Err((
+                return Err(FieldError::new(
                     format!("{here}.fields"),
-                    "a STRUCT needs its `fields`".into(),
+                    "a STRUCT needs its `fields`",
                 ));
             }
             (FieldType::Struct, false) => {
                 resolve_fields(f.fields, &format!("{here}.fields"), false)?
             }
             (_, false) => {
-                return Err((
+                return Err(FieldError::new(
                     format!("{here}.fields"),
                     format!("only a STRUCT has `fields`, not {}", f.field_type.sql()),
                 ));
@@ -205,9 +206,9 @@ fn resolve_fields(
             (_, true) => Vec::new(),
         };
         if f.repeated && f.field_type == FieldType::Json {
-            return Err((
+            return Err(FieldError::new(
                 format!("{here}.repeated"),
-                "a JSON field holds arrays as they are; drop `repeated`".into(),
+                "a JSON field holds arrays as they are; drop `repeated`",
             ));
         }
         out.push(SemanticField {
@@ -224,32 +225,35 @@ fn resolve_fields(
 }
 
 impl SemanticFile {
-    /// Validates the section; errors are (field path, message).
+    /// Validates the section; errors name the field path.
     pub(super) fn resolve(
         self,
         object: &str,
         project: &str,
         event_types: Option<&[String]>,
-    ) -> Result<SemanticSettings, (String, String)> {
+    ) -> Result<SemanticSettings, FieldError> {
         let (project, dataset) = match self.dataset.split_once('.') {
             Some((p, d)) => (p.to_string(), d.to_string()),
             None => (project.to_string(), self.dataset.clone()),
         };
         if !ident_ok(&dataset) {
-            return Err((
-                "semantic.dataset".into(),
+            return Err(FieldError::new(
+                "semantic.dataset",
                 format!("`{dataset}` is not a dataset id (letters, digits, underscores)"),
             ));
         }
         let view = self.view.unwrap_or_else(|| object.to_string());
         if !ident_ok(&view) {
-            return Err((
-                "semantic.view".into(),
+            return Err(FieldError::new(
+                "semantic.view",
                 format!("`{view}` is not a view name (letters, digits, underscores)"),
             ));
         }
         if let Some(t) = self.deleted_when.iter().find(|t| t.trim().is_empty()) {
-            return Err(("semantic.deleted_when".into(), format!("`{t}` is blank")));
+            return Err(FieldError::new(
+                "semantic.deleted_when",
+                format!("`{t}` is blank"),
+            ));
         }
         if let (Some(allowed), Some(t)) = (
             event_types,
@@ -257,8 +261,8 @@ impl SemanticFile {
                 .iter()
                 .find(|t| event_types.is_some_and(|a| !a.contains(t))),
         ) {
-            return Err((
-                "semantic.deleted_when".into(),
+            return Err(FieldError::new(
+                "semantic.deleted_when",
                 format!(
                     "`{t}` is not in event_types ({}): it would never arrive",
                     allowed.join(", ")
@@ -266,7 +270,10 @@ impl SemanticFile {
             ));
         }
         if self.fields.is_empty() {
-            return Err(("semantic.fields".into(), "list at least one field".into()));
+            return Err(FieldError::new(
+                "semantic.fields",
+                "list at least one field",
+            ));
         }
         let fields = resolve_fields(self.fields, "semantic.fields", true)?;
         Ok(SemanticSettings {
@@ -319,16 +326,16 @@ mod tests {
         let e = file("dataset: sem\nfields:\n  - {name: items, type: STRUCT}\n")
             .resolve("order", "p", None)
             .unwrap_err();
-        assert_eq!(e.0, "semantic.fields[0].fields");
+        assert_eq!(e.field, "semantic.fields[0].fields");
         let e = file("dataset: sem\nfields:\n  - {name: object_id, type: STRING}\n")
             .resolve("order", "p", None)
             .unwrap_err();
-        assert_eq!(e.0, "semantic.fields[0].name");
+        assert_eq!(e.field, "semantic.fields[0].name");
         let allowed = vec!["OrderCreated".to_string()];
         let e =
             file("dataset: sem\ndeleted_when: [OrderGone]\nfields:\n  - {name: a, type: STRING}\n")
                 .resolve("order", "p", Some(&allowed))
                 .unwrap_err();
-        assert_eq!(e.0, "semantic.deleted_when");
+        assert_eq!(e.field, "semantic.deleted_when");
     }
 }

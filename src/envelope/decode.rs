@@ -1,8 +1,8 @@
 //! Decodes one message into an ingest row or a rejection, per the object's envelope format.
 
 use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type};
-use super::{DeadLetterRow, FieldSource, InboundMessage, IngestRow, ReasonCode, Rejection};
-use crate::configuration::{EnvelopeFormat, EnvelopeSettings, LimitSettings, ObjectSettings};
+use super::spec::{DecoderSpec, Format, Limits, Locator};
+use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -11,8 +11,8 @@ use std::collections::HashSet;
 /// The decoder of one object: its envelope mapping, limits, event types and JSON Schema,
 /// compiled once.
 pub struct Decoder {
-    envelope: EnvelopeSettings,
-    limits: LimitSettings,
+    envelope: DecoderSpec,
+    limits: Limits,
     event_types: Option<HashSet<String>>,
     schema: Option<jsonschema::Validator>,
 }
@@ -35,21 +35,21 @@ enum Value<'a> {
 
 /// The document a format reads its fields from.
 struct Document<'a> {
-    msg: &'a InboundMessage,
+    msg: &'a ReceivedMessage,
     view: &'a ObjectView<'a>,
     /// CloudEvents binary mode: top-level names are `ce-` attributes, `data.…` is the body.
     binary_cloudevent: bool,
 }
 
 impl<'a> Document<'a> {
-    fn get(&self, source: &FieldSource) -> Result<Option<Value<'a>>, Rejection> {
+    fn get(&self, source: &Locator) -> Result<Option<Value<'a>>, Rejection> {
         match source {
-            FieldSource::Attribute(name) => Ok(self
+            Locator::Attribute(name) => Ok(self
                 .msg
                 .attributes
                 .get(name)
                 .map(|v| Value::Text(v.as_str()))),
-            FieldSource::Path(path) if self.binary_cloudevent => match path.as_slice() {
+            Locator::Path(path) if self.binary_cloudevent => match path.as_slice() {
                 [first, rest @ ..] if first == "data" => {
                     if rest.is_empty() {
                         return Ok(None);
@@ -66,7 +66,7 @@ impl<'a> Document<'a> {
                     .map(|v| Value::Text(v.as_str()))),
                 _ => Ok(None),
             },
-            FieldSource::Path(path) => self
+            Locator::Path(path) => self
                 .view
                 .lookup(path)
                 .map(|v| v.map(Value::Json))
@@ -75,7 +75,7 @@ impl<'a> Document<'a> {
     }
 
     /// A required, non-empty string field.
-    fn string(&self, source: &FieldSource, what: &str) -> Result<String, Rejection> {
+    fn string(&self, source: &Locator, what: &str) -> Result<String, Rejection> {
         match self.get(source)? {
             None => Err(missing(source, what)),
             Some(v) => text_of(v, source, what, false),
@@ -83,7 +83,7 @@ impl<'a> Document<'a> {
     }
 }
 
-fn missing(source: &FieldSource, what: &str) -> Rejection {
+fn missing(source: &Locator, what: &str) -> Rejection {
     Rejection::new(
         ReasonCode::MissingField,
         format!("{what} is missing (expected at `{source}`)"),
@@ -93,7 +93,7 @@ fn missing(source: &FieldSource, what: &str) -> Rejection {
 /// The text of a value; ids may also be integers when `allow_integer`.
 fn text_of(
     v: Value<'_>,
-    source: &FieldSource,
+    source: &Locator,
     what: &str,
     allow_integer: bool,
 ) -> Result<String, Rejection> {
@@ -139,27 +139,30 @@ fn text_of(
 }
 
 impl Decoder {
-    pub fn new(object: &ObjectSettings) -> Decoder {
-        let schema = object.payload_schema.as_ref().map(|s| {
-            // Checked when the configuration was loaded.
-            jsonschema::validator_for(s).expect("payload schema was validated at load time")
-        });
-        Decoder {
-            envelope: object.envelope.clone(),
-            limits: object.limits,
-            event_types: object
+    /// Compiles `spec`; fails only on a JSON Schema that does not compile.
+    pub fn new(spec: DecoderSpec) -> Result<Decoder, String> {
+        let schema = spec
+            .payload_schema
+            .as_ref()
+            .map(jsonschema::validator_for)
+            .transpose()
+            .map_err(|e| format!("the payload JSON Schema does not compile: {e}"))?;
+        Ok(Decoder {
+            limits: spec.limits,
+            event_types: spec
                 .event_types
                 .as_ref()
                 .map(|t| t.iter().cloned().collect()),
             schema,
-        }
+            envelope: spec,
+        })
     }
 
     /// Decodes `msg`; `now_us` (microseconds since the epoch) bounds future event times.
     /// A rejected message becomes its dead-letter row, holding the body as received.
     pub fn decode(
         &self,
-        msg: InboundMessage,
+        msg: ReceivedMessage,
         now_us: i64,
     ) -> Result<IngestRow, Box<DeadLetterRow>> {
         match self.decode_fields(&msg, now_us) {
@@ -185,7 +188,7 @@ impl Decoder {
         }
     }
 
-    fn decode_fields(&self, msg: &InboundMessage, now_us: i64) -> Result<Fields, Rejection> {
+    fn decode_fields(&self, msg: &ReceivedMessage, now_us: i64) -> Result<Fields, Rejection> {
         let data = &msg.data;
         if data.len() > self.limits.max_message_bytes {
             return Err(Rejection::new(
@@ -197,13 +200,13 @@ impl Decoder {
                 ),
             ));
         }
-        let binary_ce = self.envelope.format == EnvelopeFormat::CloudEvents
+        let binary_ce = self.envelope.format == Format::CloudEvents
             && msg.attributes.contains_key("ce-specversion");
         if binary_ce {
             check_specversion(msg.attributes.get("ce-specversion").map(String::as_str))?;
         }
         let what_body = match self.envelope.format {
-            EnvelopeFormat::Attributes => "payload (the message body)",
+            Format::Attributes => "payload (the message body)",
             _ if binary_ce => "CloudEvents data (the message body)",
             _ => "body",
         };
@@ -214,27 +217,49 @@ impl Decoder {
             view: &view,
             binary_cloudevent: binary_ce,
         };
-
+        let payload = self.payload(&doc, data)?;
+        if self.envelope.format == Format::CloudEvents {
+            // Required by CloudEvents 1.0 even though mesh-ingest does not store it.
+            doc.string(&Locator::path("source"), "CloudEvents source")?;
+        }
+        let event_id = self.event_id(&doc)?;
+        let event_type = self.event_type(&doc)?;
+        let event_time_us = self.event_time(&doc, now_us)?;
         let env = &self.envelope;
-        let payload = match env.format {
-            EnvelopeFormat::Json => {
-                match doc.get(&env.payload)? {
-                    Some(Value::Json(raw)) => self.payload_from(raw, data, &env.payload)?,
-                    // The configuration only allows a body path, but be explicit.
-                    Some(Value::Text(_)) => {
-                        return Err(Rejection::new(
-                            ReasonCode::InvalidPayload,
-                            format!("payload at `{}` is an attribute, not JSON", env.payload),
-                        ));
-                    }
-                    None => return Err(missing(&env.payload, "payload")),
-                }
-            }
+        let object_id = match doc.get(&env.object_id)? {
+            None => return Err(missing(&env.object_id, "object id")),
+            Some(v) => Some(text_of(v, &env.object_id, "object id", true)?),
+        };
+        if let Some(schema) = &self.schema {
+            validate_schema(schema, &payload)?;
+        }
+        Ok(Fields {
+            event_id,
+            event_type,
+            event_time_us,
+            object_id,
+            payload,
+        })
+    }
+
+    /// The payload, per format: a slice of the body wherever it can be.
+    fn payload(&self, doc: &Document<'_>, data: &Bytes) -> Result<Bytes, Rejection> {
+        let env = &self.envelope;
+        match env.format {
+            Format::Json => match doc.get(&env.payload)? {
+                Some(Value::Json(raw)) => self.payload_from(raw, data, &env.payload),
+                // The configuration only allows a body path, but be explicit.
+                Some(Value::Text(_)) => Err(Rejection::new(
+                    ReasonCode::InvalidPayload,
+                    format!("payload at `{}` is an attribute, not JSON", env.payload),
+                )),
+                None => Err(missing(&env.payload, "payload")),
+            },
             // The whole body is the payload, already checked to be an object.
-            EnvelopeFormat::Attributes => data.clone(),
-            EnvelopeFormat::CloudEvents if binary_ce => data.clone(),
-            EnvelopeFormat::CloudEvents => {
-                let spec = view.get("specversion").ok_or_else(|| {
+            Format::Attributes => Ok(data.clone()),
+            Format::CloudEvents if doc.binary_cloudevent => Ok(data.clone()),
+            Format::CloudEvents => {
+                let spec = doc.view.get("specversion").ok_or_else(|| {
                     Rejection::new(
                         ReasonCode::MissingField,
                         "specversion is missing: not a structured CloudEvent",
@@ -252,32 +277,30 @@ impl Decoder {
                     )
                 })?;
                 check_specversion(Some(&spec))?;
-                self.cloudevent_data(&view, data)?
+                self.cloudevent_data(doc.view, data)
             }
-        };
-
-        if env.format == EnvelopeFormat::CloudEvents {
-            // Required by CloudEvents 1.0 even though mesh-ingest does not store it.
-            doc.string(
-                &FieldSource::Path(vec!["source".into()]),
-                "CloudEvents source",
-            )?;
         }
-        let event_id = match doc.get(&env.event_id)? {
+    }
+
+    /// The event id; `None` lets the row fall back to the Pub/Sub message id.
+    fn event_id(&self, doc: &Document<'_>) -> Result<Option<String>, Rejection> {
+        let source = &self.envelope.event_id;
+        let id = match doc.get(source)? {
             Some(Value::Json(raw)) if json_type(raw) == "null" => None,
-            Some(v) => Some(text_of(v, &env.event_id, "event id", true)?),
+            Some(v) => Some(text_of(v, source, "event id", true)?),
             None => None,
         };
-        let event_id = match event_id {
-            Some(id) => Some(id),
+        match id {
             // CloudEvents requires an id; the other formats fall back to the Pub/Sub
             // message id, which is unique per published message.
-            None if env.format == EnvelopeFormat::CloudEvents => {
-                return Err(missing(&env.event_id, "event id"));
-            }
-            None => None,
-        };
-        let event_type = doc.string(&env.event_type, "event type")?;
+            None if self.envelope.format == Format::CloudEvents => Err(missing(source, "event id")),
+            id => Ok(id),
+        }
+    }
+
+    /// The event type, checked against the allow-list.
+    fn event_type(&self, doc: &Document<'_>) -> Result<String, Rejection> {
+        let event_type = doc.string(&self.envelope.event_type, "event type")?;
         if let Some(allowed) = &self.event_types
             && !allowed.contains(&event_type)
         {
@@ -289,22 +312,7 @@ impl Decoder {
                 ),
             ));
         }
-        let event_time_us = self.event_time(&doc, now_us)?;
-        let object_id = match doc.get(&env.object_id)? {
-            None => return Err(missing(&env.object_id, "object id")),
-            Some(v) => Some(text_of(v, &env.object_id, "object id", true)?),
-        };
-
-        if let Some(schema) = &self.schema {
-            validate_schema(schema, &payload)?;
-        }
-        Ok(Fields {
-            event_id,
-            event_type,
-            event_time_us,
-            object_id,
-            payload,
-        })
+        Ok(event_type)
     }
 
     fn json_text<'a>(&self, data: &'a [u8], what: &str) -> Result<&'a str, Rejection> {
@@ -347,7 +355,7 @@ impl Decoder {
         &self,
         raw: &RawValue,
         data: &Bytes,
-        source: &FieldSource,
+        source: &Locator,
     ) -> Result<Bytes, Rejection> {
         match json_type(raw) {
             "object" => Ok(data.slice_ref(raw.get().as_bytes())),
@@ -363,7 +371,7 @@ impl Decoder {
     }
 
     fn cloudevent_data(&self, view: &ObjectView<'_>, data: &Bytes) -> Result<Bytes, Rejection> {
-        let source = FieldSource::Path(vec!["data".into()]);
+        let source = Locator::path("data");
         if let Some(raw) = view.get("data") {
             return self.payload_from(raw, data, &source);
         }

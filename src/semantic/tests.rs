@@ -90,13 +90,14 @@ fn only_required_fields_are_validated_and_reasons_name_them() {
 #[test]
 fn ddl_names_both_views_and_strings_are_escaped() {
     let ddl = ddl(&order()).unwrap();
-    assert_eq!(ddl[0].0, "p.sem.order");
+    assert_eq!(ddl[0].name, "p.sem.order");
+    assert_eq!(ddl[0].project, "p");
     assert!(
         ddl[0]
-            .1
+            .sql
             .starts_with("CREATE OR REPLACE VIEW `p.sem.order` AS\n")
     );
-    assert_eq!(ddl[1].0, "p.sem.order_rejected");
+    assert_eq!(ddl[1].name, "p.sem.order_rejected");
     assert_eq!(sql_string("it's \\ odd"), "'it\\'s \\\\ odd'");
 }
 

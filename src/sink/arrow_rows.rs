@@ -1,14 +1,36 @@
 //! Encodes batches of rows as Arrow IPC record batches, the row format the Storage Write API
 //! takes: one serialised schema per writer, one serialised record batch per append.
 
-use super::schema::{Column, DEAD_LETTER_COLUMNS, INGEST_COLUMNS, arrow_schema};
-use crate::envelope::{DeadLetterRow, IngestRow};
+use crate::pipeline::{DeadLetterRow, IngestRow};
+use crate::tables::{Column, ColumnType, DEAD_LETTER_COLUMNS, INGEST_COLUMNS};
 use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
-use arrow_schema::{ArrowError, Schema};
+use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
 use std::sync::Arc;
+
+/// The Arrow type each column type is written as.
+fn arrow_type(kind: ColumnType) -> DataType {
+    match kind {
+        // The Storage Write API takes JSON as text.
+        ColumnType::String | ColumnType::Json => DataType::Utf8,
+        // Microseconds, UTC: BigQuery refuses nanoseconds.
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Bytes => DataType::Binary,
+    }
+}
+
+/// The Arrow schema of a table's rows: required columns are non-nullable.
+pub fn arrow_schema(columns: &[Column]) -> Arc<Schema> {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(c.name, arrow_type(c.kind), !c.required))
+            .collect::<Vec<_>>(),
+    ))
+}
 
 /// Serialises `schema` as an encapsulated IPC schema message.
 pub fn serialized_schema(columns: &[Column]) -> Bytes {
@@ -145,7 +167,7 @@ fn schema_of(columns: &'static [Column]) -> Arc<Schema> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::ReasonCode;
+    use crate::pipeline::ReasonCode;
     use arrow_array::{Array, StringArray};
 
     fn row(i: usize) -> IngestRow {

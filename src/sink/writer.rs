@@ -3,8 +3,9 @@
 //! or an infrastructure problem (missing table, permissions) that no row is to blame for.
 
 use super::arrow_rows::serialized_schema;
-use super::schema::Column;
-use crate::configuration::TableRef;
+use crate::configuration::{GcpSettings, TableRef};
+use crate::gcp::configured;
+use crate::tables::Column;
 use bytes::Bytes;
 use google_cloud_bigquery::client::Write;
 use google_cloud_bigquery::error::AppendError;
@@ -104,22 +105,21 @@ pub fn classify(err: AppendError) -> AppendFailure {
     }
 }
 
-/// A table's default stream, Arrow rows.
-pub struct TableWriter {
-    table: TableRef,
-    writer: DefaultWriter<Arrow>,
-}
+/// The Storage Write API client, shared by every table the service writes to.
+pub struct WriteClient(Write);
 
-impl TableWriter {
+impl WriteClient {
+    pub async fn connect(gcp: &GcpSettings) -> anyhow::Result<Self> {
+        let b = configured!(Write::builder(), &gcp.bigquery_write_endpoint, gcp);
+        Ok(WriteClient(b.build().await?))
+    }
+
     /// Opens the table's default stream. Makes no request: a missing table shows on the first
     /// append, as an infrastructure failure.
-    pub async fn open(
-        client: &Write,
-        table: &TableRef,
-        columns: &[Column],
-    ) -> anyhow::Result<Self> {
+    pub async fn open(&self, table: &TableRef, columns: &[Column]) -> anyhow::Result<TableWriter> {
         let schema = ArrowSchema::new().set_serialized_schema(serialized_schema(columns));
-        let writer = client
+        let writer = self
+            .0
             .open_default_stream(table.write_api_name())
             // The sink has its own retry loop with backoff, metrics and readiness: the client
             // makes one attempt, so every failure is seen (and counted) there.
@@ -133,7 +133,15 @@ impl TableWriter {
             writer,
         })
     }
+}
 
+/// A table's default stream, Arrow rows.
+pub struct TableWriter {
+    table: TableRef,
+    writer: DefaultWriter<Arrow>,
+}
+
+impl TableWriter {
     pub fn table(&self) -> &TableRef {
         &self.table
     }

@@ -1,7 +1,8 @@
 //! Prometheus metrics, labelled by object. Hot-path handles are resolved once per object so
 //! recording an event is an atomic add, not a label lookup.
 
-use crate::envelope::ReasonCode;
+use crate::pipeline::{InFlightGauges, ReasonCode};
+use crate::tables::TableKind;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -99,6 +100,12 @@ impl Metrics {
             channel_depth: Family::default(),
             registry: Registry::default(),
         };
+        m.register(&mut registry);
+        Metrics { registry, ..m }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        let m = self;
         // Counters get their `_total` suffix from the library.
         registry.register(
             "messages_received",
@@ -168,7 +175,6 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "Build information", build);
-        Metrics { registry, ..m }
     }
 
     /// The metrics of one object, resolved once.
@@ -201,8 +207,10 @@ impl Metrics {
             ingest_batch_bytes: handle(&self.batch_bytes, &t("ingest")),
             dead_letter_batch_bytes: handle(&self.batch_bytes, &t("dead_letter")),
             lag: handle(&self.lag, &o),
-            in_flight_messages: handle(&self.in_flight_messages, &o),
-            in_flight_bytes: handle(&self.in_flight_bytes, &o),
+            in_flight: InFlightGauges {
+                messages: handle(&self.in_flight_messages, &o),
+                bytes: handle(&self.in_flight_bytes, &o),
+            },
             channel_depth: handle(&self.channel_depth, &o),
         }
     }
@@ -227,22 +235,6 @@ where
     family.get_or_create(labels).clone()
 }
 
-/// Which table an append went to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableKind {
-    Ingest,
-    DeadLetter,
-}
-
-impl TableKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TableKind::Ingest => "ingest",
-            TableKind::DeadLetter => "dead_letter",
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct ObjectMetrics {
     metrics: Arc<Metrics>,
@@ -258,8 +250,7 @@ pub struct ObjectMetrics {
     ingest_batch_bytes: Histogram,
     dead_letter_batch_bytes: Histogram,
     pub lag: Histogram,
-    pub in_flight_messages: Gauge,
-    pub in_flight_bytes: Gauge,
+    pub in_flight: InFlightGauges,
     pub channel_depth: Gauge,
 }
 

@@ -6,11 +6,14 @@
 //! served→acknowledged latency. It can slow, stall or fail appends to inject faults.
 //! Not part of the production image: a separate binary, built only for load runs and tests.
 
+#![warn(clippy::too_many_lines)]
+
 mod proto;
 mod servers;
 
 use bytes::Bytes;
 use clap::Parser;
+use mesh_ingest::configuration::template::{ConfigTemplate, ObjectTemplate};
 use servers::{PubsubState, WriteFaults, WriteState};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -90,30 +93,42 @@ fn bodies(payload_bytes: usize) -> Vec<Bytes> {
         .collect()
 }
 
-fn write_config(dir: &Path, args: &Args, http_port: u16) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir.join("objects"))?;
-    std::fs::write(
-        dir.join("base.yaml"),
-        format!(
-            "application:\n  host: 127.0.0.1\n  port: {http_port}\n  shutdown_deadline_secs: 20\n\
-             gcp:\n  project: {PROJECT}\nlog:\n  format: json\n  level: warn\n"
-        ),
-    )?;
-    std::fs::write(dir.join("load.yaml"), "log:\n  level: warn\n")?;
-    std::fs::write(
-        dir.join("objects/orders.yaml"),
-        format!(
-            "name: orders\nsubscription: {SUBSCRIPTION}\ningest_table: {PROJECT}.load.events\n\
-             dead_letter_table: {PROJECT}.load.dead_letter\n\
-             envelope:\n  format: json\n  object_id: payload.order_id\n\
-             flow_control:\n  max_outstanding_messages: {}\n  channel_capacity: {}\n\
-             streams: {}\n",
-            args.max_outstanding,
-            args.max_outstanding.max(1),
-            args.streams
-        ),
-    )?;
-    Ok(())
+/// The consumer's configuration: one object on the harness's subscription. The HTTP port is
+/// 0: the service picks a free one and logs it (`bound_port` reads it back).
+fn config(args: &Args) -> ConfigTemplate {
+    ConfigTemplate {
+        project: PROJECT.into(),
+        environment: "load".into(),
+        port: 0,
+        shutdown_deadline_secs: 20,
+        // Quiet, but for the start-up line that names the bound address.
+        log_level: "warn,mesh_ingest::app=info".into(),
+        objects: vec![ObjectTemplate {
+            name: "orders".into(),
+            subscription: SUBSCRIPTION.into(),
+            topic: None,
+            ingest_table: format!("{PROJECT}.load.events"),
+            dead_letter_table: format!("{PROJECT}.load.dead_letter"),
+            yaml: format!(
+                "envelope:\n  format: json\n  object_id: payload.order_id\n\
+                 flow_control:\n  max_outstanding_messages: {}\n  channel_capacity: {}\n\
+                 streams: {}\n",
+                args.max_outstanding,
+                args.max_outstanding.max(1),
+                args.streams
+            ),
+        }],
+    }
+}
+
+/// The HTTP port mesh-ingest logged it bound (JSON logs), once it has.
+fn bound_port(log: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter(|l| l.contains("serving /healthz"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["address"].as_str()?.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
 }
 
 /// CPU seconds (user + system) and peak RSS (bytes) of a process, from /proc.
@@ -222,33 +237,21 @@ async fn scrape_retries(port: u16) -> Option<f64> {
     )
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let pubsub = PubsubState::new(bodies(args.payload_bytes), args.events, args.rate);
-    let write = WriteState::new(WriteFaults {
-        latency: Duration::from_millis(args.latency_ms),
-        fail_fraction: args.fail_fraction,
-        fail_code: args.fail_code,
-        row_error_every: args.row_error_every,
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = listener.local_addr()?.to_string();
-    tokio::spawn(servers::serve(listener, pubsub.clone(), write.clone()));
+/// What the run measured, from the first message served to the last one acknowledged.
+struct Measurement {
+    seconds: f64,
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+    stall_rss_kib: Vec<u64>,
+}
 
-    let dir = std::env::temp_dir().join(format!("mesh-load-{}", std::process::id()));
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    write_config(&dir, &args, http_port)?;
-    let log = dir.join("consumer.log");
-    let mut child = spawn_consumer(&args, &endpoint, &dir, &log)?;
-    let pid = child.id();
-    let ticks = ticks_per_sec();
-
-    // The clock starts with the first message served; CPU is counted from the same moment,
-    // so start-up (client set-up, connecting) is left out of the per-event figures.
-    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+/// Waits until the consumer pulled its first message (start-up is left out of the figures).
+async fn wait_for_first_pull(
+    child: &mut Child,
+    pubsub: &PubsubState,
+    deadline: Instant,
+    log: &Path,
+) -> anyhow::Result<()> {
     while pubsub.served.load(Ordering::Relaxed) == 0 {
         if let Some(status) = child.try_wait()? {
             anyhow::bail!(
@@ -259,29 +262,40 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(Instant::now() < deadline, "no pull within the timeout");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    Ok(())
+}
+
+/// Samples the consumer every 50 ms until every event is acknowledged; stalls appends for
+/// `--stall-secs` once `--stall-after-secs` have passed.
+async fn measure(
+    args: &Args,
+    child: &mut Child,
+    pubsub: &PubsubState,
+    write: &WriteState,
+    deadline: Instant,
+    log: &Path,
+) -> anyhow::Result<Measurement> {
+    let pid = child.id();
+    let ticks = ticks_per_sec();
     let started = Instant::now();
     let cpu_start = cpu_seconds(pid, ticks).unwrap_or(0.0);
     let mut max_rss_kib = 0u64;
     let mut stall_rss_kib: Vec<u64> = Vec::new();
-    let mut stall_window: Option<(Instant, Instant)> = None;
+    let mut stall: Option<(Instant, Instant)> = None;
     loop {
         let acked = pubsub.acked.load(Ordering::Relaxed);
         let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
         max_rss_kib = max_rss_kib.max(rss);
         if args.stall_secs > 0
-            && stall_window.is_none()
+            && stall.is_none()
             && started.elapsed() >= Duration::from_secs(args.stall_after_secs)
         {
-            let from = Instant::now();
-            let until = from + Duration::from_secs(args.stall_secs);
+            let until = Instant::now() + Duration::from_secs(args.stall_secs);
             *write.stall_until.lock().unwrap() = Some(until);
-            stall_window = Some((from, until));
+            stall = Some((Instant::now(), until));
         }
-        if let Some((from, until)) = stall_window {
-            let now = Instant::now();
-            if now >= from && now < until {
-                stall_rss_kib.push(rss);
-            }
+        if stall.is_some_and(|(from, until)| (from..until).contains(&Instant::now())) {
+            stall_rss_kib.push(rss);
         }
         if acked >= args.events {
             break;
@@ -298,39 +312,43 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid, ticks).unwrap_or(0.0) - cpu_start;
-    let peak_rss_kib = status_kib(pid, "VmHWM:")
-        .unwrap_or(max_rss_kib)
-        .max(max_rss_kib);
-    // Let late duplicate acks (if any) arrive before counting.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let retries = if args.peer.is_none() {
-        scrape_retries(http_port).await
-    } else {
-        None
-    };
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await??;
+    Ok(Measurement {
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: cpu_seconds(pid, ticks).unwrap_or(0.0) - cpu_start,
+        peak_rss_kib: status_kib(pid, "VmHWM:")
+            .unwrap_or(max_rss_kib)
+            .max(max_rss_kib),
+        stall_rss_kib,
+    })
+}
 
+/// The report, one JSON object: the figures and the harness's counts.
+fn report(
+    args: &Args,
+    m: &Measurement,
+    pubsub: &PubsubState,
+    write: &WriteState,
+    retries: Option<f64>,
+    exit: Option<i32>,
+) -> serde_json::Value {
     let latencies = pubsub.latencies();
     let (acked_twice, never_acked) = pubsub.ack_anomalies();
-    let report = serde_json::json!({
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let counter = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    serde_json::json!({
         "label": args.label,
         "events": args.events,
         "payload_bytes": args.payload_bytes,
         "envelope_bytes": bodies(args.payload_bytes)[0].len(),
         "streams": args.streams,
-        "seconds": elapsed,
-        "events_per_sec": args.events as f64 / elapsed,
-        "cpu_seconds": cpu,
-        "cpu_seconds_per_million": cpu / args.events as f64 * 1e6,
-        "events_per_cpu_second": args.events as f64 / cpu.max(1e-9),
-        "peak_rss_mib": peak_rss_kib as f64 / 1024.0,
-        "stall_rss_mib_min": stall_rss_kib.iter().min().map(|k| *k as f64 / 1024.0),
-        "stall_rss_mib_max": stall_rss_kib.iter().max().map(|k| *k as f64 / 1024.0),
+        "seconds": m.seconds,
+        "events_per_sec": args.events as f64 / m.seconds,
+        "cpu_seconds": m.cpu_seconds,
+        "cpu_seconds_per_million": m.cpu_seconds / args.events as f64 * 1e6,
+        "events_per_cpu_second": args.events as f64 / m.cpu_seconds.max(1e-9),
+        "peak_rss_mib": mib(m.peak_rss_kib),
+        "stall_rss_mib_min": m.stall_rss_kib.iter().min().map(|k| mib(*k)),
+        "stall_rss_mib_max": m.stall_rss_kib.iter().max().map(|k| mib(*k)),
         "latency_ms_p50": percentile(&latencies, 0.50),
         "latency_ms_p99": percentile(&latencies, 0.99),
         "served": pubsub.served.load(Ordering::Relaxed),
@@ -339,15 +357,52 @@ async fn main() -> anyhow::Result<()> {
         "never_acked": never_acked,
         "duplicate_acks": pubsub.duplicate_acks.load(Ordering::Relaxed),
         "nacks": pubsub.nacks.load(Ordering::Relaxed),
-        "rows_written": write.rows.load(Ordering::Relaxed),
-        "dead_letter_rows": write.dead_letter_rows.load(Ordering::Relaxed),
-        "appends": write.appends.load(Ordering::Relaxed),
-        "append_bytes": write.bytes.load(Ordering::Relaxed),
-        "failed_appends": write.failed_appends.load(Ordering::Relaxed),
-        "row_error_appends": write.row_errors.load(Ordering::Relaxed),
-        "consumer_exit": exit.code(),
+        "rows_written": counter(&write.rows),
+        "dead_letter_rows": counter(&write.dead_letter_rows),
+        "appends": counter(&write.appends),
+        "append_bytes": counter(&write.bytes),
+        "failed_appends": counter(&write.failed_appends),
+        "row_error_appends": counter(&write.row_errors),
+        "consumer_exit": exit,
         "bigquery_retries_metric": retries,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let pubsub = PubsubState::new(bodies(args.payload_bytes), args.events, args.rate);
+    let write = WriteState::new(WriteFaults {
+        latency: Duration::from_millis(args.latency_ms),
+        fail_fraction: args.fail_fraction,
+        fail_code: args.fail_code,
+        row_error_every: args.row_error_every,
     });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = listener.local_addr()?.to_string();
+    tokio::spawn(servers::serve(listener, pubsub.clone(), write.clone()));
+
+    let dir = std::env::temp_dir().join(format!("mesh-load-{}", std::process::id()));
+    config(&args).write(&dir)?;
+    let log = dir.join("consumer.log");
+    let mut child = spawn_consumer(&args, &endpoint, &dir, &log)?;
+    let pid = child.id();
+    // The clock starts with the first message served; CPU is counted from the same moment,
+    // so start-up (client set-up, connecting) is left out of the per-event figures.
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    wait_for_first_pull(&mut child, &pubsub, deadline, &log).await?;
+    let measurement = measure(&args, &mut child, &pubsub, &write, deadline, &log).await?;
+    // Let late duplicate acks (if any) arrive before counting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let retries = match (&args.peer, bound_port(&log)) {
+        (None, Some(port)) => scrape_retries(port).await,
+        _ => None,
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let report = report(&args, &measurement, &pubsub, &write, retries, exit.code());
     println!("{report}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -6,13 +6,11 @@
 //! connections on a 2-core machine (scripts/bqemulator_launcher.py explains and fixes it); with
 //! sixteen, this test fails if that fix is lost.
 
-mod support;
-
+use crate::support::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 use std::time::Duration;
-use support::*;
 
 const OBJECTS: usize = 8;
 const VALID_PER_OBJECT: usize = 40;

@@ -12,7 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use mesh_ingest::configuration::ObjectSettings;
-use mesh_ingest::envelope::{Decoder, InboundMessage, IngestRow, ReasonCode};
+use mesh_ingest::envelope::Decoder;
+use mesh_ingest::pipeline::{IngestRow, ReasonCode, ReceivedMessage};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -93,7 +94,7 @@ static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
                 name,
                 max_data: object.limits.max_dead_letter_data_bytes,
                 max_future_secs: object.limits.max_future_event_time_secs,
-                decoder: Decoder::new(&object),
+                decoder: mesh_ingest::source::decoder_for(&object).unwrap(),
             }
         })
         .collect()
@@ -247,7 +248,7 @@ fn any_attributes() -> impl Strategy<Value = HashMap<String, String>> {
 }
 
 /// The invariants every decode result must hold.
-fn check_total(setup: &Setup, msg: InboundMessage) -> Result<(), TestCaseError> {
+fn check_total(setup: &Setup, msg: ReceivedMessage) -> Result<(), TestCaseError> {
     let body = msg.data.clone();
     let message_id = msg.message_id.clone();
     let attributes_json = msg.attributes_json();
@@ -322,7 +323,7 @@ proptest! {
         delivery_attempt in prop::option::of(1i32..20),
     ) {
         for s in SETUPS.iter() {
-            let msg = InboundMessage {
+            let msg = ReceivedMessage {
                 data: Bytes::from(body.clone()),
                 attributes: attributes.clone(),
                 message_id: "m-prop".to_string(),
@@ -445,8 +446,8 @@ fn meta() -> impl Strategy<Value = Meta> {
 }
 
 impl Meta {
-    fn message(&self, body: &[u8], attributes: &BTreeMap<String, String>) -> InboundMessage {
-        InboundMessage {
+    fn message(&self, body: &[u8], attributes: &BTreeMap<String, String>) -> ReceivedMessage {
+        ReceivedMessage {
             data: Bytes::copy_from_slice(body),
             attributes: attributes
                 .iter()
@@ -470,7 +471,7 @@ struct Expected {
     attributes: BTreeMap<String, String>,
 }
 
-fn decode_ok(setup_name: &str, msg: InboundMessage) -> Result<IngestRow, TestCaseError> {
+fn decode_ok(setup_name: &str, msg: ReceivedMessage) -> Result<IngestRow, TestCaseError> {
     setup(setup_name)
         .decoder
         .decode(msg, NOW_US)

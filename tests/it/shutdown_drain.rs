@@ -2,11 +2,8 @@
 //! exits 0 within its deadline. Every event it acknowledged is in BigQuery: a second instance
 //! started afterwards lands the rest, and no event is written twice.
 
-mod support;
-
-use serde_json::json;
+use crate::support::*;
 use std::time::Duration;
-use support::*;
 
 const EVENTS: usize = 3000;
 
@@ -14,25 +11,11 @@ const EVENTS: usize = 3000;
 async fn sigterm_mid_load_exits_cleanly_and_acked_events_are_written_exactly_once() {
     // Small batches, one append at a time and little flow-control room: the service is still
     // busy with this load when the signal comes.
-    let config = TestConfig::new(vec![TestObject::new(
-        "orders",
-        "envelope:\n  format: json\n  object_id: payload.order_id\n\
-         batch:\n  max_rows: 50\n  max_delay_ms: 100\n  max_in_flight: 1\n\
-         flow_control:\n  max_outstanding_messages: 200\n  channel_capacity: 100\n  ack_deadline_secs: 10\n",
-    )]);
+    let config = TestConfig::new(vec![TestObject::new("orders", BUSY_ORDERS_YAML)]);
     config.provision();
     let emu = config.emulators.clone();
     let object = config.object("orders");
-    let messages = (0..EVENTS)
-        .map(|i| {
-            Outgoing::body(
-                json!({"event_id": format!("evt-{i}"), "event_type": "OrderUpdated",
-                    "event_time": "2026-11-20T10:00:00Z",
-                    "payload": {"order_id": format!("o-{}", i % 100), "n": i}})
-                .to_string(),
-            )
-        })
-        .collect();
+    let messages = order_events(0..EVENTS, 100);
     publish(&emu, &object.topic_path(), messages).await;
     let total_sql = format!("SELECT COUNT(*) AS n FROM `{}`", object.ingest_table());
 

@@ -4,15 +4,17 @@
 //! table stays untouched), and on emulators the topics and subscriptions. Idempotent: existing
 //! datasets, tables, topics and subscriptions are kept.
 
-use crate::configuration::{ObjectSettings, Settings, TableRef};
-use crate::gcp;
-use crate::sink::schema::{Column, DEAD_LETTER_COLUMNS, INGEST_COLUMNS};
+use crate::configuration::{GcpSettings, ObjectSettings, Settings, TableRef};
+use crate::gcp::configured;
+use crate::tables::{Column, DEAD_LETTER, INGEST, TableLayout};
 use anyhow::Context;
+use google_cloud_bigquery_v2::client::{DatasetService, JobService, TableService};
 use google_cloud_bigquery_v2::model::{
     Clustering, Dataset, DatasetReference, QueryRequest, Table, TableFieldSchema, TableReference,
     TableSchema, TimePartitioning,
 };
 use google_cloud_gax::error::rpc::Code;
+use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
 use std::collections::BTreeSet;
 
 /// Whether an admin call failed only because the resource is already there.
@@ -47,10 +49,27 @@ impl Report {
     }
 }
 
+/// Runs `provision` and prints what it created and what already existed.
+pub async fn run(settings: &Settings, pubsub: bool) -> anyhow::Result<()> {
+    let report = provision(settings, pubsub).await?;
+    for c in &report.created {
+        println!("created  {c}");
+    }
+    for e in &report.existing {
+        println!("exists   {e}");
+    }
+    Ok(())
+}
+
 pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let datasets_client = gcp::dataset_service(&settings.gcp).await?;
-    let tables_client = gcp::table_service(&settings.gcp).await?;
+    let gcp = &settings.gcp;
+    let datasets_client = configured!(DatasetService::builder(), &gcp.bigquery_endpoint, gcp)
+        .build()
+        .await?;
+    let tables_client = configured!(TableService::builder(), &gcp.bigquery_endpoint, gcp)
+        .build()
+        .await?;
 
     let datasets: BTreeSet<(String, String)> = settings
         .objects
@@ -90,26 +109,15 @@ pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Repo
     }
 
     for object in &settings.objects {
-        for (table, columns, partition_by, cluster_by) in [
-            (
-                &object.ingest_table,
-                &INGEST_COLUMNS[..],
-                "ingested_at",
-                vec!["event_type", "object_id"],
-            ),
-            (
-                &object.dead_letter_table,
-                &DEAD_LETTER_COLUMNS[..],
-                "failed_at",
-                vec!["reason_code"],
-            ),
+        for (table, layout) in [
+            (&object.ingest_table, &INGEST),
+            (&object.dead_letter_table, &DEAD_LETTER),
         ] {
-            let created =
-                create_table(&tables_client, table, columns, partition_by, &cluster_by).await?;
+            let created = create_table(&tables_client, table, layout).await?;
             report.note(created, format!("table {table}"));
         }
         if pubsub {
-            provision_pubsub(settings, object, &mut report).await?;
+            provision_pubsub(gcp, object, &mut report).await?;
         }
     }
     replace_semantic_views(settings, &mut report).await?;
@@ -118,39 +126,43 @@ pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Repo
 
 /// Runs each object's `CREATE OR REPLACE VIEW` statements.
 async fn replace_semantic_views(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
-    let statements: Vec<(String, String)> = settings
+    let views: Vec<crate::semantic::ViewDdl> = settings
         .objects
         .iter()
         .filter_map(crate::semantic::ddl)
         .flatten()
         .collect();
-    if statements.is_empty() {
+    if views.is_empty() {
         return Ok(());
     }
-    let jobs = gcp::job_service(&settings.gcp).await?;
-    for (view, sql) in statements {
-        let project = view.split('.').next().unwrap_or(&settings.gcp.project);
+    let gcp = &settings.gcp;
+    let jobs = configured!(JobService::builder(), &gcp.bigquery_endpoint, gcp)
+        .build()
+        .await?;
+    for view in views {
         let response = jobs
             .query()
-            .set_project_id(project)
-            .set_query_request(QueryRequest::new().set_query(sql).set_use_legacy_sql(false))
+            .set_project_id(&view.project)
+            .set_query_request(
+                QueryRequest::new()
+                    .set_query(view.sql)
+                    .set_use_legacy_sql(false),
+            )
             .send()
             .await
-            .with_context(|| format!("creating view {view}"))?;
+            .with_context(|| format!("creating view {}", view.name))?;
         if let Some(e) = response.errors.first() {
-            anyhow::bail!("creating view {view}: {}", e.message);
+            anyhow::bail!("creating view {}: {}", view.name, e.message);
         }
-        report.note(true, format!("view {view} (created or replaced)"));
+        report.note(true, format!("view {} (created or replaced)", view.name));
     }
     Ok(())
 }
 
 async fn create_table(
-    client: &google_cloud_bigquery_v2::client::TableService,
+    client: &TableService,
     table: &TableRef,
-    columns: &[Column],
-    partition_by: &str,
-    cluster_by: &[&str],
+    layout: &TableLayout,
 ) -> anyhow::Result<bool> {
     let body = Table::new()
         .set_table_reference(
@@ -159,15 +171,13 @@ async fn create_table(
                 .set_dataset_id(&table.dataset)
                 .set_table_id(&table.table),
         )
-        .set_schema(table_schema(columns))
-        // By ingestion day: a producer's event_time can be anything and must never make a
-        // row unwritable (BigQuery refuses rows outside the partition window).
+        .set_schema(table_schema(layout.columns))
         .set_time_partitioning(
             TimePartitioning::new()
                 .set_type("DAY")
-                .set_field(partition_by),
+                .set_field(layout.partition_by),
         )
-        .set_clustering(Clustering::new().set_fields(cluster_by.iter().copied()));
+        .set_clustering(Clustering::new().set_fields(layout.cluster_by.iter().copied()));
     match client
         .insert_table()
         .set_project_id(&table.project)
@@ -183,7 +193,7 @@ async fn create_table(
 }
 
 async fn provision_pubsub(
-    settings: &Settings,
+    gcp: &GcpSettings,
     object: &ObjectSettings,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -193,13 +203,17 @@ async fn provision_pubsub(
             object.source_file
         );
     };
-    let topics = gcp::topic_admin(&settings.gcp).await?;
+    let topics = configured!(TopicAdmin::builder(), &gcp.pubsub_endpoint, gcp)
+        .build()
+        .await?;
     match topics.create_topic().set_name(topic).send().await {
         Ok(_) => report.note(true, format!("topic {topic}")),
         Err(e) if already_exists(&e) => report.note(false, format!("topic {topic}")),
         Err(e) => return Err(e).with_context(|| format!("creating topic {topic}")),
     }
-    let subs = gcp::subscription_admin(&settings.gcp).await?;
+    let subs = configured!(SubscriptionAdmin::builder(), &gcp.pubsub_endpoint, gcp)
+        .build()
+        .await?;
     let sub = &object.subscription;
     match subs
         .create_subscription()

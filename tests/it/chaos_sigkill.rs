@@ -2,11 +2,8 @@
 //! table are possible only for messages that were in flight, and the semantic view still holds
 //! exactly one row per object.
 
-mod support;
-
-use serde_json::json;
+use crate::support::*;
 use std::time::Duration;
-use support::*;
 
 const EVENTS: usize = 3000;
 const ORDERS: usize = 100;
@@ -17,10 +14,7 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_the_view_stays_one_row_
     let semantic_dataset = format!("sem_{}", base.dataset);
     let object = TestObject {
         yaml: format!(
-            "envelope:\n  format: json\n  object_id: payload.order_id\n\
-             batch:\n  max_rows: 50\n  max_delay_ms: 100\n  max_in_flight: 1\n\
-             flow_control:\n  max_outstanding_messages: 200\n  channel_capacity: 100\n  ack_deadline_secs: 10\n\
-             semantic:\n  dataset: {semantic_dataset}\n  fields:\n\
+            "{BUSY_ORDERS_YAML}semantic:\n  dataset: {semantic_dataset}\n  fields:\n\
              \x20   - {{name: order_id, type: STRING, required: true}}\n\
              \x20   - {{name: n, type: INT64, required: true}}\n"
         ),
@@ -30,16 +24,7 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_the_view_stays_one_row_
     config.provision();
     let emu = config.emulators.clone();
     let object = config.object("orders");
-    let messages = (0..EVENTS)
-        .map(|i| {
-            Outgoing::body(
-                json!({"event_id": format!("evt-{i}"), "event_type": "OrderUpdated",
-                    "event_time": format!("2026-11-20T10:{:02}:{:02}Z", (i / 60) % 60, i % 60),
-                    "payload": {"order_id": format!("o-{}", i % ORDERS), "n": i}})
-                .to_string(),
-            )
-        })
-        .collect();
+    let messages = order_events(0..EVENTS, ORDERS);
     publish(&emu, &object.topic_path(), messages).await;
     let total_sql = format!("SELECT COUNT(*) AS n FROM `{}`", object.ingest_table());
     let distinct_sql = format!(

@@ -3,18 +3,19 @@
 //! message (`--lines message`): `{"data": <JSON> | "data_text": "…" | "data_base64": "…",
 //! "attributes": {…}, "ordering_key": "…"}`.
 
-use crate::configuration::GcpSettings;
-use crate::gcp;
+use crate::configuration::{GcpSettings, Settings};
+use crate::gcp::configured;
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use bytes::Bytes;
+use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineFormat {
     /// Each line is the message body, attributes empty.
     Body,
@@ -35,6 +36,24 @@ struct MessageLine {
     attributes: HashMap<String, String>,
     #[serde(default)]
     ordering_key: Option<String>,
+}
+
+/// Publishes `file` to the topic of the object named `object`, and says how many went out.
+pub async fn run(
+    settings: &Settings,
+    object: &str,
+    file: &Path,
+    format: LineFormat,
+) -> anyhow::Result<()> {
+    let Some(o) = settings.objects.iter().find(|o| o.name == object) else {
+        bail!("no object named `{object}` in the configuration");
+    };
+    let Some(topic) = &o.topic else {
+        bail!("{}: field `topic` is not set", o.source_file);
+    };
+    let n = publish_file(&settings.gcp, topic, file, format).await?;
+    println!("published {n} message(s) to {topic}");
+    Ok(())
 }
 
 /// Parses one line into a message; errors name the line.
@@ -80,7 +99,10 @@ pub async fn publish_file(
         .map(|(i, l)| parse_line(l, format, i + 1))
         .collect::<anyhow::Result<Vec<_>>>()
         .with_context(|| format!("in {}", file.display()))?;
-    let publisher = gcp::publisher(gcp_settings, topic).await?;
+    let gcp = gcp_settings;
+    let publisher = configured!(Publisher::builder(topic), &gcp.pubsub_endpoint, gcp)
+        .build()
+        .await?;
     let pending: Vec<_> = messages.into_iter().map(|m| publisher.publish(m)).collect();
     let mut published = 0;
     for (i, p) in pending.into_iter().enumerate() {

@@ -3,23 +3,15 @@
 //! column correct, each bad one lands in the dead-letter table with its reason code, and the
 //! subscriptions are drained afterwards.
 
-mod support;
-
+use crate::support::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use support::*;
 
 const VALID_PER_FORMAT: usize = 520;
 const BASE_TIME_US: i64 = 1_795_000_000_000_000; // 2026-11-18
-
-fn rfc3339(us: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
 
 /// What a valid event must look like in the ingest table.
 struct Expected {

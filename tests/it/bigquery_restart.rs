@@ -2,34 +2,9 @@
 //! is SIGKILLed while events flow and started again on the same ports. While it is down nothing
 //! is acknowledged; afterwards every published event is in the ingest table.
 
-mod support;
-
-use serde_json::json;
+use crate::support::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use support::*;
-
-/// Reads one counter (summed over its label sets) from a /metrics scrape.
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-fn events(from: usize, to: usize) -> Vec<Outgoing> {
-    (from..to)
-        .map(|i| {
-            Outgoing::body(
-                json!({"event_id": format!("evt-{i}"), "event_type": "OrderCreated",
-                    "event_time": "2026-11-20T10:00:00Z",
-                    "payload": {"order_id": format!("o-{i}"), "n": i}})
-                .to_string(),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_published_while_bigquery_is_down_twice_land_and_none_is_acked_early() {
@@ -46,7 +21,6 @@ async fn events_published_while_bigquery_is_down_twice_land_and_none_is_acked_ea
             "orders",
             "envelope:\n  format: json\n  object_id: payload.order_id\nbatch:\n  max_rows: 50\n  max_delay_ms: 100\n",
         )],
-        "",
     );
     config.provision();
     let app = App::start(&config).await;
@@ -57,7 +31,12 @@ async fn events_published_while_bigquery_is_down_twice_land_and_none_is_acked_ea
     );
 
     // Phase 1: BigQuery up.
-    publish(&emulators, &object.topic_path(), events(0, 500)).await;
+    publish(
+        &emulators,
+        &object.topic_path(),
+        order_events(0..500, usize::MAX),
+    )
+    .await;
     let landed = wait_for_count(&emulators, &count_sql, 500, Duration::from_secs(60)).await;
     assert_eq!(landed, 500, "phase 1\n{}", app.log_text());
 
@@ -65,7 +44,12 @@ async fn events_published_while_bigquery_is_down_twice_land_and_none_is_acked_ea
     bq.kill();
     let before = app.metrics().await;
     let acked_before = counter(&before, "mesh_ingest_messages_acked_total");
-    publish(&emulators, &object.topic_path(), events(500, 1500)).await;
+    publish(
+        &emulators,
+        &object.topic_path(),
+        order_events(500..1500, usize::MAX),
+    )
+    .await;
     // Long enough for batches to be attempted, fail and be retried several times.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let during = app.metrics().await;
@@ -83,14 +67,24 @@ async fn events_published_while_bigquery_is_down_twice_land_and_none_is_acked_ea
 
     // Phase 3: BigQuery back (same ports, same data); more events.
     bq.restart().await;
-    publish(&emulators, &object.topic_path(), events(1500, 2000)).await;
+    publish(
+        &emulators,
+        &object.topic_path(),
+        order_events(1500..2000, usize::MAX),
+    )
+    .await;
     let landed = wait_for_count(&emulators, &count_sql, 2000, Duration::from_secs(120)).await;
     assert_eq!(landed, 2000, "every event lands\n{}", app.log_text());
 
     // Phase 4: killed a second time, events keep coming, back again.
     bq.kill();
     let acked_before = counter(&app.metrics().await, "mesh_ingest_messages_acked_total");
-    publish(&emulators, &object.topic_path(), events(2000, 2500)).await;
+    publish(
+        &emulators,
+        &object.topic_path(),
+        order_events(2000..2500, usize::MAX),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         counter(&app.metrics().await, "mesh_ingest_messages_acked_total"),
@@ -98,7 +92,12 @@ async fn events_published_while_bigquery_is_down_twice_land_and_none_is_acked_ea
         "nothing acknowledged during the second outage"
     );
     bq.restart().await;
-    publish(&emulators, &object.topic_path(), events(2500, 3000)).await;
+    publish(
+        &emulators,
+        &object.topic_path(),
+        order_events(2500..3000, usize::MAX),
+    )
+    .await;
     let landed = wait_for_count(&emulators, &count_sql, 3000, Duration::from_secs(120)).await;
     assert_eq!(landed, 3000, "every event lands\n{}", app.log_text());
 
@@ -138,6 +137,12 @@ async fn events_published_while_bigquery_is_down_twice_land_and_none_is_acked_ea
     assert!(counter(&after, "mesh_ingest_messages_acked_total") >= 3000);
     let (code, _) = app.terminate().await;
     assert_eq!(code, Some(0));
+}
+
+/// A free port for the private bqemulator, which must come back on the same ports after a kill.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }
 
 /// A bqemulator of this test's own, so killing it disturbs no other test.

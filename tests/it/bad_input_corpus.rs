@@ -8,18 +8,17 @@
 //!   every valid event lands in the ingest table exactly once, the service stays up (no panic)
 //!   and exits 0 on SIGTERM.
 
-mod support;
-
+use crate::support::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use mesh_ingest::configuration::{LimitSettings, ObjectSettings};
-use mesh_ingest::envelope::{Decoder, InboundMessage, ReasonCode};
+use mesh_ingest::envelope::Decoder;
+use mesh_ingest::pipeline::{ReasonCode, ReceivedMessage};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::*;
 
 /// `expect` of a case the decoder accepts: it must land in the ingest table.
 const INGESTED: &str = "ingested";
@@ -286,19 +285,6 @@ fn generate_attributes(g: &Value) -> Result<Vec<(String, String)>, String> {
     }
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
-fn rfc3339(us: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
 fn yaml_of(object: &str) -> &'static str {
     match object {
         "orders" => ORDERS_YAML,
@@ -322,7 +308,7 @@ fn corpus_codes_match_the_decoder() {
             let settings =
                 ObjectSettings::parse(&text, &dir.path().join(format!("{name}.yaml")), "p")
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, Decoder::new(&settings))
+            (name, mesh_ingest::source::decoder_for(&settings).unwrap())
         })
         .collect();
     let max_data = LimitSettings::default().max_dead_letter_data_bytes;
@@ -330,7 +316,7 @@ fn corpus_codes_match_the_decoder() {
     let cases = load_corpus();
     let mut failures = Vec::new();
     for case in &cases {
-        let msg = InboundMessage {
+        let msg = ReceivedMessage {
             data: Bytes::from(case.body.clone()),
             attributes: case.attributes.iter().cloned().collect(),
             message_id: format!("m-{}", case.file),
@@ -458,16 +444,6 @@ fn plan(object: &str, cases: &[Case]) -> (Vec<Outgoing>, Vec<Planned>) {
         valid_events(&mut messages, &mut planned);
     }
     (messages, planned)
-}
-
-/// The end of the service log, for failure messages.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let len = text.len();
-    let start = (len.saturating_sub(8000)..len)
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(len);
-    text[start..].to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,11 @@
-//! Shared test harness: a throw-away configuration per test (unique topic, subscription and
-//! datasets, so tests run in parallel against the same emulators), the real `mesh-ingest`
-//! binary started on a free port, and readers for what landed in BigQuery and Pub/Sub.
+//! The harness every integration test shares: a throw-away configuration per test (unique
+//! topic, subscription and datasets, so tests run in parallel against the same emulators),
+//! the real `mesh-ingest` binary started on a port it picks itself, and readers for what
+//! landed in BigQuery, Pub/Sub and /metrics.
 //!
 //! The emulators must be running (`scripts/test.sh` starts them); a test never skips.
 
-#![allow(dead_code)]
-
+use mesh_ingest::configuration::template::{ConfigTemplate, ObjectTemplate};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -120,42 +120,31 @@ pub struct TestConfig {
 
 impl TestConfig {
     pub fn new(objects: Vec<TestObject>) -> Self {
-        Self::with_emulators(Emulators::from_env(), objects, "")
+        Self::with_emulators(Emulators::from_env(), objects)
     }
 
-    /// `base_extra` is appended to base.yaml's `application:` block.
-    pub fn with_emulators(
-        emulators: Emulators,
-        objects: Vec<TestObject>,
-        base_extra: &str,
-    ) -> Self {
+    pub fn with_emulators(emulators: Emulators, objects: Vec<TestObject>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path();
-        std::fs::create_dir_all(p.join("objects")).unwrap();
-        std::fs::write(
-            p.join("base.yaml"),
-            format!(
-                "application:\n  host: 127.0.0.1\n  port: 0\n  shutdown_deadline_secs: 20\n{base_extra}\
-                 gcp:\n  project: {PROJECT}\nlog:\n  format: json\n  level: info\n"
-            ),
-        )
-        .unwrap();
-        std::fs::write(p.join("test.yaml"), "log:\n  level: info\n").unwrap();
-        for o in &objects {
-            std::fs::write(
-                p.join("objects").join(format!("{}.yaml", o.name)),
-                format!(
-                    "name: {}\nsubscription: {}\ntopic: {}\ningest_table: {}\ndead_letter_table: {}\n{}",
-                    o.name,
-                    o.subscription,
-                    o.topic,
-                    o.ingest_table(),
-                    o.dead_letter_table(),
-                    o.yaml
-                ),
-            )
-            .unwrap();
+        ConfigTemplate {
+            project: PROJECT.into(),
+            environment: "test".into(),
+            port: 0,
+            shutdown_deadline_secs: 20,
+            log_level: "info".into(),
+            objects: objects
+                .iter()
+                .map(|o| ObjectTemplate {
+                    name: o.name.clone(),
+                    subscription: o.subscription.clone(),
+                    topic: Some(o.topic.clone()),
+                    ingest_table: o.ingest_table(),
+                    dead_letter_table: o.dead_letter_table(),
+                    yaml: o.yaml.clone(),
+                })
+                .collect(),
         }
+        .write(dir.path())
+        .expect("write the test configuration");
         TestConfig {
             dir,
             emulators,
@@ -214,24 +203,54 @@ pub struct App {
     pub log: PathBuf,
 }
 
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// The port a service logged it bound (its JSON start-up line), once it has.
+fn logged_port(log: &Path) -> Option<u16> {
+    std::fs::read_to_string(log)
+        .ok()?
+        .lines()
+        .filter(|l| l.contains("serving /healthz"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["address"].as_str()?.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+}
+
+/// The last 8000 characters of a log, for failure messages.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let len = text.len();
+    let start = (len.saturating_sub(8000)..len)
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(len);
+    text[start..].to_string()
 }
 
 impl App {
-    /// Starts the service and waits until /readyz answers 200.
+    /// Starts the service on a port it picks (port 0), reads the port from its log and waits
+    /// until /readyz answers 200.
     pub async fn start(config: &TestConfig) -> App {
-        let port = free_port();
-        let log = config.path().join(format!("app-{port}.log"));
+        static STARTS: AtomicU32 = AtomicU32::new(0);
+        let n = STARTS.fetch_add(1, Ordering::Relaxed);
+        let log = config.path().join(format!("app-{n}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        let child = config
+        let mut child = config
             .command(&["run"])
-            .env("APP__APPLICATION__PORT", port.to_string())
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()
             .expect("spawn mesh-ingest run");
+        let start = Instant::now();
+        let port = loop {
+            if let Some(port) = logged_port(&log) {
+                break port;
+            }
+            let exited = child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && start.elapsed() < Duration::from_secs(30),
+                "mesh-ingest logged no bound port (exit: {exited:?}); log:\n{}",
+                log_tail(&log)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         let app = App { child, port, log };
         app.wait_ready(Duration::from_secs(30)).await;
         app
@@ -258,8 +277,9 @@ impl App {
         }
     }
 
+    /// The end of the service's log, for failure messages.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        log_tail(&self.log)
     }
 
     pub async fn metrics(&self) -> String {
@@ -465,4 +485,59 @@ pub async fn pull_count(emulators: &Emulators, subscription_path: &str) -> usize
         .as_array()
         .map(Vec::len)
         .unwrap_or(0)
+}
+
+/// The sum of the samples of `name` whose labels include every `label="value"` given, from a
+/// Prometheus text scrape; `None` when no sample matches.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (label_text, value) = match rest.strip_prefix('{') {
+                Some(r) => r.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            let matches = labels
+                .iter()
+                .all(|(k, v)| label_text.split(',').any(|p| p == format!("{k}=\"{v}\"")));
+            matches.then(|| value.trim().parse::<f64>().ok())?
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// A counter summed over all its label sets (0 when absent).
+pub fn counter(text: &str, name: &str) -> u64 {
+    metric(text, name, &[]).unwrap_or(0.0) as u64
+}
+
+/// Microseconds since the Unix epoch as RFC 3339, as producers write event times.
+pub fn rfc3339(us: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000).unwrap();
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+pub use mesh_ingest::pipeline::clock::now_us;
+
+/// An `orders` object for the chaos tests: small batches, one append at a time and little
+/// flow-control room, so a load is still in progress when the test strikes.
+pub const BUSY_ORDERS_YAML: &str = "envelope:\n  format: json\n  object_id: payload.order_id\n\
+    batch:\n  max_rows: 50\n  max_delay_ms: 100\n  max_in_flight: 1\n\
+    flow_control:\n  max_outstanding_messages: 200\n  channel_capacity: 100\n  ack_deadline_secs: 10\n";
+
+/// `OrderUpdated` envelopes `evt-<i>` for each i in `range`, about `orders` distinct orders
+/// (`o-<i % orders>`), the event time rising with i (by the second, within one hour).
+pub fn order_events(range: std::ops::Range<usize>, orders: usize) -> Vec<Outgoing> {
+    range
+        .map(|i| {
+            Outgoing::body(
+                serde_json::json!({"event_id": format!("evt-{i}"), "event_type": "OrderUpdated",
+                    "event_time": format!("2026-11-20T10:{:02}:{:02}Z", (i / 60) % 60, i % 60),
+                    "payload": {"order_id": format!("o-{}", i % orders), "n": i}})
+                .to_string(),
+            )
+        })
+        .collect()
 }

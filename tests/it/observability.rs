@@ -2,33 +2,13 @@
 //! per object and per reason; container-mode logs are JSON lines Cloud Logging reads
 //! (`severity`, `message`, `timestamp`) and hold no payload bytes, even of rejected messages.
 
-mod support;
-
+use crate::support::*;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::*;
 
 /// A value every payload carries; it must never reach a log line or /metrics.
 const SENSITIVE: &str = "SECRET-PII-4711 jane.doe@example.org";
-
-/// The value of the sample `name{labels}` whose labels include every `label="value"` given.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?;
-        let (label_text, value) = match rest.strip_prefix('{') {
-            Some(r) => {
-                let (ls, v) = r.split_once("} ")?;
-                (ls, v)
-            }
-            None => ("", rest.strip_prefix(' ')?),
-        };
-        labels
-            .iter()
-            .all(|(k, v)| label_text.split(',').any(|p| p == format!("{k}=\"{v}\"")))
-            .then(|| value.trim().parse().ok())?
-    })
-}
 
 fn order(i: usize) -> Outgoing {
     Outgoing::body(
@@ -58,7 +38,7 @@ async fn metrics_move_by_what_was_ingested_and_logs_are_json_without_payloads() 
     let before = app.metrics().await;
     for object in ["orders", "customers"] {
         assert_eq!(
-            sample(
+            metric(
                 &before,
                 "mesh_ingest_messages_received_total",
                 &[("object", object)]
@@ -67,7 +47,7 @@ async fn metrics_move_by_what_was_ingested_and_logs_are_json_without_payloads() 
             "{object}: series exist from the start"
         );
         assert_eq!(
-            sample(
+            metric(
                 &before,
                 "mesh_ingest_rows_dead_lettered_total",
                 &[("object", object), ("reason_code", "schema_violation")]
@@ -114,7 +94,7 @@ async fn metrics_move_by_what_was_ingested_and_logs_are_json_without_payloads() 
     let started = Instant::now();
     let metrics = loop {
         let m = app.metrics().await;
-        let acked = |o| sample(&m, "mesh_ingest_messages_acked_total", &[("object", o)]);
+        let acked = |o| metric(&m, "mesh_ingest_messages_acked_total", &[("object", o)]);
         if acked("orders") == Some(45.0) && acked("customers") == Some(26.0) {
             break m;
         }
@@ -127,7 +107,7 @@ async fn metrics_move_by_what_was_ingested_and_logs_are_json_without_payloads() 
     };
 
     let get = |name: &str, labels: &[(&str, &str)]| {
-        sample(&metrics, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}:\n{metrics}"))
+        metric(&metrics, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}:\n{metrics}"))
     };
     for (object, received, written, dead) in
         [("orders", 45.0, 40.0, 5.0), ("customers", 26.0, 25.0, 1.0)]

@@ -6,12 +6,10 @@
 //! SQLX returns the same rows, and a field added to the YAML appears after `provision` while
 //! the ingest table's schema stays as it was.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use support::*;
 
 const ORDERS: usize = 50;
 const BASE_US: i64 = 1_795_000_000_000_000;
@@ -60,12 +58,6 @@ impl Event {
             .to_string(),
         )
     }
-}
-
-fn rfc3339(us: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
 }
 
 fn payload(k: usize, step: usize) -> Value {

@@ -1,0 +1,8 @@
+//! The `mesh-ingest` commands, one file each. `main.rs` parses the command line and calls
+//! these; each prints what it did for the operator.
+
+pub mod check;
+pub mod provision;
+pub mod publish;
+pub mod run;
+pub mod semantic;

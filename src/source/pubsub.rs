@@ -1,0 +1,117 @@
+//! Streaming pull from Pub/Sub: the only file that speaks to the Pub/Sub client library. A
+//! stream pulls with flow control, turns each message into a `ReceivedMessage` and an `Ack`
+//! backed by the client's handler, and reopens itself after a stream error.
+
+use super::ObjectSource;
+use crate::configuration::GcpSettings;
+use crate::gcp::configured;
+use crate::pipeline::backoff::Backoff;
+use crate::pipeline::{Ack, Acknowledge, Decoded, ReceivedMessage};
+use google_cloud_pubsub::client::Subscriber;
+use google_cloud_pubsub::model::Message;
+use google_cloud_pubsub::subscriber::ShutdownBehavior;
+use google_cloud_pubsub::subscriber::handler::Handler;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The subscriber client, shared by every stream of every object.
+#[derive(Clone, Debug)]
+pub struct Subscriptions {
+    client: Subscriber,
+}
+
+impl Subscriptions {
+    /// `subchannels`: gRPC connections, one per parallel stream of the busiest object.
+    pub async fn connect(gcp: &GcpSettings, subchannels: usize) -> anyhow::Result<Self> {
+        let b = configured!(Subscriber::builder(), &gcp.pubsub_endpoint, gcp);
+        Ok(Subscriptions {
+            client: b.with_grpc_subchannel_count(subchannels).build().await?,
+        })
+    }
+}
+
+/// A dropped handler nacks its message; `ack` acknowledges it.
+impl Acknowledge for Handler {
+    fn ack(self: Box<Self>) {
+        Handler::ack(*self);
+    }
+}
+
+/// Detaches a message from the client library's types.
+pub fn received_message(msg: Message, delivery_attempt: Option<i32>) -> ReceivedMessage {
+    ReceivedMessage {
+        publish_time_us: msg
+            .publish_time
+            .map(|t| t.seconds() * 1_000_000 + i64::from(t.nanos()) / 1000),
+        data: msg.data,
+        attributes: msg.attributes,
+        message_id: msg.message_id,
+        ordering_key: msg.ordering_key,
+        delivery_attempt,
+    }
+}
+
+impl ObjectSource {
+    /// Runs one stream until shutdown; reopens it after a stream error.
+    pub async fn run_stream(self: Arc<Self>, index: usize, tx: mpsc::Sender<Decoded>) {
+        let o = &self.object;
+        let reopen = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let mut failures: u32 = 0;
+        loop {
+            let mut stream = self
+                .subscriber
+                .client
+                .subscribe(o.subscription.clone())
+                .set_max_outstanding_messages(o.flow_control.max_outstanding_messages)
+                .set_max_outstanding_bytes(o.flow_control.max_outstanding_bytes)
+                .set_max_lease_extension(Duration::from_secs(o.flow_control.ack_deadline_secs))
+                // On shutdown keep leases alive until the sink has acked what it holds.
+                .set_shutdown_behavior(ShutdownBehavior::WaitForProcessing)
+                .build();
+            let token = stream.shutdown_token();
+            self.health.stream_up();
+            tracing::info!(object = %o.name, stream = index, subscription = %o.subscription, "streaming pull started");
+            let error = loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = self.shutdown.stopped_pulling() => break None,
+                    next = stream.next() => next,
+                };
+                match next {
+                    Some(Ok((msg, handler))) => {
+                        failures = 0;
+                        let attempt = handler.delivery_attempt();
+                        let ack =
+                            Ack::new(Box::new(handler), &self.metrics.in_flight, msg.data.len());
+                        if !self
+                            .hand_over(received_message(msg, attempt), ack, &tx)
+                            .await
+                        {
+                            // The sink is gone; nothing more can be written.
+                            break None;
+                        }
+                    }
+                    Some(Err(e)) => break Some(e.to_string()),
+                    None => break Some("the stream ended".to_string()),
+                }
+            };
+            self.health.stream_down();
+            let Some(error) = error else {
+                // Stop pulling; the sink drains once every stream dropped its sender.
+                drop(tx);
+                token.shutdown().await;
+                tracing::info!(object = %o.name, stream = index, "streaming pull stopped");
+                return;
+            };
+            failures = failures.saturating_add(1);
+            let delay = reopen.delay(failures);
+            tracing::error!(object = %o.name, stream = index, error, retry_in_ms = delay.as_millis() as u64,
+                "streaming pull failed; reopening");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.stopped_pulling() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The integration tests, as one test binary: one link of the crate and its dependencies
+//! instead of one per file. Each module is one area; `support` is the harness they share.
+//! Tests that need the emulators read their addresses from the environment that
+//! `scripts/test.sh` sets up; they never skip.
+
+mod support;
+
+mod architecture;
+mod bad_input_corpus;
+mod bigquery_restart;
+mod chaos_sigkill;
+mod check_command;
+mod deploy_manifests;
+mod envelope_properties;
+mod ingest_end_to_end;
+mod load_harness;
+mod many_objects;
+mod observability;
+mod semantic_layer;
+mod shutdown_drain;
