@@ -1,4 +1,5 @@
-"""Starts bqemulator (PyPI, 1.4.0) with one bug fixed; all arguments go to its CLI unchanged.
+"""Starts bqemulator (PyPI, 1.4.0) with four differences from BigQuery fixed; all arguments go
+to its CLI unchanged.
 
 Usage: <venv>/bin/python scripts/bqemulator_launcher.py start [bqemulator start options]
   e.g. start --rest-host 127.0.0.1 --rest-port 9050 --grpc-host 127.0.0.1 --grpc-port 9060
@@ -23,6 +24,16 @@ py-spy showed the main thread in DuckDBEngine.execute and a gRPC worker in
 BigQueryWriteHandler._flush_to_target). The fix: every thread but the main one gets its own
 cursor (DuckDB's per-thread connection to the same database, with the same session settings),
 and appends are serialised among themselves, so no connection is ever used by two threads.
+
+A fourth difference from BigQuery, in how a refused append is answered: when DuckDB refuses
+the rows of an append (a value its column cannot take, such as JSON holding a lone surrogate),
+bqemulator lets the exception end the RPC, so the client sees the whole connection fail with
+UNKNOWN. BigQuery answers such an append with `AppendRowsResponse.error` INVALID_ARGUMENT
+("Indicates a malformed request or data", in the AppendRowsResponse reference) and keeps the
+connection; mesh-ingest treats UNKNOWN as transient, as it must in production (a cut stream
+looks the same). The fix: `_perform_append` answers a DuckDB data error (conversion, invalid
+input, constraint) with INVALID_ARGUMENT for that append, and a missing table (catalog error)
+with NOT_FOUND, as BigQuery does.
 """
 
 from __future__ import annotations
@@ -102,6 +113,32 @@ def _serialise_duckdb() -> None:
     write_servicer.BigQueryWriteHandler._flush_to_target = serialised_flush
 
 
+def _refusals_as_bigquery_answers_them() -> None:
+    import duckdb
+    import grpc
+    from bqemulator.grpc_api import write_servicer
+
+    handler = write_servicer.BigQueryWriteHandler
+    perform = handler.__dict__.get("_perform_append")
+    error_response = getattr(write_servicer, "_error_response", None)
+    if not callable(perform) or not callable(error_response):
+        sys.exit("bqemulator_launcher: _perform_append or _error_response not found; revisit the patch")
+    if getattr(perform, "_mesh_patched", False):
+        return
+
+    @functools.wraps(perform)
+    def perform_append(self, bound_stream, *args, **kwargs):
+        try:
+            return perform(self, bound_stream, *args, **kwargs)
+        except duckdb.CatalogException as exc:
+            return error_response(bound_stream.name, f"Table not found: {exc}", grpc.StatusCode.NOT_FOUND)
+        except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.ConstraintException) as exc:
+            return error_response(bound_stream.name, f"Rows refused: {exc}", grpc.StatusCode.INVALID_ARGUMENT)
+
+    perform_append._mesh_patched = True  # type: ignore[attr-defined]
+    handler._perform_append = perform_append
+
+
 GRPC_HANDLER_THREADS = 256
 
 
@@ -130,6 +167,7 @@ def _grpc_thread_pool() -> None:
 def main() -> int:
     _patch()
     _serialise_duckdb()
+    _refusals_as_bigquery_answers_them()
     _grpc_thread_pool()
     from bqemulator.cli import main as cli_main
 

@@ -16,7 +16,8 @@ pub struct ObjectHealth {
     name: String,
     streams: usize,
     streams_up: AtomicUsize,
-    /// Why appends currently fail, per table; `None` when the last append succeeded.
+    /// What is wrong with each table (`<kind> table <name> <state> (<cause>)`); `None` while
+    /// it takes rows. Our words only: upstream error text stays in the logs.
     ingest_problem: Mutex<Option<String>>,
     dead_letter_problem: Mutex<Option<String>>,
 }
@@ -62,11 +63,10 @@ impl Health {
                     o.streams
                 ));
             }
-            if let Some(p) = o.ingest_problem.lock().expect("health lock").as_ref() {
-                problems.push(format!("{}: ingest writer failing: {p}", o.name));
-            }
-            if let Some(p) = o.dead_letter_problem.lock().expect("health lock").as_ref() {
-                problems.push(format!("{}: dead-letter writer failing: {p}", o.name));
+            for table in [&o.ingest_problem, &o.dead_letter_problem] {
+                if let Some(p) = table.lock().expect("health lock").as_ref() {
+                    problems.push(format!("{}: {p}", o.name));
+                }
             }
         }
         if problems.is_empty() {
@@ -77,23 +77,30 @@ impl Health {
     }
 }
 
-impl ObjectHealth {
-    pub fn stream_up(&self) {
-        self.streams_up.fetch_add(1, Ordering::Relaxed);
-    }
+/// A streaming-pull stream counted as up for as long as this lives: dropped on any exit of
+/// the stream's task, a panic included, it counts the stream down.
+#[derive(Debug)]
+pub struct StreamUp(Arc<ObjectHealth>);
 
-    pub fn stream_down(&self) {
+impl Drop for StreamUp {
+    fn drop(&mut self) {
         let _ = self
+            .0
             .streams_up
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
+}
 
-    pub fn writer_ok(&self, table: TableKind) {
-        *self.problem(table).lock().expect("health lock") = None;
+impl ObjectHealth {
+    pub fn stream_up(self: &Arc<Self>) -> StreamUp {
+        self.streams_up.fetch_add(1, Ordering::Relaxed);
+        StreamUp(self.clone())
     }
 
-    pub fn writer_failing(&self, table: TableKind, why: String) {
-        *self.problem(table).lock().expect("health lock") = Some(why);
+    /// `problem`: what is wrong with the table named `name`, or `None` when it takes rows.
+    pub fn set_destination(&self, table: TableKind, name: &str, problem: Option<String>) {
+        *self.problem(table).lock().expect("health lock") =
+            problem.map(|p| format!("{} table {name} {p}", table.as_str()));
     }
 
     fn problem(&self, table: TableKind) -> &Mutex<Option<String>> {
@@ -112,14 +119,35 @@ mod tests {
     fn readiness_names_what_is_down() {
         let h = Health::new();
         let o = h.register("order", 2);
-        o.stream_up();
+        let _first = o.stream_up();
         let err = h.readiness().unwrap_err();
         assert_eq!(err, vec!["order: 1 of 2 streaming-pull streams down"]);
-        o.stream_up();
+        let second = o.stream_up();
         assert!(h.readiness().is_ok());
-        o.writer_failing(TableKind::Ingest, "UNAVAILABLE".into());
-        assert!(h.readiness().unwrap_err()[0].contains("ingest writer failing: UNAVAILABLE"));
-        o.writer_ok(TableKind::Ingest);
+        // A stream task that ends, or panics, drops its guard: the stream counts as down.
+        let panicked = std::thread::spawn(move || {
+            let _guard = second;
+            panic!("a stream task panics");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert_eq!(
+            h.readiness().unwrap_err(),
+            vec!["order: 1 of 2 streaming-pull streams down"]
+        );
+        let _second = o.stream_up();
+        assert!(h.readiness().is_ok());
+        o.set_destination(
+            TableKind::Ingest,
+            "p.d.t",
+            Some("halted (PERMISSION_DENIED)".into()),
+        );
+        assert_eq!(
+            h.readiness().unwrap_err(),
+            vec!["order: ingest table p.d.t halted (PERMISSION_DENIED)"]
+        );
+        o.set_destination(TableKind::Ingest, "p.d.t", None);
+        assert!(h.readiness().is_ok());
         h.set_draining();
         assert!(h.readiness().unwrap_err()[0].starts_with("draining"));
     }

@@ -31,7 +31,11 @@ enum Command {
     /// Run the service.
     Run,
     /// Load and validate the configuration, print the resolved settings.
-    Check,
+    Check {
+        /// Also compare every table in BigQuery with what mesh-ingest writes (reads only).
+        #[arg(long)]
+        remote: bool,
+    },
     /// Create the datasets and tables (and, on emulators, topics and subscriptions).
     Provision {
         /// Also create topics and subscriptions (default: when PUBSUB_EMULATOR_HOST is set).
@@ -95,9 +99,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Check => {
+        Command::Check { remote } => {
             commands::check::check(&settings);
-            Ok(())
+            if remote {
+                block_on(commands::check::remote(&settings))
+            } else {
+                Ok(())
+            }
         }
         Command::Semantic { format, out } => {
             let format = match format {

@@ -244,3 +244,189 @@ pub const DEAD_LETTER_COLUMNS: [Column; 10] = [
         "Pub/Sub delivery attempt (only with a dead-letter policy).",
     ),
 ];
+
+/// A column as a table in BigQuery has it (`tables.get`): name, type and mode as the REST API
+/// spells them (legacy names such as INTEGER are accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingColumn {
+    pub name: String,
+    pub type_name: String,
+    /// `NULLABLE` (also when empty), `REQUIRED` or `REPEATED`.
+    pub mode: String,
+}
+
+/// How a table in BigQuery differs from what mesh-ingest writes to it. Extra nullable
+/// columns are not differences: appends leave them NULL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaDifference {
+    /// mesh-ingest writes this column; the table has none.
+    Missing { column: &'static str },
+    /// The table's column has another type.
+    TypeChanged {
+        column: &'static str,
+        table: String,
+        ours: &'static str,
+    },
+    /// The table requires a value mesh-ingest may leave NULL (or repeats a single value).
+    ModeChanged { column: &'static str, table: String },
+    /// The table requires a column mesh-ingest does not write.
+    ExtraRequired { column: String },
+}
+
+impl SchemaDifference {
+    /// Whether `provision` may fix it in place without losing anything: adding a NULLABLE
+    /// column, or relaxing REQUIRED to NULLABLE.
+    pub fn additive(&self) -> bool {
+        match self {
+            SchemaDifference::Missing { .. } => true,
+            SchemaDifference::ModeChanged { table, .. } => table == "REQUIRED",
+            SchemaDifference::TypeChanged { .. } | SchemaDifference::ExtraRequired { .. } => false,
+        }
+    }
+}
+
+impl std::fmt::Display for SchemaDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemaDifference::Missing { column } => {
+                write!(f, "column `{column}` is missing from the table")
+            }
+            SchemaDifference::TypeChanged {
+                column,
+                table,
+                ours,
+            } => write!(
+                f,
+                "column `{column}` is {table} in the table; mesh-ingest writes {ours}"
+            ),
+            SchemaDifference::ModeChanged { column, table } => write!(
+                f,
+                "column `{column}` is {table} in the table; mesh-ingest writes it NULLABLE"
+            ),
+            SchemaDifference::ExtraRequired { column } => write!(
+                f,
+                "the table requires column `{column}`, which mesh-ingest does not write"
+            ),
+        }
+    }
+}
+
+/// The type name as standard SQL spells it (`tables.get` may answer the legacy names).
+fn standard_type(name: &str) -> String {
+    match name.to_ascii_uppercase().as_str() {
+        "INTEGER" => "INT64".into(),
+        "FLOAT" => "FLOAT64".into(),
+        "BOOLEAN" => "BOOL".into(),
+        "RECORD" => "STRUCT".into(),
+        other => other.into(),
+    }
+}
+
+/// Compares a table's columns with `ours`; empty when mesh-ingest can write to it.
+pub fn compare(ours: &[Column], table: &[ExistingColumn]) -> Vec<SchemaDifference> {
+    let mode = |c: &ExistingColumn| {
+        let m = c.mode.to_ascii_uppercase();
+        if m.is_empty() { "NULLABLE".into() } else { m }
+    };
+    let mut out = Vec::new();
+    for c in ours {
+        let Some(t) = table.iter().find(|t| t.name.eq_ignore_ascii_case(c.name)) else {
+            out.push(SchemaDifference::Missing { column: c.name });
+            continue;
+        };
+        let ours_type = c.kind.bigquery_name();
+        if standard_type(&t.type_name) != ours_type {
+            out.push(SchemaDifference::TypeChanged {
+                column: c.name,
+                table: t.type_name.clone(),
+                ours: ours_type,
+            });
+        }
+        let m = mode(t);
+        // A REQUIRED table column takes our always-set columns, never our nullable ones.
+        if m == "REPEATED" || (m == "REQUIRED" && !c.required) {
+            out.push(SchemaDifference::ModeChanged {
+                column: c.name,
+                table: m,
+            });
+        }
+    }
+    for t in table {
+        let ours = ours.iter().any(|c| c.name.eq_ignore_ascii_case(&t.name));
+        if !ours && mode(t) == "REQUIRED" {
+            out.push(SchemaDifference::ExtraRequired {
+                column: t.name.clone(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn existing(columns: &[Column]) -> Vec<ExistingColumn> {
+        columns
+            .iter()
+            .map(|c| ExistingColumn {
+                name: c.name.to_string(),
+                type_name: c.kind.bigquery_name().to_string(),
+                mode: if c.required { "REQUIRED" } else { "NULLABLE" }.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_table_as_provisioned_matches() {
+        assert_eq!(compare(&INGEST_COLUMNS, &existing(&INGEST_COLUMNS)), vec![]);
+        assert_eq!(
+            compare(&DEAD_LETTER_COLUMNS, &existing(&DEAD_LETTER_COLUMNS)),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn each_difference_is_named_and_classed() {
+        let mut table = existing(&INGEST_COLUMNS);
+        table.retain(|c| c.name != "ordering_key");
+        table
+            .iter_mut()
+            .find(|c| c.name == "payload")
+            .unwrap()
+            .type_name = "STRING".into();
+        table
+            .iter_mut()
+            .find(|c| c.name == "delivery_attempt")
+            .unwrap()
+            .type_name = "INTEGER".into(); // the legacy name of INT64: no difference
+        table
+            .iter_mut()
+            .find(|c| c.name == "object_id")
+            .unwrap()
+            .mode = "REQUIRED".into();
+        table.push(ExistingColumn {
+            name: "tenant".into(),
+            type_name: "STRING".into(),
+            mode: "REQUIRED".into(),
+        });
+        table.push(ExistingColumn {
+            name: "note".into(),
+            type_name: "STRING".into(),
+            mode: String::new(),
+        });
+        let d = compare(&INGEST_COLUMNS, &table);
+        let text: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "column `object_id` is REQUIRED in the table; mesh-ingest writes it NULLABLE",
+                "column `payload` is STRING in the table; mesh-ingest writes JSON",
+                "column `ordering_key` is missing from the table",
+                "the table requires column `tenant`, which mesh-ingest does not write",
+            ]
+        );
+        let additive: Vec<bool> = d.iter().map(SchemaDifference::additive).collect();
+        assert_eq!(additive, [true, false, true, false]);
+    }
+}

@@ -1,7 +1,13 @@
 //! `mesh-ingest check`: the configuration loaded and validated (by the time this runs), printed
-//! resolved as JSON on stdout, with a one-line verdict on stderr.
+//! resolved as JSON on stdout, with a one-line verdict on stderr. `--remote` also reads every
+//! table's schema from BigQuery and compares it with what mesh-ingest writes, without
+//! changing anything: what differs is named by column.
 
-use crate::configuration::Settings;
+use crate::configuration::{Settings, TableRef};
+use crate::gcp::configured;
+use crate::sink::writer::{existing_columns, table_fields};
+use crate::tables::{TableKind, compare};
+use google_cloud_bigquery_v2::client::TableService;
 
 pub fn check(settings: &Settings) {
     println!("{}", settings.to_resolved_json());
@@ -10,4 +16,55 @@ pub fn check(settings: &Settings) {
         settings.objects.len(),
         settings.environment
     );
+}
+
+/// Compares every table with what mesh-ingest writes; fails naming each problem.
+pub async fn remote(settings: &Settings) -> anyhow::Result<()> {
+    let gcp = &settings.gcp;
+    let client = configured!(TableService::builder(), &gcp.bigquery_endpoint, gcp)
+        .build()
+        .await?;
+    let mut problems = Vec::new();
+    for o in &settings.objects {
+        for (kind, table) in [
+            (TableKind::Ingest, &o.ingest_table),
+            (TableKind::DeadLetter, &o.dead_letter_table),
+        ] {
+            problems.extend(check_table(&client, kind, table).await?);
+        }
+    }
+    if problems.is_empty() {
+        eprintln!("tables OK: every table takes what mesh-ingest writes");
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    anyhow::bail!(
+        "{} table problem(s); `provision` fixes the additive ones",
+        problems.len()
+    )
+}
+
+async fn check_table(
+    client: &TableService,
+    kind: TableKind,
+    table: &TableRef,
+) -> anyhow::Result<Vec<String>> {
+    let name = format!("{} table {table}", kind.as_str());
+    let Some(fields) = table_fields(client, table).await? else {
+        return Ok(vec![format!("{name}: does not exist (run provision)")]);
+    };
+    let differences = compare(kind.layout().columns, &existing_columns(&fields));
+    Ok(differences
+        .iter()
+        .map(|d| {
+            let fix = if d.additive() {
+                "provision fixes it"
+            } else {
+                "needs a person"
+            };
+            format!("{name}: {d} ({fix})")
+        })
+        .collect())
 }

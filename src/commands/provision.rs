@@ -6,7 +6,8 @@
 
 use crate::configuration::{GcpSettings, ObjectSettings, Settings, TableRef};
 use crate::gcp::configured;
-use crate::tables::{Column, DEAD_LETTER, INGEST, TableLayout};
+use crate::sink::writer::{existing_columns, table_fields};
+use crate::tables::{Column, DEAD_LETTER, INGEST, SchemaDifference, TableLayout, compare};
 use anyhow::Context;
 use google_cloud_bigquery_v2::client::{DatasetService, JobService, TableService};
 use google_cloud_bigquery_v2::model::{
@@ -37,6 +38,8 @@ pub fn table_schema(columns: &[Column]) -> TableSchema {
 pub struct Report {
     pub created: Vec<String>,
     pub existing: Vec<String>,
+    /// Existing tables whose schema was brought in line (added or relaxed columns).
+    pub updated: Vec<String>,
 }
 
 impl Report {
@@ -57,6 +60,9 @@ pub async fn run(settings: &Settings, pubsub: bool) -> anyhow::Result<()> {
     }
     for e in &report.existing {
         println!("exists   {e}");
+    }
+    for u in &report.updated {
+        println!("updated  {u}");
     }
     Ok(())
 }
@@ -114,6 +120,9 @@ pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Repo
             (&object.dead_letter_table, &DEAD_LETTER),
         ] {
             let created = create_table(&tables_client, table, layout).await?;
+            if !created {
+                reconcile(&tables_client, table, layout, &mut report).await?;
+            }
             report.note(created, format!("table {table}"));
         }
         if pubsub {
@@ -190,6 +199,76 @@ async fn create_table(
         Err(e) if already_exists(&e) => Ok(false),
         Err(e) => Err(e).with_context(|| format!("creating table {table}")),
     }
+}
+
+/// Brings an existing table in line with what mesh-ingest writes, where that loses nothing:
+/// missing columns are added (NULLABLE), REQUIRED columns mesh-ingest may leave NULL are
+/// relaxed. Any other difference is refused, by column: it needs a person.
+async fn reconcile(
+    client: &TableService,
+    table: &TableRef,
+    layout: &TableLayout,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let Some(mut fields) = table_fields(client, table)
+        .await
+        .with_context(|| format!("reading table {table}"))?
+    else {
+        anyhow::bail!("table {table} exists but cannot be read");
+    };
+    let differences = compare(layout.columns, &existing_columns(&fields));
+    let unsafe_ones: Vec<String> = differences
+        .iter()
+        .filter(|d| !d.additive())
+        .map(ToString::to_string)
+        .collect();
+    if !unsafe_ones.is_empty() {
+        anyhow::bail!(
+            "table {table} differs from what mesh-ingest writes in ways provision does not \
+             change: {}. Migrate or recreate the table by hand",
+            unsafe_ones.join("; ")
+        );
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    for d in &differences {
+        match d {
+            SchemaDifference::Missing { column } => {
+                let c = layout.columns.iter().find(|c| c.name == *column);
+                let c = c.expect("a missing column is one of ours");
+                fields.push(
+                    TableFieldSchema::new()
+                        .set_name(c.name)
+                        .set_type(c.kind.bigquery_name())
+                        .set_mode("NULLABLE")
+                        .set_description(c.description),
+                );
+            }
+            SchemaDifference::ModeChanged { column, .. } => {
+                if let Some(f) = fields
+                    .iter_mut()
+                    .find(|f| f.name.eq_ignore_ascii_case(column))
+                {
+                    f.mode = "NULLABLE".into();
+                }
+            }
+            _ => {}
+        }
+    }
+    client
+        .patch_table()
+        .set_project_id(&table.project)
+        .set_dataset_id(&table.dataset)
+        .set_table_id(&table.table)
+        .set_table(Table::new().set_schema(TableSchema::new().set_fields(fields)))
+        .send()
+        .await
+        .with_context(|| format!("updating the schema of table {table}"))?;
+    for d in &differences {
+        report.updated.push(format!("table {table}: {d}; fixed"));
+    }
+    Ok(())
 }
 
 async fn provision_pubsub(

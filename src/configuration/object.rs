@@ -88,6 +88,11 @@ fn full_name(kind: &str, s: &str, project: &str) -> Result<String, String> {
 }
 
 impl ObjectSettings {
+    /// The capacity of the channel between the source and the sink (resolved at load).
+    pub fn channel_capacity(&self) -> usize {
+        self.flow_control.channel_capacity.unwrap_or(1).max(1)
+    }
+
     /// Reads and validates one object file.
     pub fn load(file: &Path, project: &str) -> Result<ObjectSettings, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
@@ -149,10 +154,11 @@ impl ObjectFile {
         self.validate_event_types()?;
         let payload_schema = self.payload_schema(file)?;
         self.batch.validate()?;
-        self.flow_control.validate()?;
         if self.streams == 0 || self.streams > 32 {
             return Err(FieldError::new("streams", "must be between 1 and 32"));
         }
+        let mut flow_control = self.flow_control;
+        flow_control.resolve(self.streams)?;
         self.limits.validate(&self.batch)?;
         let semantic = self
             .semantic
@@ -169,7 +175,7 @@ impl ObjectFile {
             payload_schema,
             payload_schema_file: self.payload_schema_file,
             batch: self.batch,
-            flow_control: self.flow_control,
+            flow_control,
             streams: self.streams,
             limits: self.limits,
             semantic,

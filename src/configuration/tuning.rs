@@ -74,12 +74,24 @@ pub struct FlowControlSettings {
     pub max_outstanding_messages: i64,
     /// Per stream: … or this many bytes.
     pub max_outstanding_bytes: i64,
-    /// Decoded rows waiting for the batcher, across the object's streams.
-    pub channel_capacity: usize,
+    /// Decoded rows waiting for the batcher, across the object's streams; at least (and by
+    /// default) `streams × max_outstanding_messages`. The streaming-pull client reads (and
+    /// leases) what Pub/Sub sent only when the source asks for the next message, so a source
+    /// waiting on a full channel would leave messages unread until their leases expire. With
+    /// room for everything Pub/Sub may have outstanding it never waits: Pub/Sub's flow control
+    /// is the backpressure.
+    pub channel_capacity: Option<usize>,
     /// Lease the client asks for (and keeps extending) on each message, 10–600 s. It is also
     /// how soon Pub/Sub redelivers messages that were on their way to an instance that stopped
     /// before reading them.
     pub ack_deadline_secs: u64,
+    /// How long a message may be held (its lease extended) before the client gives it up and
+    /// Pub/Sub redelivers it. Held messages are ones not yet written: while a table is
+    /// halted, every message waits. The default, 7 days, is Pub/Sub's longest retention, so
+    /// an outage never turns into redeliveries (which would raise delivery attempts and, with
+    /// a dead-letter policy, park valid events). The cost: a process that is alive but stuck
+    /// keeps its messages until it is restarted.
+    pub max_lease_secs: u64,
 }
 
 impl Default for FlowControlSettings {
@@ -87,14 +99,36 @@ impl Default for FlowControlSettings {
         FlowControlSettings {
             max_outstanding_messages: 2000,
             max_outstanding_bytes: 100 * 1024 * 1024,
-            channel_capacity: 2000,
+            channel_capacity: None,
             ack_deadline_secs: 60,
+            max_lease_secs: 7 * 24 * 3600,
         }
     }
 }
 
 impl FlowControlSettings {
-    pub(super) fn validate(&self) -> Result<(), FieldError> {
+    /// Checks the ranges and resolves `channel_capacity` for `streams` streams.
+    pub(super) fn resolve(&mut self, streams: usize) -> Result<(), FieldError> {
+        self.validate()?;
+        let needed = (self.max_outstanding_messages as usize).saturating_mul(streams);
+        match self.channel_capacity {
+            None => self.channel_capacity = Some(needed),
+            Some(c) if c < needed => {
+                return Err(FieldError::new(
+                    "flow_control.channel_capacity",
+                    format!(
+                        "{c} is less than streams × max_outstanding_messages ({needed}): a \
+                         full channel would leave messages Pub/Sub already sent unread until \
+                         their leases expire; omit it or raise it"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
         let unbounded = "must be positive: an unbounded subscriber can exhaust memory";
         if self.max_outstanding_messages <= 0 {
             return Err(FieldError::new(
@@ -108,17 +142,17 @@ impl FlowControlSettings {
                 unbounded,
             ));
         }
-        if self.channel_capacity == 0 {
-            return Err(FieldError::new(
-                "flow_control.channel_capacity",
-                "must be at least 1",
-            ));
-        }
         within(
             "flow_control.ack_deadline_secs",
             self.ack_deadline_secs,
             10..=600,
             "Pub/Sub's limits",
+        )?;
+        within(
+            "flow_control.max_lease_secs",
+            self.max_lease_secs,
+            self.ack_deadline_secs..=7 * 24 * 3600,
+            "from ack_deadline_secs to Pub/Sub's 7-day retention",
         )
     }
 }

@@ -1,75 +1,74 @@
-//! One append, retried with backoff while the failure is transient or infrastructural, until
-//! it lands, is refused for its content, or the drain deadline passes.
+//! One append, retried with backoff for as long as the failure is not a verdict on the rows:
+//! a *transient* failure degrades the table, a *table* fault halts it; either way the messages
+//! stay leased and unacknowledged. Returns once the rows landed, BigQuery judged them (row
+//! errors, or a refusal of the whole append), or the drain deadline passed.
 
 use super::ObjectSink;
+use super::destination::{Destination, State};
 use super::writer::AppendFailure;
 use crate::pipeline::backoff::Backoff;
-use crate::tables::TableKind;
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How an append ended, after retries.
+/// How an append ended.
 pub(super) enum Outcome {
     Written,
     /// BigQuery refused these rows (index in the append, message); none of the batch landed.
-    RowErrors(Vec<(usize, String)>),
-    /// The whole append was refused for its content.
-    Rejected(String),
+    Rows(Vec<(usize, String)>),
+    /// BigQuery refused the whole append as malformed (`CODE: message`).
+    Refused(String),
     /// The drain deadline passed: the rows stay unacknowledged and Pub/Sub redelivers them.
     GaveUp,
 }
 
+/// Failed attempts in a row after which a transient failure also gets the table's schema
+/// read: a proxy that hides the real error must not hide a drifted table.
+const CHECK_SCHEMA_AFTER: u32 = 3;
+
 impl ObjectSink {
-    pub(super) async fn append(&self, table: TableKind, rows: usize, bytes: Bytes) -> Outcome {
-        let writer = match table {
-            TableKind::Ingest => &self.ingest,
-            TableKind::DeadLetter => &self.dead_letter,
-        };
+    pub(super) async fn append(&self, dest: &Destination, rows: usize, bytes: Bytes) -> Outcome {
         let transient = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-        let infrastructure = Backoff::new(Duration::from_millis(100), Duration::from_secs(60));
+        let table_fault = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut failures: u32 = 0;
         loop {
             let started = Instant::now();
             let result = tokio::select! {
-                r = writer.append(bytes.clone()) => r,
+                r = dest.append(bytes.clone(), rows) => r,
                 _ = self.shutdown.gave_up() => return Outcome::GaveUp,
             };
-            let (code, message, is_infrastructure) = match result {
+            let failure = match result {
                 Ok(()) => {
-                    self.health.writer_ok(table);
-                    self.metrics
-                        .append(table, rows, bytes.len(), started.elapsed().as_secs_f64());
+                    let seconds = started.elapsed().as_secs_f64();
+                    self.metrics.append(dest.kind, rows, bytes.len(), seconds);
                     return Outcome::Written;
                 }
-                Err(AppendFailure::RowErrors(e)) => {
-                    self.health.writer_ok(table);
-                    return Outcome::RowErrors(e);
+                Err(AppendFailure::Rows(named)) => return Outcome::Rows(named),
+                Err(AppendFailure::Refused { code, message }) => {
+                    return Outcome::Refused(format!("{code}: {message}"));
                 }
-                Err(AppendFailure::Rejected(why)) => {
-                    self.health.writer_ok(table);
-                    return Outcome::Rejected(why);
-                }
-                Err(AppendFailure::Retryable { code, message }) => (code, message, false),
-                Err(AppendFailure::Infrastructure { code, message }) => (code, message, true),
+                Err(f) => f,
             };
-            self.metrics.retry(table, &code);
-            self.health
-                .writer_failing(table, format!("{code}: {message}"));
-            if failures.is_multiple_of(10) {
-                if is_infrastructure {
-                    tracing::error!(object = %self.object, table = %writer.table(), code, error = message, attempt = failures,
-                        "append failing for a reason no row is to blame for; retrying, messages stay unacknowledged");
-                } else {
-                    tracing::warn!(object = %self.object, table = %writer.table(), code, error = message, attempt = failures,
-                        "append failed; retrying");
-                }
-            }
             failures = failures.saturating_add(1);
-            let policy = if is_infrastructure {
-                &infrastructure
-            } else {
-                &transient
+            self.metrics.retry(dest.kind, failure.code());
+            let policy = match &failure {
+                AppendFailure::Table { code, .. } => {
+                    dest.halt(code, failure.message()).await;
+                    &table_fault
+                }
+                _ => {
+                    if failures >= CHECK_SCHEMA_AFTER
+                        && dest
+                            .check_schema(false)
+                            .await
+                            .is_some_and(|d| !d.is_empty())
+                    {
+                        dest.halt(failure.code(), failure.message()).await;
+                    } else if dest.state() != State::Halted {
+                        dest.set(State::Degraded, failure.code(), failure.message());
+                    }
+                    &transient
+                }
             };
             tokio::select! {
                 _ = tokio::time::sleep(policy.delay(failures)) => {}

@@ -1,36 +1,39 @@
 //! The sink of one object: takes decoded rows from the bounded channel, batches them, appends
 //! them to BigQuery and acknowledges each message once its row (or dead-letter row) is
 //! confirmed. Rows BigQuery refuses are dead-lettered one by one; the rest of their batch lands.
+//! A fault of a table itself (missing, no permission, a schema that no longer fits) is never
+//! blamed on rows: it halts that table, visibly, and nothing is acknowledged or dead-lettered
+//! for it until the table takes rows again.
 //!
 //! One job per file: `batcher` (channel → batches → append tasks), `append` (one append with
-//! retries), `ingest` (ingest rows, bisecting refused appends), `dead_letter` (dead-letter
-//! rows), `writer` (a table's Storage Write stream and its error classes), `arrow_rows` (the
-//! row format).
+//! retries), `bisect` (whom a refusal blames), `ingest` and `dead_letter` (the two lanes),
+//! `destination` (a table's state and evidence), `writer` (BigQuery: the Storage Write stream,
+//! `tables.get`, the error classes), `arrow_rows` (the row format).
 
 mod append;
 pub mod arrow_rows;
 mod batcher;
+mod bisect;
 mod dead_letter;
+pub mod destination;
 mod ingest;
 mod part;
 pub mod writer;
 
-use crate::health::ObjectHealth;
 use crate::pipeline::Ack;
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::ObjectMetrics;
+use destination::Destination;
 use std::sync::Arc;
-use writer::TableWriter;
 
 /// Everything one object's sink writes with.
 pub struct ObjectSink {
     pub object: String,
     pub subscription: String,
-    pub ingest: TableWriter,
-    pub dead_letter: TableWriter,
+    pub ingest: Arc<Destination>,
+    pub dead_letter: Arc<Destination>,
     pub max_dead_letter_data_bytes: usize,
     pub metrics: ObjectMetrics,
-    pub health: Arc<ObjectHealth>,
     pub shutdown: Shutdown,
 }
 
@@ -44,3 +47,6 @@ impl ObjectSink {
         self.metrics.acked.inc_by(n);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -66,11 +66,14 @@ impl ObjectSource {
                 .set_max_outstanding_messages(o.flow_control.max_outstanding_messages)
                 .set_max_outstanding_bytes(o.flow_control.max_outstanding_bytes)
                 .set_max_lease_extension(Duration::from_secs(o.flow_control.ack_deadline_secs))
+                // Leases are kept for as long as the sink holds a message, an outage of the
+                // table included; see `flow_control.max_lease_secs` for the trade-off.
+                .set_max_lease(Duration::from_secs(o.flow_control.max_lease_secs))
                 // On shutdown keep leases alive until the sink has acked what it holds.
                 .set_shutdown_behavior(ShutdownBehavior::WaitForProcessing)
                 .build();
             let token = stream.shutdown_token();
-            self.health.stream_up();
+            let up = self.health.stream_up();
             tracing::info!(object = %o.name, stream = index, subscription = %o.subscription, "streaming pull started");
             let error = loop {
                 let next = tokio::select! {
@@ -96,7 +99,7 @@ impl ObjectSource {
                     None => break Some("the stream ended".to_string()),
                 }
             };
-            self.health.stream_down();
+            drop(up);
             let Some(error) = error else {
                 // Stop pulling; the sink drains once every stream dropped its sender.
                 drop(tx);

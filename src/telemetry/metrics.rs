@@ -37,6 +37,13 @@ struct RetryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    object: String,
+    /// `stream` or `sink`.
+    task: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -73,6 +80,8 @@ pub struct Metrics {
     in_flight_messages: Family<ObjectLabel, Gauge>,
     in_flight_bytes: Family<ObjectLabel, Gauge>,
     channel_depth: Family<ObjectLabel, Gauge>,
+    destination_state: Family<TableLabels, Gauge>,
+    task_restarts: Family<TaskLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -98,6 +107,8 @@ impl Metrics {
             in_flight_messages: Family::default(),
             in_flight_bytes: Family::default(),
             channel_depth: Family::default(),
+            destination_state: Family::default(),
+            task_restarts: Family::default(),
             registry: Registry::default(),
         };
         m.register(&mut registry);
@@ -167,6 +178,16 @@ impl Metrics {
             "channel_depth",
             "Decoded rows waiting for the batcher",
             m.channel_depth.clone(),
+        );
+        registry.register(
+            "destination_state",
+            "State of each table: 0 ok, 1 degraded (retrying), 2 halted (the table cannot take rows)",
+            m.destination_state.clone(),
+        );
+        registry.register(
+            "task_restarts",
+            "Pipeline tasks restarted after a panic",
+            m.task_restarts.clone(),
         );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -261,6 +282,27 @@ impl ObjectMetrics {
             .get_or_create(&ReasonLabels {
                 object: self.object.clone(),
                 reason_code: code.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    /// The gauge of `table`'s state (see `sink::destination::State`).
+    pub fn destination_state(&self, table: TableKind) -> Gauge {
+        handle(
+            &self.metrics.destination_state,
+            &TableLabels {
+                object: self.object.clone(),
+                table: table.as_str().to_string(),
+            },
+        )
+    }
+
+    pub fn task_restarted(&self, task: &str) {
+        self.metrics
+            .task_restarts
+            .get_or_create(&TaskLabels {
+                object: self.object.clone(),
+                task: task.to_string(),
             })
             .inc();
     }

@@ -66,6 +66,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "gcp",
             "semantic",
             "shutdown",
+            "sink",
             "tables",
         ],
     ),
@@ -83,7 +84,11 @@ const CONFINED: &[(&str, &[&str])] = &[
     ),
     (
         "google_cloud_bigquery",
-        &["src/sink/writer.rs", "src/commands/provision.rs"],
+        &[
+            "src/sink/writer.rs",
+            "src/commands/provision.rs",
+            "src/commands/check.rs",
+        ],
     ),
 ];
 

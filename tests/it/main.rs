@@ -11,6 +11,7 @@ mod bigquery_restart;
 mod chaos_sigkill;
 mod check_command;
 mod deploy_manifests;
+mod destination_faults;
 mod envelope_properties;
 mod ingest_end_to_end;
 mod load_harness;

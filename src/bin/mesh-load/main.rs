@@ -8,15 +8,19 @@
 
 #![warn(clippy::too_many_lines)]
 
+mod faults;
 mod proto;
+mod rest;
 mod servers;
 
 use bytes::Bytes;
 use clap::Parser;
+use faults::{FaultWindow, Schedule, Window};
 use mesh_ingest::configuration::template::{ConfigTemplate, ObjectTemplate};
 use servers::{PubsubState, WriteFaults, WriteState};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -70,6 +74,20 @@ struct Args {
     /// Label for the report.
     #[arg(long, default_value = "mesh-ingest")]
     label: String,
+    /// A window of failures, `TABLE:CODE:FROM_SECS:FOR_SECS` from the first message served:
+    /// every append to TABLE (ingest, dead_letter, any) gets gRPC status CODE. Repeatable.
+    #[arg(long = "fault")]
+    faults: Vec<FaultWindow>,
+    /// `FROM_SECS:FOR_SECS`: in this window `tables.get` describes the ingest table without
+    /// `ordering_key` (combine with `--fault ingest:3:…` for a dropped column).
+    #[arg(long)]
+    drift: Option<Window>,
+    /// Every n-th message has a body that is not JSON (dead-lettered as malformed_json).
+    #[arg(long, default_value_t = 0)]
+    bad_every: usize,
+    /// More YAML for the consumer's object file (batch, flow_control, …).
+    #[arg(long, default_value = "")]
+    object_yaml: String,
 }
 
 const PROJECT: &str = "mesh-load";
@@ -111,11 +129,16 @@ fn config(args: &Args) -> ConfigTemplate {
             dead_letter_table: format!("{PROJECT}.load.dead_letter"),
             yaml: format!(
                 "envelope:\n  format: json\n  object_id: payload.order_id\n\
-                 flow_control:\n  max_outstanding_messages: {}\n  channel_capacity: {}\n\
-                 streams: {}\n",
-                args.max_outstanding,
-                args.max_outstanding.max(1),
-                args.streams
+                 streams: {}\n{}",
+                args.streams,
+                if args.object_yaml.contains("flow_control:") {
+                    args.object_yaml.clone()
+                } else {
+                    format!(
+                        "flow_control:\n  max_outstanding_messages: {}\n{}",
+                        args.max_outstanding, args.object_yaml
+                    )
+                }
             ),
         }],
     }
@@ -170,9 +193,10 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// `endpoint`: the gRPC servers (Pub/Sub, Storage Write); `rest`: the tables API.
 fn spawn_consumer(
     args: &Args,
-    endpoint: &str,
+    (endpoint, rest): (&str, &str),
     config_dir: &Path,
     log: &Path,
 ) -> anyhow::Result<Child> {
@@ -200,7 +224,7 @@ fn spawn_consumer(
             "BIGQUERY_STORAGE_EMULATOR_HOST",
             format!("http://{endpoint}"),
         )
-        .env("BIGQUERY_EMULATOR_HOST", format!("http://{endpoint}"))
+        .env("BIGQUERY_EMULATOR_HOST", format!("http://{rest}"))
         .env("MESH_LOAD_ENDPOINT", endpoint)
         .env("MESH_LOAD_SUBSCRIPTION", SUBSCRIPTION)
         .env(
@@ -218,23 +242,84 @@ fn spawn_consumer(
     Ok(cmd.spawn()?)
 }
 
-/// Sum of mesh-ingest's `mesh_ingest_bigquery_retries_total` series, from its /metrics.
-async fn scrape_retries(port: u16) -> Option<f64> {
+/// `GET path` on the consumer's HTTP port: status and body.
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
         .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).await.ok()?;
-    Some(
-        text.lines()
-            .filter(|l| l.starts_with("mesh_ingest_bigquery_retries_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// The sum of a metric's series in a Prometheus text scrape.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// What the consumer showed while the first fault window was open: acknowledgements and
+/// dead-letter rows from 1 s after it opened to its close, and /readyz and the destination
+/// state gauge half-way through.
+#[derive(Default)]
+struct FaultObservation {
+    acked: (Option<usize>, Option<usize>),
+    dead_letter_rows: (Option<u64>, Option<u64>),
+    readyz: Option<(u16, String)>,
+    destination_state: Option<String>,
+}
+
+impl FaultObservation {
+    async fn sample(
+        &mut self,
+        schedule: &Schedule,
+        pubsub: &PubsubState,
+        write: &WriteState,
+        log: &Path,
+    ) {
+        let (Some((open, close)), Some(now)) = (schedule.first_window(), schedule.elapsed()) else {
+            return;
+        };
+        let acked = pubsub.acked.load(Ordering::Relaxed);
+        let dead = write.dead_letter_rows.load(Ordering::Relaxed);
+        if now >= open + Duration::from_secs(1) && self.acked.0.is_none() {
+            self.acked.0 = Some(acked);
+            self.dead_letter_rows.0 = Some(dead);
+        }
+        if now + Duration::from_millis(200) >= close && self.acked.1.is_none() {
+            self.acked.1 = Some(acked);
+            self.dead_letter_rows.1 = Some(dead);
+        }
+        if now >= (open + close) / 2 && self.readyz.is_none() {
+            let Some(port) = bound_port(log) else { return };
+            self.readyz = http_get(port, "/readyz").await;
+            self.destination_state = http_get(port, "/metrics").await.map(|(_, m)| {
+                m.lines()
+                    .filter(|l| l.starts_with("mesh_ingest_destination_state{"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+
+    fn report(&self) -> serde_json::Value {
+        let delta = |(a, b): (Option<u64>, Option<u64>)| a.zip(b).map(|(a, b)| b - a);
+        serde_json::json!({
+            "acked": delta((self.acked.0.map(|v| v as u64), self.acked.1.map(|v| v as u64))),
+            "dead_letter_rows": delta(self.dead_letter_rows),
+            "readyz_status": self.readyz.as_ref().map(|r| r.0),
+            "readyz": self.readyz.as_ref().map(|r| r.1.clone()),
+            "destination_state": self.destination_state,
+        })
+    }
 }
 
 /// What the run measured, from the first message served to the last one acknowledged.
@@ -243,6 +328,7 @@ struct Measurement {
     cpu_seconds: f64,
     peak_rss_kib: u64,
     stall_rss_kib: Vec<u64>,
+    during_fault: FaultObservation,
 }
 
 /// Waits until the consumer pulled its first message (start-up is left out of the figures).
@@ -270,8 +356,7 @@ async fn wait_for_first_pull(
 async fn measure(
     args: &Args,
     child: &mut Child,
-    pubsub: &PubsubState,
-    write: &WriteState,
+    (pubsub, write): (&PubsubState, &WriteState),
     deadline: Instant,
     log: &Path,
 ) -> anyhow::Result<Measurement> {
@@ -282,7 +367,11 @@ async fn measure(
     let mut max_rss_kib = 0u64;
     let mut stall_rss_kib: Vec<u64> = Vec::new();
     let mut stall: Option<(Instant, Instant)> = None;
+    let mut during_fault = FaultObservation::default();
     loop {
+        during_fault
+            .sample(&write.schedule, pubsub, write, log)
+            .await;
         let acked = pubsub.acked.load(Ordering::Relaxed);
         let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
         max_rss_kib = max_rss_kib.max(rss);
@@ -297,7 +386,11 @@ async fn measure(
         if stall.is_some_and(|(from, until)| (from..until).contains(&Instant::now())) {
             stall_rss_kib.push(rss);
         }
-        if acked >= args.events {
+        let windows_over = write
+            .schedule
+            .elapsed()
+            .is_some_and(|t| t >= write.schedule.last_window_end());
+        if acked >= args.events && windows_over {
             break;
         }
         if let Some(status) = child.try_wait()? {
@@ -319,6 +412,7 @@ async fn measure(
             .unwrap_or(max_rss_kib)
             .max(max_rss_kib),
         stall_rss_kib,
+        during_fault,
     })
 }
 
@@ -333,6 +427,7 @@ fn report(
 ) -> serde_json::Value {
     let latencies = pubsub.latencies();
     let (acked_twice, never_acked) = pubsub.ack_anomalies();
+    let dead_letters = dead_letter_report(pubsub, write);
     let mib = |kib: u64| kib as f64 / 1024.0;
     let counter = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     serde_json::json!({
@@ -365,37 +460,76 @@ fn report(
         "row_error_appends": counter(&write.row_errors),
         "consumer_exit": exit,
         "bigquery_retries_metric": retries,
+        "fault_appends": counter(&write.fault_appends),
+        "expired_leases": pubsub.expired_leases.load(Ordering::Relaxed),
+        "max_delivery_attempt": pubsub.max_delivery_attempt(),
+        "dead_letters": dead_letters,
+        "during_fault": m.during_fault.report(),
+    })
+}
+
+/// Per bad message: how many dead-letter rows it got, and how long after it was served.
+fn dead_letter_report(pubsub: &PubsubState, write: &WriteState) -> serde_json::Value {
+    let rows = write.dead_letters.lock().unwrap().clone();
+    let mut per_message: std::collections::HashMap<usize, usize> = Default::default();
+    let mut latency_ms_max: f64 = 0.0;
+    for (index, at) in &rows {
+        *per_message.entry(*index).or_default() += 1;
+        let served = pubsub.served_at(*index);
+        latency_ms_max =
+            latency_ms_max.max(at.saturating_duration_since(served).as_secs_f64() * 1e3);
+    }
+    let bad = (0..pubsub.total()).filter(|i| pubsub.is_bad(*i)).count();
+    serde_json::json!({
+        "bad_messages": bad,
+        "distinct": per_message.len(),
+        "more_than_once": per_message.values().filter(|n| **n > 1).count(),
+        "latency_ms_max": latency_ms_max,
     })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let pubsub = PubsubState::new(bodies(args.payload_bytes), args.events, args.rate);
-    let write = WriteState::new(WriteFaults {
+    let pubsub = PubsubState::new(
+        bodies(args.payload_bytes),
+        args.bad_every,
+        args.events,
+        args.rate,
+    );
+    let schedule = Arc::new(Schedule::new(args.faults.clone(), args.drift.clone()));
+    let faults = WriteFaults {
         latency: Duration::from_millis(args.latency_ms),
         fail_fraction: args.fail_fraction,
         fail_code: args.fail_code,
         row_error_every: args.row_error_every,
-    });
+    };
+    let write = WriteState::new(faults, schedule.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let endpoint = listener.local_addr()?.to_string();
     tokio::spawn(servers::serve(listener, pubsub.clone(), write.clone()));
+    tokio::spawn(pubsub.clone().expire_leases());
+    let rest_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let rest = rest_listener.local_addr()?.to_string();
+    tokio::spawn(rest::serve(rest_listener, schedule.clone()));
 
     let dir = std::env::temp_dir().join(format!("mesh-load-{}", std::process::id()));
     config(&args).write(&dir)?;
     let log = dir.join("consumer.log");
-    let mut child = spawn_consumer(&args, &endpoint, &dir, &log)?;
+    let mut child = spawn_consumer(&args, (&endpoint, &rest), &dir, &log)?;
     let pid = child.id();
     // The clock starts with the first message served; CPU is counted from the same moment,
     // so start-up (client set-up, connecting) is left out of the per-event figures.
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     wait_for_first_pull(&mut child, &pubsub, deadline, &log).await?;
-    let measurement = measure(&args, &mut child, &pubsub, &write, deadline, &log).await?;
+    schedule.start();
+    let measurement = measure(&args, &mut child, (&pubsub, &write), deadline, &log).await?;
     // Let late duplicate acks (if any) arrive before counting.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let retries = match (&args.peer, bound_port(&log)) {
-        (None, Some(port)) => scrape_retries(port).await,
+        (None, Some(port)) => http_get(port, "/metrics")
+            .await
+            .map(|(_, m)| metric_sum(&m, "mesh_ingest_bigquery_retries_total")),
         _ => None,
     };
     let _ = Command::new("kill")

@@ -4,11 +4,12 @@
 //! rows, counts rows and bytes, and can add latency, stall, fail a fraction of appends with a
 //! chosen status, or report row errors.
 
+use crate::faults::Schedule;
 use crate::proto::*;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -54,14 +55,26 @@ macro_rules! grpc_service {
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
-/// Per message: how often it was acknowledged, when it was last served.
+/// Per message: how often it was acknowledged, when it was last served, until when it is
+/// leased and how often it was delivered. Like Pub/Sub, a lease the client neither extends
+/// nor settles expires, and the message is delivered again with its delivery attempt raised.
 pub struct PubsubState {
     bodies: Vec<Bytes>,
+    /// Every n-th message (1-based) has a body that is not JSON (0: none).
+    bad_every: usize,
     total: usize,
     next: AtomicUsize,
     redeliver: Mutex<VecDeque<usize>>,
     ack_counts: Vec<AtomicU8>,
     served_at_us: Vec<AtomicU64>,
+    /// Lease end, µs since `start` (0: not leased); the stream holding it, plus one.
+    lease_until_us: Vec<AtomicU64>,
+    holder: Vec<AtomicUsize>,
+    attempts: Vec<AtomicU32>,
+    /// The lease a delivery gets before the client extends it (StreamingPull's
+    /// `stream_ack_deadline_seconds`).
+    ack_deadline_us: AtomicU64,
+    pub expired_leases: AtomicUsize,
     pub acked: AtomicUsize,
     pub duplicate_acks: AtomicUsize,
     pub nacks: AtomicUsize,
@@ -81,14 +94,20 @@ struct StreamState {
 
 impl PubsubState {
     /// `bodies` are cycled through to make `total` messages (message ids are unique).
-    pub fn new(bodies: Vec<Bytes>, total: usize, rate: Option<f64>) -> Arc<Self> {
+    pub fn new(bodies: Vec<Bytes>, bad_every: usize, total: usize, rate: Option<f64>) -> Arc<Self> {
         Arc::new(PubsubState {
             bodies,
+            bad_every,
             total,
             next: AtomicUsize::new(0),
             redeliver: Mutex::new(VecDeque::new()),
             ack_counts: (0..total).map(|_| AtomicU8::new(0)).collect(),
             served_at_us: (0..total).map(|_| AtomicU64::new(0)).collect(),
+            lease_until_us: (0..total).map(|_| AtomicU64::new(0)).collect(),
+            holder: (0..total).map(|_| AtomicUsize::new(0)).collect(),
+            attempts: (0..total).map(|_| AtomicU32::new(0)).collect(),
+            ack_deadline_us: AtomicU64::new(60_000_000),
+            expired_leases: AtomicUsize::new(0),
             acked: AtomicUsize::new(0),
             duplicate_acks: AtomicUsize::new(0),
             nacks: AtomicUsize::new(0),
@@ -117,6 +136,57 @@ impl PubsubState {
             }
         }
         (more, never)
+    }
+
+    /// How many messages the run serves.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Whether message `index` is served with a body that is not JSON.
+    pub fn is_bad(&self, index: usize) -> bool {
+        self.bad_every > 0 && (index + 1).is_multiple_of(self.bad_every)
+    }
+
+    /// When message `index` was last served.
+    pub fn served_at(&self, index: usize) -> Instant {
+        self.start + Duration::from_micros(self.served_at_us[index].load(Ordering::Relaxed))
+    }
+
+    /// The highest delivery attempt of any message.
+    pub fn max_delivery_attempt(&self) -> u32 {
+        self.attempts
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Expires leases the client let lapse, every 200 ms, until the process ends: the
+    /// message goes back to the queue and its next delivery has a higher attempt.
+    pub async fn expire_leases(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = self.now_us();
+            let served = self.next.load(Ordering::Relaxed).min(self.total);
+            for i in 0..served {
+                let until = self.lease_until_us[i].load(Ordering::Relaxed);
+                if until == 0 || until > now || self.ack_counts[i].load(Ordering::Relaxed) > 0 {
+                    continue;
+                }
+                if self.lease_until_us[i]
+                    .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    self.expired_leases.fetch_add(1, Ordering::Relaxed);
+                    self.redeliver.lock().unwrap().push_back(i);
+                    let holder = self.holder[i].swap(0, Ordering::Relaxed);
+                    if holder > 0 {
+                        self.release(holder - 1);
+                    }
+                }
+            }
+        }
     }
 
     /// Served → acknowledged latencies (first ack of each message), microseconds, sorted.
@@ -181,6 +251,7 @@ impl PubsubState {
             if index >= self.total {
                 continue;
             }
+            self.lease_until_us[index].store(0, Ordering::Relaxed);
             if self.ack_counts[index].fetch_add(1, Ordering::Relaxed) == 0 {
                 samples.push(now.saturating_sub(self.served_at_us[index].load(Ordering::Relaxed)));
                 if self.acked.fetch_add(1, Ordering::Relaxed) + 1 == self.total {
@@ -189,20 +260,31 @@ impl PubsubState {
             } else {
                 self.duplicate_acks.fetch_add(1, Ordering::Relaxed);
             }
-            self.release(stream);
+            // An ack of a message whose lease expired releases nothing: expiry did.
+            if self.holder[index].swap(0, Ordering::Relaxed) > 0 {
+                self.release(stream);
+            }
         }
         self.latencies_us.lock().unwrap().extend(samples);
     }
 
     fn modify(&self, ids: &[String], seconds: i32) {
-        if seconds > 0 {
-            return; // a lease extension: nothing to do, the harness never expires leases
-        }
+        let now = self.now_us();
         for id in ids {
             let Some((stream, index)) = Self::parse_ack_id(id) else {
                 continue;
             };
-            if index < self.total {
+            if index >= self.total {
+                continue;
+            }
+            if seconds > 0 {
+                // A lease extension, for a message still leased.
+                let until = &self.lease_until_us[index];
+                let _ = until.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                    (u != 0).then_some(now + seconds as u64 * 1_000_000)
+                });
+            } else if self.holder[index].swap(0, Ordering::Relaxed) > 0 {
+                self.lease_until_us[index].store(0, Ordering::Relaxed);
                 self.nacks.fetch_add(1, Ordering::Relaxed);
                 self.redeliver.lock().unwrap().push_back(index);
                 self.release(stream);
@@ -213,13 +295,22 @@ impl PubsubState {
     fn message(&self, stream: usize, index: usize) -> ReceivedMessage {
         let now = self.now_us();
         self.served_at_us[index].store(now, Ordering::Relaxed);
+        let lease = self.ack_deadline_us.load(Ordering::Relaxed);
+        self.lease_until_us[index].store(now + lease, Ordering::Relaxed);
+        self.holder[index].store(stream + 1, Ordering::Relaxed);
+        let attempt = self.attempts[index].fetch_add(1, Ordering::Relaxed) + 1;
+        let data = if self.is_bad(index) {
+            Bytes::from(format!("not json {index}"))
+        } else {
+            self.bodies[index % self.bodies.len()].clone()
+        };
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         ReceivedMessage {
             ack_id: Self::ack_id(stream, index),
             message: Some(PubsubMessage {
-                data: self.bodies[index % self.bodies.len()].clone(),
+                data,
                 attributes: Default::default(),
                 message_id: index.to_string(),
                 publish_time: Some(Timestamp {
@@ -228,7 +319,8 @@ impl PubsubState {
                 }),
                 ordering_key: String::new(),
             }),
-            delivery_attempt: 0,
+            // As on a subscription with a dead-letter policy (deploy/terraform's).
+            delivery_attempt: attempt as i32,
         }
     }
 
@@ -270,6 +362,8 @@ impl PubsubState {
                 // The client went away: whatever it held comes back.
                 let mut q = self.redeliver.lock().unwrap();
                 for i in batch {
+                    self.holder[i].store(0, Ordering::Relaxed);
+                    self.lease_until_us[i].store(0, Ordering::Relaxed);
                     if self.ack_counts[i].load(Ordering::Relaxed) == 0 {
                         q.push_back(i);
                     }
@@ -299,6 +393,12 @@ grpc_service!(
                                 .message()
                                 .await?
                                 .ok_or_else(|| Status::invalid_argument("no initial request"))?;
+                            if first.stream_ack_deadline_seconds > 0 {
+                                state.ack_deadline_us.store(
+                                    first.stream_ack_deadline_seconds as u64 * 1_000_000,
+                                    Ordering::Relaxed,
+                                );
+                            }
                             let max = if first.max_outstanding_messages > 0 {
                                 first.max_outstanding_messages
                             } else {
@@ -371,6 +471,12 @@ pub struct WriteFaults {
 
 pub struct WriteState {
     pub faults: Mutex<WriteFaults>,
+    /// Windows of injected failures per table.
+    pub schedule: Arc<Schedule>,
+    /// Appends answered from a fault window.
+    pub fault_appends: AtomicU64,
+    /// Message ids of the dead-letter rows that landed, and when.
+    pub dead_letters: Mutex<Vec<(usize, Instant)>>,
     pub rows: AtomicU64,
     pub bytes: AtomicU64,
     pub appends: AtomicU64,
@@ -384,9 +490,12 @@ pub struct WriteState {
 }
 
 impl WriteState {
-    pub fn new(faults: WriteFaults) -> Arc<Self> {
+    pub fn new(faults: WriteFaults, schedule: Arc<Schedule>) -> Arc<Self> {
         Arc::new(WriteState {
             faults: Mutex::new(faults),
+            schedule,
+            fault_appends: AtomicU64::new(0),
+            dead_letters: Mutex::new(Vec::new()),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             appends: AtomicU64::new(0),
@@ -398,8 +507,14 @@ impl WriteState {
         })
     }
 
-    /// `dead_letter`: the connection's stream belongs to a dead-letter table.
-    async fn append(&self, request: AppendRowsRequest, dead_letter: bool) -> AppendRowsResponse {
+    /// `dead_letter`: the connection's stream belongs to a dead-letter table; `schema`: the
+    /// Arrow schema the connection's first request carried.
+    async fn append(
+        &self,
+        request: AppendRowsRequest,
+        dead_letter: bool,
+        schema: Option<Bytes>,
+    ) -> AppendRowsResponse {
         let stall = *self.stall_until.lock().unwrap();
         if let Some(until) = stall {
             tokio::time::sleep_until(until.into()).await;
@@ -409,46 +524,15 @@ impl WriteState {
             tokio::time::sleep(faults.latency).await;
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let ok = |_rows: u64| AppendRowsResponse {
-            append_result: Some(AppendResult { offset: None }),
-            error: None,
-            row_errors: Vec::new(),
-            write_stream: String::new(),
-        };
-        // Deterministic spread of failures: the n-th append fails when the running share of
-        // failures is below the target.
-        let fail_target = (faults.fail_fraction * (n + 1) as f64).floor() as u64;
-        if faults.fail_fraction > 0.0 && self.failed_appends.load(Ordering::Relaxed) < fail_target {
-            self.failed_appends.fetch_add(1, Ordering::Relaxed);
-            return AppendRowsResponse {
-                error: Some(RpcStatus {
-                    code: faults.fail_code,
-                    message: "injected by the load harness".into(),
-                }),
-                ..ok(0)
-            };
+        if let Some(failure) = self.injected_failure(&faults, n, dead_letter) {
+            return failure;
         }
         let Some(batch) = request.arrow_rows.and_then(|a| a.rows) else {
-            return AppendRowsResponse {
-                error: Some(RpcStatus {
-                    code: 3,
-                    message: "the harness accepts Arrow rows only".into(),
-                }),
-                ..ok(0)
-            };
+            return error_response(3, "the harness accepts Arrow rows only");
         };
         let bytes = batch.serialized_record_batch;
-        let rows = match record_batch_rows(&bytes) {
-            Some(r) => r,
-            None => {
-                return AppendRowsResponse {
-                    error: Some(RpcStatus {
-                        code: 3,
-                        message: "not an Arrow IPC record batch message".into(),
-                    }),
-                    ..ok(0)
-                };
-            }
+        let Some(rows) = record_batch_rows(&bytes) else {
+            return error_response(3, "not an Arrow IPC record batch message");
         };
         if faults.row_error_every > 0 && (n + 1).is_multiple_of(faults.row_error_every) && rows > 0
         {
@@ -456,22 +540,91 @@ impl WriteState {
             self.row_errors.fetch_add(1, Ordering::Relaxed);
             return AppendRowsResponse {
                 append_result: None,
+                error: None,
                 row_errors: vec![RowError {
                     index: 0,
                     code: 1,
                     message: "injected row error".into(),
                 }],
-                ..ok(0)
+                write_stream: String::new(),
             };
         }
         self.appends.fetch_add(1, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Relaxed);
         if dead_letter {
             self.dead_letter_rows.fetch_add(rows, Ordering::Relaxed);
+            let ids = schema
+                .and_then(|s| message_ids(&s, &bytes))
+                .unwrap_or_default();
+            let now = Instant::now();
+            let mut landed = self.dead_letters.lock().unwrap();
+            landed.extend(ids.into_iter().map(|i| (i, now)));
         }
         self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        ok(rows)
+        AppendRowsResponse {
+            append_result: Some(AppendResult { offset: None }),
+            error: None,
+            row_errors: Vec::new(),
+            write_stream: String::new(),
+        }
     }
+
+    /// The failure the n-th append gets: from an open fault window, or (deterministically
+    /// spread: the n-th fails while the running share is below the target) `--fail-fraction`.
+    fn injected_failure(
+        &self,
+        faults: &WriteFaults,
+        n: u64,
+        dead_letter: bool,
+    ) -> Option<AppendRowsResponse> {
+        if let Some(code) = self.schedule.fault(dead_letter) {
+            self.fault_appends.fetch_add(1, Ordering::Relaxed);
+            let message = match code {
+                3 => "Input schema has more fields than BigQuery schema (injected)",
+                _ => "injected by the load harness (fault window)",
+            };
+            return Some(error_response(code, message));
+        }
+        let fail_target = (faults.fail_fraction * (n + 1) as f64).floor() as u64;
+        if faults.fail_fraction > 0.0 && self.failed_appends.load(Ordering::Relaxed) < fail_target {
+            self.failed_appends.fetch_add(1, Ordering::Relaxed);
+            return Some(error_response(
+                faults.fail_code,
+                "injected by the load harness",
+            ));
+        }
+        None
+    }
+}
+
+/// An AppendRows response carrying `AppendRowsResponse.error`.
+fn error_response(code: i32, message: &str) -> AppendRowsResponse {
+    AppendRowsResponse {
+        append_result: None,
+        error: Some(RpcStatus {
+            code,
+            message: message.into(),
+        }),
+        row_errors: Vec::new(),
+        write_stream: String::new(),
+    }
+}
+
+/// The `message_id` column of a record batch, as message indexes (the harness's message ids
+/// are their indexes).
+fn message_ids(schema: &[u8], batch: &[u8]) -> Option<Vec<usize>> {
+    use arrow_array::{Array, StringArray};
+    let stream = [schema, batch].concat();
+    let reader =
+        arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(stream), None).ok()?;
+    let mut ids = Vec::new();
+    for b in reader {
+        let b = b.ok()?;
+        let column = b.column_by_name("message_id")?;
+        let column = column.as_any().downcast_ref::<StringArray>()?;
+        ids.extend((0..column.len()).filter_map(|i| column.value(i).parse::<usize>().ok()));
+    }
+    Some(ids)
 }
 
 /// Row count of an encapsulated Arrow IPC record batch message (continuation marker, length,
@@ -521,15 +674,21 @@ grpc_service!(
                                 // Only the first request of a connection must name the
                                 // stream; later ones may leave it empty.
                                 let mut dead_letter = false;
+                                let mut schema: Option<Bytes> = None;
                                 while let Some(Ok(r)) = incoming.next().await {
                                     if !r.write_stream.is_empty() {
                                         dead_letter = r.write_stream.contains("dead_letter/");
                                     }
+                                    if let Some(s) =
+                                        r.arrow_rows.as_ref().and_then(|a| a.writer_schema.as_ref())
+                                    {
+                                        schema = Some(s.serialized_schema.clone());
+                                    }
                                     let state = state.clone();
-                                    let handle =
-                                        tokio::spawn(
-                                            async move { state.append(r, dead_letter).await },
-                                        );
+                                    let schema = schema.clone();
+                                    let handle = tokio::spawn(async move {
+                                        state.append(r, dead_letter, schema).await
+                                    });
                                     if order_tx.send(handle).await.is_err() {
                                         return;
                                     }

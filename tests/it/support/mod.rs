@@ -525,7 +525,7 @@ pub use mesh_ingest::pipeline::clock::now_us;
 /// flow-control room, so a load is still in progress when the test strikes.
 pub const BUSY_ORDERS_YAML: &str = "envelope:\n  format: json\n  object_id: payload.order_id\n\
     batch:\n  max_rows: 50\n  max_delay_ms: 100\n  max_in_flight: 1\n\
-    flow_control:\n  max_outstanding_messages: 200\n  channel_capacity: 100\n  ack_deadline_secs: 10\n";
+    flow_control:\n  max_outstanding_messages: 200\n  ack_deadline_secs: 10\n";
 
 /// `OrderUpdated` envelopes `evt-<i>` for each i in `range`, about `orders` distinct orders
 /// (`o-<i % orders>`), the event time rising with i (by the second, within one hour).
