@@ -9,33 +9,24 @@
 
 use crate::support::*;
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::Duration;
 
-/// Runs the harness with a 10 s lease, 100 ms batches and `extra` arguments.
+/// Runs the harness on `events` events of 512 bytes with a 10 s lease, 100 ms batches and
+/// 1000 outstanding messages per stream, unless `extra` says otherwise.
 fn harness(events: u64, extra: &[&str]) -> Value {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesh-load"));
-    cmd.args(["--mesh-ingest", env!("CARGO_BIN_EXE_mesh-ingest")])
-        .args(["--events", &events.to_string(), "--payload-bytes", "512"])
-        .args(["--timeout-secs", "150"]);
+    let events = events.to_string();
+    let mut args = vec!["--events", &events, "--payload-bytes", "512"];
     if !extra.contains(&"--max-outstanding") {
-        cmd.args(["--max-outstanding", "1000"]);
+        args.extend(["--max-outstanding", "1000"]);
     }
     if !extra.contains(&"--object-yaml") {
-        cmd.args([
+        args.extend([
             "--object-yaml",
             "  ack_deadline_secs: 10\nbatch:\n  max_delay_ms: 100\n",
         ]);
     }
-    let out = cmd.args(extra).output().expect("run mesh-load");
-    assert!(
-        out.status.success(),
-        "mesh-load {extra:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
-    eprintln!("{report}");
-    report
+    args.extend(extra);
+    mesh_load(&args)
 }
 
 fn n(report: &Value, path: &str) -> u64 {
@@ -221,15 +212,8 @@ fn events(prefix: &str, range: std::ops::Range<usize>) -> Vec<Outgoing> {
 }
 
 async fn delete_table(emu: &Emulators, table: &str) {
-    let parts: Vec<&str> = table.split('.').collect();
     let status = reqwest::Client::new()
-        .delete(format!(
-            "{}/bigquery/v2/projects/{}/datasets/{}/tables/{}",
-            emu.bigquery_url(),
-            parts[0],
-            parts[1],
-            parts[2]
-        ))
+        .delete(emu.table_url(table))
         .send()
         .await
         .expect("tables.delete")
@@ -339,14 +323,7 @@ async fn count_rows(emu: &Emulators, table: &str) -> u64 {
 /// Replaces a table's schema on bqemulator (which, unlike BigQuery, lets tables.patch drop
 /// or retype a column): the drift a person could cause with DDL.
 async fn patch_schema(emu: &Emulators, table: &str, edit: impl Fn(&mut Vec<Value>)) {
-    let parts: Vec<&str> = table.split('.').collect();
-    let url = format!(
-        "{}/bigquery/v2/projects/{}/datasets/{}/tables/{}",
-        emu.bigquery_url(),
-        parts[0],
-        parts[1],
-        parts[2]
-    );
+    let url = emu.table_url(table);
     let client = reqwest::Client::new();
     let t: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
     let mut fields = t["schema"]["fields"].as_array().unwrap().clone();

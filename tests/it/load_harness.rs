@@ -2,24 +2,11 @@
 //! once and written once, also when appends fail transiently or report row errors. A few
 //! seconds each; the real measurements are `scripts/bench.sh` (docs/BENCHMARKS.md).
 
+use crate::support::mesh_load;
 use serde_json::Value;
-use std::process::Command;
 
 fn run(args: &[&str]) -> Value {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesh-load"));
-    cmd.args(["--mesh-ingest", env!("CARGO_BIN_EXE_mesh-ingest")]);
-    if !args.contains(&"--timeout-secs") {
-        cmd.args(["--timeout-secs", "120"]);
-    }
-    let out = cmd.args(args).output().expect("run mesh-load");
-    assert!(
-        out.status.success(),
-        "mesh-load {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
-    eprintln!("{report}");
-    report
+    mesh_load(args)
 }
 
 fn n(report: &Value, key: &str) -> u64 {

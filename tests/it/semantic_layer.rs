@@ -476,15 +476,12 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
 
     // Schema evolution: a new field shows up after provision; the ingest table is untouched.
     let ingest_schema = |emu: Emulators, table: String| async move {
-        let parts: Vec<&str> = table.split('.').collect();
-        let url = format!(
-            "{}/bigquery/v2/projects/{}/datasets/{}/tables/{}",
-            emu.bigquery_url(),
-            parts[0],
-            parts[1],
-            parts[2]
-        );
-        let t: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        let t: Value = reqwest::get(emu.table_url(&table))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         t["schema"].clone()
     };
     let before = ingest_schema(emu.clone(), object.ingest_table()).await;

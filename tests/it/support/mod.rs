@@ -46,6 +46,18 @@ impl Emulators {
     pub fn pubsub_url(&self) -> String {
         url(&self.pubsub)
     }
+
+    /// The REST address of a table named `project.dataset.table` (tables.get, patch, delete).
+    pub fn table_url(&self, table: &str) -> String {
+        let parts: Vec<&str> = table.split('.').collect();
+        let [project, dataset, table] = parts.as_slice() else {
+            panic!("`{table}` is not project.dataset.table");
+        };
+        format!(
+            "{}/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{table}",
+            self.bigquery_url()
+        )
+    }
 }
 
 fn url(host: &str) -> String {
@@ -540,4 +552,23 @@ pub fn order_events(range: std::ops::Range<usize>, orders: usize) -> Vec<Outgoin
             )
         })
         .collect()
+}
+
+/// Runs the load harness against the real binary and returns its JSON report; fails the test
+/// if the harness fails. A `--timeout-secs` of 150 unless `args` set one.
+pub fn mesh_load(args: &[&str]) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesh-load"));
+    cmd.args(["--mesh-ingest", env!("CARGO_BIN_EXE_mesh-ingest")]);
+    if !args.contains(&"--timeout-secs") {
+        cmd.args(["--timeout-secs", "150"]);
+    }
+    let out = cmd.args(args).output().expect("run mesh-load");
+    assert!(
+        out.status.success(),
+        "mesh-load {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    eprintln!("{report}");
+    report
 }
