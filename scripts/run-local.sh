@@ -61,6 +61,8 @@ for _ in $(seq 1 120); do
     sleep 0.25
 done
 log "$n of $want published events landed"
+log "materializing the semantic state tables (what the CronJob does every few minutes)"
+"$BIN" materialize
 
 show() { # title, SQL
     echo
@@ -84,9 +86,9 @@ show "$EMU_PROJECT.customer_ingest.customer_events (ingest)" \
     "SELECT event_id, event_type, FORMAT_TIMESTAMP('%FT%TZ', event_time) AS event_time, object_id, TO_JSON_STRING(payload) AS payload FROM customer_ingest.customer_events ORDER BY event_time"
 show "$EMU_PROJECT.customer_ingest.customer_dead_letter (dead letters)" \
     "SELECT message_id, reason_code, reason FROM customer_ingest.customer_dead_letter ORDER BY message_id"
-show "$EMU_PROJECT.order_semantic.order (semantic view: latest valid state per order)" \
+show "$EMU_PROJECT.order_semantic.order (semantic layer: latest valid state per order, from its state table)" \
     "SELECT object_id, status, total, currency, FORMAT_TIMESTAMP('%FT%TZ', updated_at) AS updated_at, event_id FROM order_semantic.order ORDER BY object_id"
-show "$EMU_PROJECT.customer_semantic.customer (semantic view)" \
+show "$EMU_PROJECT.customer_semantic.customer (semantic layer)" \
     "SELECT object_id, name, tier, event_id FROM customer_semantic.customer ORDER BY object_id"
 
 echo

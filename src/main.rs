@@ -42,6 +42,13 @@ enum Command {
         #[arg(long)]
         pubsub: bool,
     },
+    /// Bring every object's semantic state table up to date: one MERGE of what was ingested
+    /// since the last run (for a CronJob, or by hand).
+    Materialize {
+        /// Only this object (default: every object with a `semantic:` section).
+        #[arg(long)]
+        object: Option<String>,
+    },
     /// Write the semantic layer of every object that has one: BigQuery DDL or Dataform SQLX.
     Semantic {
         /// `sql`: one `<object>.sql` file of CREATE OR REPLACE VIEW statements per object;
@@ -126,6 +133,10 @@ fn main() -> ExitCode {
             mesh_ingest::telemetry::init(&settings.log);
             let pubsub = pubsub || std::env::var_os("PUBSUB_EMULATOR_HOST").is_some();
             block_on(commands::provision::run(&settings, pubsub))
+        }
+        Command::Materialize { object } => {
+            mesh_ingest::telemetry::init(&settings.log);
+            block_on(commands::materialize::run(&settings, object.as_deref()))
         }
         Command::Publish {
             object,

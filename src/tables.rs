@@ -52,6 +52,7 @@ pub mod ingest {
     pub const ORDERING_KEY: &str = "ordering_key";
     pub const DELIVERY_ATTEMPT: &str = "delivery_attempt";
     pub const INGESTED_AT: &str = "ingested_at";
+    pub const EVENT_SOURCE: &str = "event_source";
 }
 
 /// Partitioned by ingestion day, not event time: a producer's clock must never make a row
@@ -116,7 +117,7 @@ const fn col(
 use ColumnType as T;
 
 /// The append-only ingest log: one row per accepted message, never updated.
-pub const INGEST_COLUMNS: [Column; 12] = [
+pub const INGEST_COLUMNS: [Column; 13] = [
     col(
         ingest::EVENT_ID,
         T::String,
@@ -183,6 +184,12 @@ pub const INGEST_COLUMNS: [Column; 12] = [
         T::Timestamp,
         true,
         "When mesh-ingest appended the row; the partitioning column.",
+    ),
+    col(
+        ingest::EVENT_SOURCE,
+        T::String,
+        false,
+        "CloudEvents source: event ids are unique per source. NULL for the other envelope formats.",
     ),
 ];
 

@@ -203,8 +203,7 @@ resource "google_bigquery_dataset" "ingest" {
 
 # mesh-ingest appends with the Storage Write API (default stream): that needs
 # bigquery.tables.updateData (+ tables.get) on the tables, which dataEditor on the dataset
-# grants. Nothing at project level: no roles/bigquery.jobUser, because the service runs no
-# query or load jobs.
+# grants. The service itself runs no query jobs; `materialize` does (see the semantic datasets).
 resource "google_bigquery_dataset_iam_member" "mesh_ingest_editor" {
   for_each = local.ingest_datasets
 
@@ -214,8 +213,10 @@ resource "google_bigquery_dataset_iam_member" "mesh_ingest_editor" {
   member     = local.mesh_ingest_member
 }
 
-# The typed, consumer-facing layer (views / models over the ingest log). mesh-ingest gets no
-# access: whoever builds the semantic layer is granted it separately.
+# The typed, consumer-facing layer: the state tables, their views and the watermark table.
+# With `materialize` (the CronJob in deploy/materialize), mesh-ingest keeps them: it runs query
+# jobs (jobUser, project level) and writes these datasets (dataEditor). Teams that keep the
+# layer with Dataform set var.materialize = false and grant Dataform's account instead.
 resource "google_bigquery_dataset" "semantic" {
   for_each = local.objects
 
@@ -225,6 +226,23 @@ resource "google_bigquery_dataset" "semantic" {
   description                = "Semantic layer of the ${each.key} data product (${var.namespace})."
   delete_contents_on_destroy = false
   labels                     = var.labels
+}
+
+resource "google_bigquery_dataset_iam_member" "mesh_ingest_semantic_editor" {
+  for_each = var.materialize ? local.objects : {}
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.semantic[each.key].dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = local.mesh_ingest_member
+}
+
+resource "google_project_iam_member" "mesh_ingest_job_user" {
+  count = var.materialize ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = local.mesh_ingest_member
 }
 
 # --- KEDA ---------------------------------------------------------------------------------------

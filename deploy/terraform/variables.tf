@@ -93,3 +93,9 @@ variable "labels" {
     team = "orders-and-customers"
   }
 }
+
+variable "materialize" {
+  description = "Whether mesh-ingest keeps the semantic state tables (the materialize CronJob): grants its service account roles/bigquery.jobUser and dataEditor on the semantic datasets."
+  type        = bool
+  default     = true
+}

@@ -2,7 +2,9 @@
 //! these; each prints what it did for the operator.
 
 pub mod check;
+pub mod materialize;
 pub mod provision;
 pub mod publish;
 pub mod run;
 pub mod semantic;
+pub mod sql;

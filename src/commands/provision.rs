@@ -4,15 +4,17 @@
 //! table stays untouched), and on emulators the topics and subscriptions. Idempotent: existing
 //! datasets, tables, topics and subscriptions are kept.
 
+use super::sql::Sql;
 use crate::configuration::{GcpSettings, ObjectSettings, Settings, TableRef};
 use crate::gcp::configured;
+use crate::semantic::{build_state_table, ddl, state_columns, watermark};
 use crate::sink::writer::{existing_columns, table_fields};
 use crate::tables::{Column, DEAD_LETTER, INGEST, SchemaDifference, TableLayout, compare};
 use anyhow::Context;
-use google_cloud_bigquery_v2::client::{DatasetService, JobService, TableService};
+use google_cloud_bigquery_v2::client::{DatasetService, TableService};
 use google_cloud_bigquery_v2::model::{
-    Clustering, Dataset, DatasetReference, QueryRequest, Table, TableFieldSchema, TableReference,
-    TableSchema, TimePartitioning,
+    Clustering, Dataset, DatasetReference, Table, TableFieldSchema, TableReference, TableSchema,
+    TimePartitioning,
 };
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
@@ -129,42 +131,87 @@ pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Repo
             provision_pubsub(gcp, object, &mut report).await?;
         }
     }
-    replace_semantic_views(settings, &mut report).await?;
+    provision_semantic(settings, &tables_client, &mut report).await?;
     Ok(report)
 }
 
-/// Runs each object's `CREATE OR REPLACE VIEW` statements.
-async fn replace_semantic_views(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
-    let views: Vec<crate::semantic::ViewDdl> = settings
+/// Per object with a semantic layer: the watermark table, the state table (built from the
+/// whole ingest log when it is missing or its columns no longer match the YAML, with its
+/// watermark set to what that build read), then the views over it.
+async fn provision_semantic(
+    settings: &Settings,
+    tables: &TableService,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let objects: Vec<&ObjectSettings> = settings
         .objects
         .iter()
-        .filter_map(crate::semantic::ddl)
-        .flatten()
+        .filter(|o| o.semantic.is_some())
         .collect();
-    if views.is_empty() {
+    if objects.is_empty() {
         return Ok(());
     }
-    let gcp = &settings.gcp;
-    let jobs = configured!(JobService::builder(), &gcp.bigquery_endpoint, gcp)
-        .build()
+    let sql = Sql::connect(&settings.gcp).await?;
+    for object in objects {
+        let semantic = object.semantic.as_ref().expect("filtered");
+        let project = &semantic.project;
+        sql.run(
+            project,
+            watermark::create_table(semantic),
+            "creating the watermark table",
+        )
         .await?;
-    for view in views {
-        let response = jobs
-            .query()
-            .set_project_id(&view.project)
-            .set_query_request(
-                QueryRequest::new()
-                    .set_query(view.sql)
-                    .set_use_legacy_sql(false),
-            )
-            .send()
+        let state = TableRef {
+            project: project.clone(),
+            dataset: semantic.dataset.clone(),
+            table: semantic.state_table(),
+        };
+        let existing = table_fields(tables, &state)
             .await
-            .with_context(|| format!("creating view {}", view.name))?;
-        if let Some(e) = response.errors.first() {
-            anyhow::bail!("creating view {}: {}", view.name, e.message);
+            .with_context(|| format!("reading table {state}"))?;
+        let names: Option<Vec<String>> =
+            existing.map(|fields| fields.into_iter().map(|f| f.name).collect());
+        if names.as_ref() != Some(&state_columns(semantic)) {
+            build_state(&sql, object).await?;
+            let what = if names.is_some() {
+                "rebuilt (fields changed)"
+            } else {
+                "built"
+            };
+            report.note(true, format!("table {state} ({what} from the ingest log)"));
+        } else {
+            report.note(false, format!("table {state}"));
         }
-        report.note(true, format!("view {} (created or replaced)", view.name));
+        for view in ddl(object).unwrap_or_default() {
+            let what = format!("creating view {}", view.name);
+            sql.run(&view.project, view.sql, &what).await?;
+            report.note(true, format!("view {} (created or replaced)", view.name));
+        }
     }
+    Ok(())
+}
+
+/// Builds the state table from the whole ingest log. The watermark is read before: what is
+/// ingested while the build runs is read again by the next `materialize`.
+async fn build_state(sql: &Sql, object: &ObjectSettings) -> anyhow::Result<()> {
+    let semantic = object.semantic.as_ref().expect("semantic");
+    let project = &semantic.project;
+    let newest = sql
+        .first_row(
+            project,
+            watermark::newest_ingested(object),
+            "reading the ingest log",
+        )
+        .await?
+        .and_then(|row| row.first().copied().flatten());
+    let build = build_state_table(object).expect("semantic");
+    sql.run(project, build, "building the state table").await?;
+    sql.run(
+        project,
+        watermark::write(semantic, newest),
+        "setting the watermark",
+    )
+    .await?;
     Ok(())
 }
 

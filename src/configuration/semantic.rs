@@ -63,15 +63,38 @@ pub struct SemanticSettings {
     /// Event types that delete the object: its latest event being one removes it from the view.
     pub deleted_when: Vec<String>,
     pub fields: Vec<SemanticField>,
+    /// How far behind its watermark `materialize` re-reads the ingest log, for appends that
+    /// were in flight when the last run read it.
+    pub safety_lag_secs: u64,
 }
 
 impl SemanticSettings {
     pub fn view_name(&self) -> String {
-        format!("{}.{}.{}", self.project, self.dataset, self.view)
+        self.qualified(&self.view)
     }
 
     pub fn rejected_view(&self) -> String {
         format!("{}_rejected", self.view)
+    }
+
+    /// The table that holds the latest state of every object, tombstones included.
+    pub fn state_table(&self) -> String {
+        format!("{}_state", self.view)
+    }
+
+    /// The view that computes the latest state from the whole ingest log (for audits).
+    pub fn history_view(&self) -> String {
+        format!("{}_history", self.view)
+    }
+
+    /// `materialize`'s watermarks, one row per state table of the dataset.
+    pub fn watermark_table(&self) -> String {
+        "_mesh_ingest_watermarks".to_string()
+    }
+
+    /// `project.dataset.name` of a table or view in the semantic dataset.
+    pub fn qualified(&self, name: &str) -> String {
+        format!("{}.{}.{}", self.project, self.dataset, name)
     }
 }
 
@@ -87,6 +110,12 @@ pub(super) struct SemanticFile {
     #[serde(default)]
     deleted_when: Vec<String>,
     fields: Vec<FieldFile>,
+    #[serde(default = "default_safety_lag")]
+    safety_lag_secs: u64,
+}
+
+fn default_safety_lag() -> u64 {
+    300
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,8 +136,17 @@ struct FieldFile {
     fields: Vec<FieldFile>,
 }
 
-/// Column names the view itself defines.
-const RESERVED: [&str; 4] = ["object_id", "updated_at", "event_id", "event_type"];
+/// Column names the view and the state table define themselves.
+const RESERVED: [&str; 8] = [
+    "object_id",
+    "updated_at",
+    "event_id",
+    "event_type",
+    "event_source",
+    "publish_time",
+    "ingested_at",
+    "deleted",
+];
 
 fn ident_ok(s: &str) -> bool {
     let mut chars = s.chars();
@@ -283,6 +321,7 @@ impl SemanticFile {
             description: self.description,
             deleted_when: self.deleted_when,
             fields,
+            safety_lag_secs: self.safety_lag_secs,
         })
     }
 }

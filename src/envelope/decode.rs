@@ -168,6 +168,7 @@ impl Decoder {
         match self.decode_fields(&msg, now_us) {
             Ok(fields) => Ok(IngestRow {
                 event_id: fields.event_id.unwrap_or_else(|| msg.message_id.clone()),
+                event_source: fields.event_source,
                 event_type: fields.event_type,
                 event_time_us: fields.event_time_us,
                 object_id: fields.object_id,
@@ -218,10 +219,13 @@ impl Decoder {
             binary_cloudevent: binary_ce,
         };
         let payload = self.payload(&doc, data)?;
-        if self.envelope.format == Format::CloudEvents {
-            // Required by CloudEvents 1.0 even though mesh-ingest does not store it.
-            doc.string(&Locator::path("source"), "CloudEvents source")?;
-        }
+        // Required by CloudEvents 1.0; an event id is unique only within its source.
+        let event_source = match self.envelope.format {
+            Format::CloudEvents => {
+                Some(doc.string(&Locator::path("source"), "CloudEvents source")?)
+            }
+            _ => None,
+        };
         let event_id = self.event_id(&doc)?;
         let event_type = self.event_type(&doc)?;
         let event_time_us = self.event_time(&doc, now_us)?;
@@ -235,6 +239,7 @@ impl Decoder {
         }
         Ok(Fields {
             event_id,
+            event_source,
             event_type,
             event_time_us,
             object_id,
@@ -436,6 +441,7 @@ impl Decoder {
 
 struct Fields {
     event_id: Option<String>,
+    event_source: Option<String>,
     event_type: String,
     event_time_us: i64,
     object_id: Option<String>,

@@ -53,6 +53,7 @@ fn json_envelope_decodes_and_slices_the_payload() {
     let m = with_attrs(msg(GOOD), &[("b", "2"), ("a", "1")]);
     let row = d.decode(m, NOW).unwrap();
     assert_eq!(row.event_id, "e-1");
+    assert_eq!(row.event_source, None, "only CloudEvents have a source");
     assert_eq!(row.event_type, "OrderCreated");
     assert_eq!(row.event_time_us, 1_795_514_400_123_456);
     assert_eq!(row.object_id.as_deref(), Some("o-1"));
@@ -276,6 +277,7 @@ fn structured_cloudevents_decode() {
     let row = d.decode(msg(CE), NOW).unwrap();
     assert_eq!(row.event_id, "ce-1");
     assert_eq!(row.event_type, "CustomerRegistered");
+    assert_eq!(row.event_source.as_deref(), Some("/crm"));
     assert_eq!(row.object_id.as_deref(), Some("c-1"));
     assert_eq!(&row.payload[..], br#"{"customer_id":"c-1","tier":"gold"}"#);
 }
@@ -307,6 +309,7 @@ fn binary_cloudevents_decode_from_ce_attributes() {
     );
     let row = d.decode(m, NOW).unwrap();
     assert_eq!(row.event_id, "ce-2");
+    assert_eq!(row.event_source.as_deref(), Some("/crm"));
     assert_eq!(row.event_type, "CustomerUpdated");
     assert_eq!(row.object_id.as_deref(), Some("c-2"));
     assert_eq!(&row.payload[..], br#"{"customer_id":"c-2"}"#);

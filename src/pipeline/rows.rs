@@ -9,6 +9,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestRow {
     pub event_id: String,
+    /// The CloudEvents `source` (an event id is unique only within it); `None` for the other
+    /// envelope formats.
+    pub event_source: Option<String>,
     pub event_type: String,
     /// Microseconds since the Unix epoch.
     pub event_time_us: i64,
@@ -29,6 +32,7 @@ impl IngestRow {
     /// What the row weighs in an append request, for batch limits.
     pub fn approx_bytes(&self) -> usize {
         96 + self.event_id.len()
+            + self.event_source.as_ref().map_or(0, String::len)
             + self.event_type.len()
             + self.object_id.as_ref().map_or(0, String::len)
             + self.payload.len()

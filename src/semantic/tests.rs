@@ -38,8 +38,8 @@ fn order() -> ObjectSettings {
 
 #[test]
 fn view_reads_typed_fields_with_safe_conversions() {
-    let sql = generate(&order(), "`p.ing.order_events`").unwrap();
-    let v = &sql.view;
+    let sql = generate(&order(), "`p.ing.order_events`", "`p.sem.order_state`").unwrap();
+    let v = &sql.history;
     assert!(v.contains("FROM `p.ing.order_events`"), "{v}");
     assert!(
         v.contains("SAFE.PARSE_NUMERIC(JSON_VALUE(payload, '$.\"total\"')) AS total"),
@@ -62,20 +62,51 @@ fn view_reads_typed_fields_with_safe_conversions() {
 
 #[test]
 fn view_deduplicates_orders_and_drops_tombstones() {
-    let v = generate(&order(), "t").unwrap().view;
-    assert!(v.contains("PARTITION BY event_id ORDER BY publish_time, message_id) = 1"));
+    let sql = generate(&order(), "t", "s").unwrap();
+    let v = &sql.history;
+    assert!(
+        v.contains("PARTITION BY event_source, event_id ORDER BY publish_time, message_id) = 1")
+    );
     assert!(v.contains(
-        "PARTITION BY object_id ORDER BY event_time DESC, publish_time DESC, event_id DESC) = 1"
+        "PARTITION BY object_id ORDER BY updated_at DESC, publish_time DESC, event_id DESC, event_source DESC) = 1"
     ));
     assert!(v.contains("event_type IN ('OrderDeleted') AS deleted"));
     assert!(v.contains("WHERE deleted OR reason = ''"));
     assert!(v.trim_end().ends_with("WHERE NOT deleted"));
     assert!(v.contains("event_time AS updated_at"));
+    // Consumers read the live rows of the state table.
+    assert!(
+        sql.live.contains("FROM s\nWHERE NOT deleted"),
+        "{}",
+        sql.live
+    );
+}
+
+#[test]
+fn the_merge_reads_only_the_slice_and_competes_with_the_current_rows() {
+    let m = merge_statement(&order(), "TIMESTAMP_MICROS(42)").unwrap();
+    assert!(m.starts_with("MERGE `p.sem.order_state` T"), "{m}");
+    assert!(
+        m.contains("AND ingested_at > TIMESTAMP_SUB(TIMESTAMP_MICROS(42), INTERVAL 300 SECOND)"),
+        "{m}"
+    );
+    assert!(
+        m.contains("UNION ALL\n  SELECT object_id, order_id, total, qty, items, customer, tags, updated_at, event_id, event_source, publish_time, ingested_at, deleted FROM `p.sem.order_state`"),
+        "{m}"
+    );
+    assert!(
+        m.contains("WHEN NOT MATCHED THEN INSERT (object_id, order_id,"),
+        "{m}"
+    );
+    // The full build and the MERGE's source come from the same generator.
+    let build = build_state_table(&order()).unwrap();
+    assert!(build.contains("CLUSTER BY object_id"), "{build}");
+    assert!(!build.contains("UNION ALL"), "{build}");
 }
 
 #[test]
 fn only_required_fields_are_validated_and_reasons_name_them() {
-    let r = generate(&order(), "t").unwrap().rejected;
+    let r = generate(&order(), "t", "s").unwrap().rejected;
     assert!(r.contains("'order_id: missing'"), "{r}");
     assert!(r.contains("'total: not a NUMERIC'"), "{r}");
     assert!(r.contains("'customer: not a STRUCT'"), "{r}");
@@ -88,7 +119,7 @@ fn only_required_fields_are_validated_and_reasons_name_them() {
 }
 
 #[test]
-fn ddl_names_both_views_and_strings_are_escaped() {
+fn ddl_names_the_views_and_strings_are_escaped() {
     let ddl = ddl(&order()).unwrap();
     assert_eq!(ddl[0].name, "p.sem.order");
     assert_eq!(ddl[0].project, "p");
@@ -97,7 +128,8 @@ fn ddl_names_both_views_and_strings_are_escaped() {
             .sql
             .starts_with("CREATE OR REPLACE VIEW `p.sem.order` AS\n")
     );
-    assert_eq!(ddl[1].name, "p.sem.order_rejected");
+    assert_eq!(ddl[1].name, "p.sem.order_history");
+    assert_eq!(ddl[2].name, "p.sem.order_rejected");
     assert_eq!(sql_string("it's \\ odd"), "'it\\'s \\\\ odd'");
 }
 
@@ -105,7 +137,7 @@ fn ddl_names_both_views_and_strings_are_escaped() {
 fn objects_without_semantic_section_generate_nothing() {
     let text = ORDER.split("semantic:").next().unwrap();
     let o = ObjectSettings::parse(text, Path::new("o.yaml"), "p").unwrap();
-    assert!(generate(&o, "t").is_none());
+    assert!(generate(&o, "t", "s").is_none());
     assert!(dataform::sqlx_files(&o).is_none());
 }
 
@@ -117,13 +149,23 @@ fn dataform_files_declare_the_source_and_assert_uniqueness() {
         paths,
         [
             "sources/order_events.sqlx",
+            "order_state.sqlx",
             "order.sqlx",
+            "order_history.sqlx",
             "order_rejected.sqlx"
         ]
     );
-    let view = &files[1].contents;
+    let state = &files[1].contents;
+    assert!(state.contains("\"type\": \"incremental\""), "{state}");
+    assert!(state.contains("FROM ${ref(\"order_events\")}"), "{state}");
+    assert!(
+        state.contains("${when(incremental(), `AND ingested_at > TIMESTAMP_SUB((SELECT MAX(ingested_at) FROM ${self()}), INTERVAL 300 SECOND)`)}"),
+        "{state}"
+    );
+    assert!(state.contains("FROM ${self()}"), "{state}");
+    let view = &files[2].contents;
     assert!(view.starts_with("config {\n"));
-    assert!(view.contains("FROM ${ref(\"order_events\")}"), "{view}");
+    assert!(view.contains("FROM ${ref(\"order_state\")}"), "{view}");
     assert!(
         view.contains("\"uniqueKey\": [\n      \"object_id\"\n    ]"),
         "{view}"

@@ -7,6 +7,7 @@ use super::ObjectSink;
 use super::destination::{Destination, State};
 use super::writer::AppendFailure;
 use crate::pipeline::backoff::Backoff;
+use arrow_schema::ArrowError;
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -27,11 +28,23 @@ pub(super) enum Outcome {
 const CHECK_SCHEMA_AFTER: u32 = 3;
 
 impl ObjectSink {
-    pub(super) async fn append(&self, dest: &Destination, rows: usize, bytes: Bytes) -> Outcome {
+    /// `encode` serialises the rows; it runs again for every attempt, so that the rows'
+    /// `ingested_at` is never older than one attempt when they land (the semantic layer's
+    /// watermark relies on it).
+    pub(super) async fn append(
+        &self,
+        dest: &Destination,
+        rows: usize,
+        encode: impl Fn() -> Result<Bytes, ArrowError>,
+    ) -> Outcome {
         let transient = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         let table_fault = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut failures: u32 = 0;
         loop {
+            let bytes = match encode() {
+                Ok(bytes) => bytes,
+                Err(e) => return Outcome::Refused(format!("arrow encoding failed: {e}")),
+            };
             let started = Instant::now();
             let result = tokio::select! {
                 r = dest.append(bytes.clone(), rows) => r,

@@ -84,8 +84,10 @@ pub fn encode_ingest(
     let mut sub = StringBuilder::with_capacity(n, n * subscription.len());
     let mut ordering_key = StringBuilder::with_capacity(n, 0);
     let mut delivery_attempt = Int64Builder::with_capacity(n);
+    let mut event_source = StringBuilder::with_capacity(n, 0);
     for r in rows {
         event_id.append_value(&r.event_id);
+        event_source.append_option(r.event_source.as_deref());
         event_type.append_value(&r.event_type);
         object_id.append_option(r.object_id.as_deref());
         // The decoder checked the payload is UTF-8 JSON; this is a copy, not a re-encoding.
@@ -113,6 +115,7 @@ pub fn encode_ingest(
         Arc::new(ordering_key.finish()),
         Arc::new(delivery_attempt.finish()),
         timestamps(std::iter::repeat_n(Some(ingested_at_us), n)),
+        Arc::new(event_source.finish()),
     ];
     let batch = RecordBatch::try_new(schema_of(&INGEST_COLUMNS), columns)?;
     serialize_batch(&batch)
@@ -174,6 +177,7 @@ mod tests {
         let raw = Bytes::from(format!(r#"{{"payload":{{"n":{i}}}}}"#));
         IngestRow {
             event_id: format!("e{i}"),
+            event_source: None,
             event_type: "T".into(),
             event_time_us: 1_700_000_000_000_000,
             object_id: Some("o".into()),

@@ -46,10 +46,9 @@ impl ObjectSink {
         let mut waits: u32 = 0;
         let mut pending = vec![(part, false)];
         while let Some((part, split)) = pending.pop() {
-            let outcome = match lane.encode(&part.rows) {
-                Ok(bytes) => self.append(dest, part.len(), bytes).await,
-                Err(e) => Outcome::Refused(format!("arrow encoding failed: {e}")),
-            };
+            let outcome = self
+                .append(dest, part.len(), || lane.encode(&part.rows))
+                .await;
             let why = match outcome {
                 Outcome::Written => {
                     lane.landed(part);

@@ -155,6 +155,7 @@ impl Harness {
     async fn row(&self, id: &str) {
         let row = IngestRow {
             event_id: format!("e-{id}"),
+            event_source: None,
             event_type: "OrderUpdated".into(),
             event_time_us: 1,
             object_id: Some("o".into()),

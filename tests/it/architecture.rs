@@ -64,6 +64,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "app",
             "configuration",
             "gcp",
+            "pipeline",
             "semantic",
             "shutdown",
             "sink",
@@ -88,6 +89,7 @@ const CONFINED: &[(&str, &[&str])] = &[
             "src/sink/writer.rs",
             "src/commands/provision.rs",
             "src/commands/check.rs",
+            "src/commands/sql.rs",
         ],
     ),
 ];

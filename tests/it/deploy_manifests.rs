@@ -209,12 +209,57 @@ fn example_overlay_agrees_with_config_and_binary() {
         deployments[0]["metadata"]["name"]
     );
     assert_eq!(find(&docs, "PodDisruptionBudget").len(), 1);
+    materialize_job_runs_with_the_service_config(&docs, c, pod);
     let accounts = find(&docs, "ServiceAccount");
     assert!(
         accounts[0]["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
             .as_str()
             .is_some_and(|a| a.ends_with(".iam.gserviceaccount.com")),
         "Workload Identity, no key files"
+    );
+}
+
+/// The CronJob runs `materialize` with the service's image, settings and mounted object files,
+/// one run at a time, and its pods are not selected by the service's Service or PDB.
+fn materialize_job_runs_with_the_service_config(docs: &[Yaml], service: &Yaml, pod: &Yaml) {
+    let jobs = find(docs, "CronJob");
+    assert_eq!(jobs.len(), 1);
+    let spec = &jobs[0]["spec"];
+    assert_eq!(spec["concurrencyPolicy"].as_str(), Some("Forbid"));
+    assert!(
+        spec["schedule"]
+            .as_str()
+            .is_some_and(|s| s.split(' ').count() == 5)
+    );
+    let job_pod = &spec["jobTemplate"]["spec"]["template"];
+    let c = &job_pod["spec"]["containers"][0];
+    assert_eq!(c["image"], service["image"], "the service's image");
+    assert_eq!(c["args"][0].as_str(), Some("materialize"));
+    assert_eq!(c["env"], service["env"], "the service's settings");
+    assert_eq!(c["envFrom"], service["envFrom"]);
+    assert_eq!(
+        job_pod["spec"]["volumes"],
+        pod["volumes"]
+            .clone()
+            .into_vec()
+            .map(|v| {
+                Yaml::Array(
+                    v.into_iter()
+                        .filter(|v| v["name"].as_str() != Some("tmp"))
+                        .collect(),
+                )
+            })
+            .unwrap()
+    );
+    assert_eq!(
+        job_pod["spec"]["serviceAccountName"],
+        pod["serviceAccountName"]
+    );
+    let job_name = &job_pod["metadata"]["labels"]["app.kubernetes.io/name"];
+    let selected = &find(docs, "Service")[0]["spec"]["selector"]["app.kubernetes.io/name"];
+    assert_ne!(
+        job_name, selected,
+        "the Service does not select the job's pods"
     );
 }
 

@@ -22,6 +22,8 @@ struct Expected {
     attributes: Value,
     /// `None`: the event id is the Pub/Sub message id (the envelope had none).
     event_id: Option<String>,
+    /// The CloudEvents source; `None` for the other formats.
+    event_source: Option<&'static str>,
 }
 
 struct Case {
@@ -71,6 +73,7 @@ fn order_cases() -> (Vec<Case>, usize) {
                     .map(|(k, v)| (k.to_string(), json!(v)))
                     .collect(),
                 event_id,
+                event_source: None,
             }),
         });
     }
@@ -204,6 +207,7 @@ fn customer_cases() -> (Vec<Case>, usize) {
                 payload,
                 attributes,
                 event_id: (i % 25 != 3).then_some(id),
+                event_source: None,
             }),
         });
     }
@@ -270,6 +274,7 @@ fn shipment_cases() -> (Vec<Case>, usize) {
                 payload: data,
                 attributes,
                 event_id: Some(id),
+                event_source: Some("//logistics"),
             }),
         });
     }
@@ -406,7 +411,7 @@ async fn every_valid_event_lands_once_and_every_bad_one_is_dead_lettered() {
                 "SELECT message_id, event_id, event_type, UNIX_MICROS(event_time) AS event_time_us, object_id, \
                  TO_JSON_STRING(payload) AS payload, TO_JSON_STRING(attributes) AS attributes, \
                  UNIX_MICROS(publish_time) AS publish_us, subscription, ordering_key, delivery_attempt, \
-                 UNIX_MICROS(ingested_at) AS ingested_us FROM `{}`",
+                 UNIX_MICROS(ingested_at) AS ingested_us, event_source FROM `{}`",
                 object.ingest_table()
             ),
         )
@@ -444,6 +449,11 @@ async fn every_valid_event_lands_once_and_every_bad_one_is_dead_lettered() {
                 "{name} {id}"
             );
             assert_eq!(text("object_id"), e.object_id, "{name} {id}");
+            assert_eq!(
+                row["event_source"].as_str(),
+                e.event_source,
+                "{name} {id}: event_source"
+            );
             let payload: Value = serde_json::from_str(&text("payload")).unwrap();
             assert_eq!(payload, e.payload, "{name} {id}: payload");
             let attributes: Value = serde_json::from_str(&text("attributes")).unwrap();

@@ -16,6 +16,7 @@ mod envelope_properties;
 mod ingest_end_to_end;
 mod load_harness;
 mod many_objects;
+mod materialize;
 mod observability;
 mod semantic_layer;
 mod shutdown_drain;

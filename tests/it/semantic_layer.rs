@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 const ORDERS: usize = 50;
-const BASE_US: i64 = 1_795_000_000_000_000;
+pub(crate) const BASE_US: i64 = 1_795_000_000_000_000;
 
-const SEMANTIC: &str = r#"
+pub(crate) const SEMANTIC: &str = r#"
 semantic:
   dataset: DATASET
   view: orders_state
@@ -42,16 +42,16 @@ semantic:
     - {name: extra, type: JSON}
 "#;
 
-struct Event {
-    event_id: String,
-    event_type: &'static str,
-    order: String,
-    time_us: i64,
-    payload: Value,
+pub(crate) struct Event {
+    pub event_id: String,
+    pub event_type: &'static str,
+    pub order: String,
+    pub time_us: i64,
+    pub payload: Value,
 }
 
 impl Event {
-    fn message(&self) -> Outgoing {
+    pub fn message(&self) -> Outgoing {
         Outgoing::body(
             json!({"event_id": self.event_id, "event_type": self.event_type,
                 "event_time": rfc3339(self.time_us), "payload": self.payload})
@@ -60,7 +60,7 @@ impl Event {
     }
 }
 
-fn payload(k: usize, step: usize) -> Value {
+pub(crate) fn payload(k: usize, step: usize) -> Value {
     json!({
         "order_id": format!("o-{k:03}"),
         "status": (["created", "paid", "packed", "shipped"][step % 4]),
@@ -78,7 +78,7 @@ fn payload(k: usize, step: usize) -> Value {
 
 /// The scripted history: (first publish wave, second wave). The second wave is published
 /// after the first, so its events have later publish times (ties on event time).
-fn history() -> (Vec<Event>, Vec<Event>) {
+pub(crate) fn history() -> (Vec<Event>, Vec<Event>) {
     let mut first = Vec::new();
     let mut second = Vec::new();
     for k in 0..ORDERS {
@@ -286,7 +286,7 @@ fn normalise(field: &Value, cell: &Value) -> Value {
 }
 
 /// Runs `sql` and returns its rows keyed by object_id, every cell normalised.
-async fn keyed_rows(emu: &Emulators, sql: &str) -> BTreeMap<String, Map<String, Value>> {
+pub(crate) async fn keyed_rows(emu: &Emulators, sql: &str) -> BTreeMap<String, Map<String, Value>> {
     let body = query_raw(emu, sql).await;
     let fields = body["schema"]["fields"].as_array().unwrap().clone();
     let mut out = BTreeMap::new();
@@ -407,7 +407,10 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
     assert!(expected.len() < ORDERS, "some orders are deleted");
     assert!(!expected_rejected.is_empty());
 
-    let got = keyed_rows(&emu, &format!("SELECT * FROM {view}")).await;
+    // The history view computes the state from the whole log; the state table, built by
+    // provision and brought up to date by materialize, must hold the same.
+    let history_view = format!("`{PROJECT}.{semantic_dataset}.orders_state_history`");
+    let got = keyed_rows(&emu, &format!("SELECT * FROM {history_view}")).await;
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>(),
@@ -416,6 +419,13 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
     for (order, want) in &expected {
         assert_eq!(&got[order], want, "{order}: every column");
     }
+    let report = config.materialize();
+    assert_eq!(report[0]["slice_events"], json!(published), "{report:?}");
+    let from_state = keyed_rows(&emu, &format!("SELECT * FROM {view}")).await;
+    assert_eq!(
+        from_state, got,
+        "the state table holds what the whole log says"
+    );
 
     let rejected: BTreeMap<String, String> = query(
         &emu,
@@ -444,7 +454,13 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
         .unwrap();
     assert!(status.success());
     let sqlx = std::fs::read_to_string(out.join("orders_state.sqlx")).unwrap();
-    let (config_block, body) = split_sqlx(&sqlx);
+    let (config_block, live_body) = split_sqlx(&sqlx);
+    assert!(
+        live_body.contains("${ref(\"orders_state_state\")}"),
+        "{live_body}"
+    );
+    let history_sqlx = std::fs::read_to_string(out.join("orders_state_history.sqlx")).unwrap();
+    let (_, body) = split_sqlx(&history_sqlx);
     assert_eq!(config_block["type"], "view");
     assert_eq!(config_block["schema"], semantic_dataset.as_str());
     assert_eq!(
@@ -472,7 +488,10 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
     );
     assert!(!resolved.contains("${"), "every ref resolved");
     let from_dataform = keyed_rows(&emu, &resolved).await;
-    assert_eq!(from_dataform, got, "Dataform SQL returns the view's rows");
+    assert_eq!(
+        from_dataform, got,
+        "Dataform's history view returns the view's rows"
+    );
 
     // Schema evolution: a new field shows up after provision; the ingest table is untouched.
     let ingest_schema = |emu: Emulators, table: String| async move {
@@ -513,11 +532,18 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
         payload: p,
     };
     publish(&emu, &object.topic_path(), vec![e.message()]).await;
-    let n = wait_for_count(
+    let ingested = wait_for_count(
+        &emu,
+        &format!("SELECT COUNT(*) AS n FROM `{}`", object.ingest_table()),
+        published as u64 + 1,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(ingested, published as u64 + 1);
+    config.materialize();
+    let n = count(
         &emu,
         &format!("SELECT COUNT(*) AS n FROM {view} WHERE coupon = 'WINTER'"),
-        1,
-        Duration::from_secs(30),
     )
     .await;
     assert_eq!(n, 1, "a new event fills the new column");
@@ -531,7 +557,7 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
 }
 
 /// Splits a SQLX file into its config block (parsed) and the SQL after it.
-fn split_sqlx(text: &str) -> (Value, String) {
+pub(crate) fn split_sqlx(text: &str) -> (Value, String) {
     let rest = text
         .strip_prefix("config ")
         .expect("a SQLX file starts with its config block");

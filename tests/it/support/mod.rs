@@ -200,6 +200,24 @@ impl TestConfig {
         );
     }
 
+    /// `mesh-ingest materialize`: one JSON report per object.
+    pub fn materialize(&self) -> Vec<serde_json::Value> {
+        let out = self
+            .command(&["materialize"])
+            .output()
+            .expect("run materialize");
+        assert!(
+            out.status.success(),
+            "materialize failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line per object"))
+            .collect()
+    }
+
     pub fn object(&self, name: &str) -> &TestObject {
         self.objects
             .iter()

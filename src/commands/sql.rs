@@ -1,0 +1,126 @@
+//! Runs SQL on BigQuery (`jobs.query`) for the commands that maintain the semantic layer, and
+//! reads what they need from the answers: the first row's cells, the rows a DML touched. A
+//! statement that outlasts `jobs.query`'s wait (`jobComplete: false`) is waited for with
+//! `jobs.getQueryResults` until it completes: a MERGE must be done before its watermark moves.
+
+use crate::configuration::GcpSettings;
+use crate::gcp::configured;
+use anyhow::Context;
+use google_cloud_bigquery_v2::client::JobService;
+use google_cloud_bigquery_v2::model::{QueryRequest, QueryResponse};
+use google_cloud_gax::options::RequestOptionsBuilder;
+use google_cloud_gax::retry_policy::NeverRetry;
+use serde_json::Value;
+use std::time::Duration;
+
+/// How long one `jobs.query` / `jobs.getQueryResults` call waits for the job on the server.
+const SERVER_WAIT_MS: u32 = 20_000;
+/// How long one such call may take on the wire (the server's wait, and some).
+const CALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What a finished statement answered.
+pub struct Answer {
+    pub rows: Vec<serde_json::Map<String, Value>>,
+    pub num_dml_affected_rows: Option<i64>,
+}
+
+pub struct Sql {
+    jobs: JobService,
+}
+
+impl Sql {
+    pub async fn connect(gcp: &GcpSettings) -> anyhow::Result<Sql> {
+        let jobs = configured!(JobService::builder(), &gcp.bigquery_endpoint, gcp)
+            .build()
+            .await?;
+        Ok(Sql { jobs })
+    }
+
+    /// Runs `sql` as a job of `project` and waits until it completed; `what` says what it
+    /// was for in an error.
+    pub async fn run(&self, project: &str, sql: String, what: &str) -> anyhow::Result<Answer> {
+        let request = QueryRequest::new()
+            .set_query(sql)
+            .set_use_legacy_sql(false)
+            .set_timeout_ms(SERVER_WAIT_MS);
+        let response: QueryResponse = self
+            .jobs
+            .query()
+            .set_project_id(project)
+            .set_query_request(request)
+            // One attempt, however long it takes to answer: the client's default retry policy
+            // also caps each attempt at its 60 s budget, and a statement is not to be sent twice.
+            .with_retry_policy(NeverRetry)
+            .with_attempt_timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .with_context(|| what.to_string())?;
+        if let Some(e) = response.errors.first() {
+            anyhow::bail!("{what}: {}", e.message);
+        }
+        if response.job_complete != Some(false) {
+            return Ok(Answer {
+                rows: response.rows,
+                num_dml_affected_rows: response.num_dml_affected_rows,
+            });
+        }
+        let job = response
+            .job_reference
+            .with_context(|| format!("{what}: an incomplete job without a reference"))?;
+        loop {
+            let mut get = self
+                .jobs
+                .get_query_results()
+                .set_project_id(&job.project_id)
+                .set_job_id(&job.job_id)
+                .set_timeout_ms(SERVER_WAIT_MS);
+            if let Some(location) = &job.location {
+                get = get.set_location(location.clone());
+            }
+            let r = get
+                .with_retry_policy(NeverRetry)
+                .with_attempt_timeout(CALL_TIMEOUT)
+                .send()
+                .await
+                .with_context(|| format!("{what}: waiting for job {}", job.job_id))?;
+            if let Some(e) = r.errors.first() {
+                anyhow::bail!("{what}: {}", e.message);
+            }
+            if r.job_complete != Some(false) {
+                return Ok(Answer {
+                    rows: r.rows,
+                    num_dml_affected_rows: r.num_dml_affected_rows,
+                });
+            }
+        }
+    }
+
+    /// The first row of `sql`'s answer as integers by column name (`None` for NULL), or
+    /// `None` when there is no row.
+    pub async fn first_row(
+        &self,
+        project: &str,
+        sql: String,
+        what: &str,
+    ) -> anyhow::Result<Option<Vec<Option<i64>>>> {
+        let response = self.run(project, sql, what).await?;
+        let Some(row) = response.rows.first() else {
+            return Ok(None);
+        };
+        let cells = row
+            .get("f")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(
+            cells
+                .iter()
+                .map(|c| match &c["v"] {
+                    Value::String(s) => s.parse::<i64>().ok(),
+                    Value::Number(n) => n.as_i64(),
+                    _ => None,
+                })
+                .collect(),
+        ))
+    }
+}
