@@ -27,6 +27,19 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The start-up log line that carries the bound address (field `address`).
+pub const SERVING: &str = "serving /healthz, /readyz and /metrics";
+
+/// The HTTP port a service reported in its JSON log (`text`), once it has: how programs that
+/// start it with port 0 (the tests, the load harness) learn where it listens.
+pub fn port_from_log(text: &str) -> Option<u16> {
+    text.lines()
+        .filter(|l| l.contains(SERVING))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["address"].as_str()?.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+}
+
 /// A built service, not yet pulling.
 pub struct Application {
     port: u16,
@@ -121,7 +134,7 @@ impl Application {
             .await
             .with_context(|| format!("binding the HTTP server to {}:{}", address.0, address.1))?;
         let bound = listener.local_addr()?;
-        tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
+        tracing::info!(address = %bound, "{SERVING}");
         let http_stop = CancellationToken::new();
         let state = HttpState {
             health: health.clone(),

@@ -338,12 +338,10 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY object_id ORDER BY {LATEST_FIRST}) = 1
     ))
 }
 
-/// The consumer's columns: the object, its typed fields, when and by which event it was set.
+/// The consumer's columns: the state table's first ones (the object, its typed fields, when
+/// and by which event it was set), without what decides "latest".
 fn live_columns(semantic: &SemanticSettings) -> String {
-    let mut columns = vec!["object_id".to_string()];
-    columns.extend(semantic.fields.iter().map(|f| f.name.clone()));
-    columns.extend(["updated_at".to_string(), "event_id".to_string()]);
-    columns.join(", ")
+    state_columns(semantic)[..semantic.fields.len() + 3].join(", ")
 }
 
 /// The SELECTs of the views of one object.

@@ -70,13 +70,13 @@ impl ObjectSink {
                     &table_fault
                 }
                 _ => {
-                    if failures >= CHECK_SCHEMA_AFTER
+                    let drifted = failures >= CHECK_SCHEMA_AFTER
                         && dest
                             .check_schema(false)
                             .await
-                            .is_some_and(|d| !d.is_empty())
-                    {
-                        dest.halt(failure.code(), failure.message()).await;
+                            .is_some_and(|d| !d.is_empty());
+                    if drifted {
+                        dest.halt_as_checked(failure.code(), failure.message());
                     } else if dest.state() != State::Halted {
                         dest.set(State::Degraded, failure.code(), failure.message());
                     }

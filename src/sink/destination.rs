@@ -6,7 +6,7 @@
 
 use super::writer::AppendFailure;
 use crate::health::ObjectHealth;
-use crate::tables::{Column, ExistingColumn, SchemaDifference, TableKind, compare};
+use crate::tables::{ExistingColumn, SchemaDifference, TableKind, compare};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use prometheus_client::metrics::gauge::Gauge;
@@ -51,7 +51,6 @@ pub struct Destination {
     pub kind: TableKind,
     object: String,
     io: Arc<dyn TableIo>,
-    columns: &'static [Column],
     landings: AtomicU64,
     status: Mutex<(State, String)>,
     last_schema_check: Mutex<Option<Instant>>,
@@ -74,7 +73,6 @@ impl Destination {
             kind,
             object: object.to_string(),
             io,
-            columns: kind.layout().columns,
             landings: AtomicU64::new(0),
             status: Mutex::new((State::Ok, String::new())),
             last_schema_check: Mutex::new(None),
@@ -164,7 +162,7 @@ impl Destination {
         }
         match self.io.columns().await {
             Ok(columns) => {
-                let differences = compare(self.columns, &columns);
+                let differences = compare(self.kind.layout().columns, &columns);
                 *self.drift.lock().expect("drift lock") =
                     differences.first().map(|d| d.to_string());
                 for d in &differences {
@@ -186,6 +184,12 @@ impl Destination {
     pub async fn halt(&self, cause: &str, upstream: &str) {
         // Entering the halt is worth a fresh look at the table; staying in it is not.
         self.check_schema(self.state() != State::Halted).await;
+        self.halt_as_checked(cause, upstream);
+    }
+
+    /// Halts the table, naming the difference the last schema check found, if any (for a
+    /// caller that has just checked).
+    pub fn halt_as_checked(&self, cause: &str, upstream: &str) {
         let drift = self.drift.lock().expect("drift lock").clone();
         let cause = match drift {
             Some(d) => format!("schema drift: {d}"),

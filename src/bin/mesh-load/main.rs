@@ -146,12 +146,7 @@ fn config(args: &Args) -> ConfigTemplate {
 
 /// The HTTP port mesh-ingest logged it bound (JSON logs), once it has.
 fn bound_port(log: &Path) -> Option<u16> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.lines()
-        .filter(|l| l.contains("serving /healthz"))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|v| v["address"].as_str()?.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.port())
+    mesh_ingest::app::port_from_log(&std::fs::read_to_string(log).ok()?)
 }
 
 /// CPU seconds (user + system) and peak RSS (bytes) of a process, from /proc.

@@ -235,13 +235,7 @@ pub struct App {
 
 /// The port a service logged it bound (its JSON start-up line), once it has.
 fn logged_port(log: &Path) -> Option<u16> {
-    std::fs::read_to_string(log)
-        .ok()?
-        .lines()
-        .filter(|l| l.contains("serving /healthz"))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|v| v["address"].as_str()?.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.port())
+    mesh_ingest::app::port_from_log(&std::fs::read_to_string(log).ok()?)
 }
 
 /// The last 8000 characters of a log, for failure messages.
