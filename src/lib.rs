@@ -3,8 +3,9 @@
 //! The data path, one folder each: `source` (streaming pull) → `envelope` (decode, validate)
 //! → `batch` → `sink` (Storage Write API, dead-letter) → acknowledgement, with `pipeline`
 //! holding what flows between them. Beside it: `configuration`, `tables`, `app` (wiring),
-//! `commands`, `http`, `health`, `telemetry`, `shutdown`, and the `semantic` layer's SQL
-//! generation. ARCHITECTURE.md says who may import whom.
+//! `commands`, `http`, `health`, `telemetry`, `shutdown`, the `semantic` layer's SQL
+//! generation, and the object file as a data `contract` (ODCS export, breaking-change diff).
+//! ARCHITECTURE.md says who may import whom.
 
 #![warn(clippy::too_many_lines)]
 
@@ -12,6 +13,7 @@ pub mod app;
 pub mod batch;
 pub mod commands;
 pub mod configuration;
+pub mod contract;
 pub mod envelope;
 mod gcp;
 pub mod health;

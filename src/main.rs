@@ -4,6 +4,8 @@
 #![warn(clippy::too_many_lines)]
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mesh_ingest::commands::contract::DiffFormat;
+use mesh_ingest::commands::dlq::ReplayOptions;
 use mesh_ingest::commands::{self, publish::LineFormat, semantic::SemanticFormat};
 use mesh_ingest::configuration::Settings;
 use std::path::PathBuf;
@@ -71,6 +73,73 @@ enum Command {
         #[arg(long, value_enum, default_value = "body")]
         lines: LinesArg,
     },
+    /// The object files as data contracts: export one, or diff two versions for a CI gate.
+    Contract {
+        #[command(subcommand)]
+        action: ContractAction,
+    },
+    /// The dead-letter tables.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContractAction {
+    /// Print an object's contract as an Open Data Contract Standard v3 document (YAML).
+    Export {
+        #[arg(long)]
+        object: String,
+        #[arg(long, value_enum, default_value = "odcs")]
+        format: ExportArg,
+    },
+    /// List every change between two versions of the object files, compatible or breaking;
+    /// exits 1 when a change is breaking. Each directory is a config directory (holding
+    /// `objects/`) or an objects directory; needs no other configuration.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: DiffArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Re-decode an object's dead letters with the current configuration and append the ones
+    /// that now pass to its ingest table, each at most once (safe to re-run, even after a
+    /// crash). Dead letters that still fail stay where they are.
+    Replay {
+        #[arg(long)]
+        object: String,
+        /// Only dead letters with this reason code (repeatable), e.g. schema_violation.
+        #[arg(long = "reason")]
+        reasons: Vec<String>,
+        /// Only dead letters written at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only dead letters written before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Print what would pass and what would still fail, per reason; append nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rows per append.
+        #[arg(long, default_value_t = 500)]
+        batch_rows: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportArg {
+    Odcs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffArg {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,8 +165,33 @@ fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result
         .block_on(command)
 }
 
+/// `contract diff`: needs no configuration but the two directories. Exit code 1 on a breaking
+/// change, 2 when a directory's object files are invalid.
+fn contract_diff(old: &std::path::Path, new: &std::path::Path, format: DiffArg) -> ExitCode {
+    let format = match format {
+        DiffArg::Text => DiffFormat::Text,
+        DiffArg::Json => DiffFormat::Json,
+    };
+    match commands::contract::diff(old, new, format) {
+        Ok(outcome) => {
+            print!("{}", outcome.report);
+            ExitCode::from(u8::from(outcome.breaking))
+        }
+        Err(e) => {
+            eprintln!("configuration error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Contract {
+        action: ContractAction::Diff { old, new, format },
+    } = &cli.command
+    {
+        return contract_diff(old, new, *format);
+    }
     let settings = match Settings::load(&cli.config, cli.environment.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -105,7 +199,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command {
+    match dispatch(settings, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Check { remote } => {
             commands::check::check(&settings);
             if remote {
@@ -150,12 +254,27 @@ fn main() -> ExitCode {
             };
             block_on(commands::publish::run(&settings, &object, &file, lines))
         }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+        Command::Contract { action } => match action {
+            ContractAction::Export { object, format: _ } => {
+                commands::contract::export(&settings, &object).map(|yaml| print!("{yaml}"))
+            }
+            ContractAction::Diff { .. } => unreachable!("handled before loading settings"),
+        },
+        Command::Dlq {
+            action:
+                DlqAction::Replay {
+                    object,
+                    reasons,
+                    since,
+                    until,
+                    dry_run,
+                    batch_rows,
+                },
+        } => {
+            mesh_ingest::telemetry::init(&settings.log);
+            let options =
+                ReplayOptions::parse(&object, &reasons, since, until, dry_run, batch_rows)?;
+            block_on(commands::dlq::replay(&settings, options))
         }
     }
 }

@@ -53,6 +53,7 @@ pub mod ingest {
     pub const DELIVERY_ATTEMPT: &str = "delivery_attempt";
     pub const INGESTED_AT: &str = "ingested_at";
     pub const EVENT_SOURCE: &str = "event_source";
+    pub const REPLAYED_AT: &str = "replayed_at";
 }
 
 /// Partitioned by ingestion day, not event time: a producer's clock must never make a row
@@ -117,7 +118,7 @@ const fn col(
 use ColumnType as T;
 
 /// The append-only ingest log: one row per accepted message, never updated.
-pub const INGEST_COLUMNS: [Column; 13] = [
+pub const INGEST_COLUMNS: [Column; 14] = [
     col(
         ingest::EVENT_ID,
         T::String,
@@ -190,6 +191,12 @@ pub const INGEST_COLUMNS: [Column; 13] = [
         T::String,
         false,
         "CloudEvents source: event ids are unique per source. NULL for the other envelope formats.",
+    ),
+    col(
+        ingest::REPLAYED_AT,
+        T::Timestamp,
+        false,
+        "When `mesh-ingest dlq replay` recovered this row from the dead-letter table; NULL for rows ingested as they arrived.",
     ),
 ];
 

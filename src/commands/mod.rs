@@ -2,6 +2,8 @@
 //! these; each prints what it did for the operator.
 
 pub mod check;
+pub mod contract;
+pub mod dlq;
 pub mod materialize;
 pub mod provision;
 pub mod publish;

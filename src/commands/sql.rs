@@ -7,7 +7,7 @@ use crate::configuration::GcpSettings;
 use crate::gcp::configured;
 use anyhow::Context;
 use google_cloud_bigquery_v2::client::JobService;
-use google_cloud_bigquery_v2::model::{QueryRequest, QueryResponse};
+use google_cloud_bigquery_v2::model::{JobReference, QueryRequest, QueryResponse};
 use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_gax::retry_policy::NeverRetry;
 use serde_json::Value;
@@ -18,10 +18,42 @@ const SERVER_WAIT_MS: u32 = 20_000;
 /// How long one such call may take on the wire (the server's wait, and some).
 const CALL_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// What a finished statement answered.
+/// What a finished statement answered (one page of its rows).
 pub struct Answer {
     pub rows: Vec<serde_json::Map<String, Value>>,
     pub num_dml_affected_rows: Option<i64>,
+    /// Where the next page of rows is, if there is one.
+    pub next: Option<NextPage>,
+}
+
+/// The next page of a finished query's rows (`jobs.getQueryResults` with a page token).
+pub struct NextPage {
+    project: String,
+    job_id: String,
+    location: Option<String>,
+    token: String,
+    what: String,
+}
+
+impl NextPage {
+    fn of(job: Option<&JobReference>, token: &str, what: &str) -> Option<NextPage> {
+        let job = job?;
+        (!token.is_empty()).then(|| NextPage {
+            project: job.project_id.clone(),
+            job_id: job.job_id.clone(),
+            location: job.location.clone(),
+            token: token.to_string(),
+            what: what.to_string(),
+        })
+    }
+
+    /// The same job, a later page.
+    fn after(self, token: &str) -> Option<NextPage> {
+        (!token.is_empty()).then(|| NextPage {
+            token: token.to_string(),
+            ..self
+        })
+    }
 }
 
 pub struct Sql {
@@ -39,10 +71,25 @@ impl Sql {
     /// Runs `sql` as a job of `project` and waits until it completed; `what` says what it
     /// was for in an error.
     pub async fn run(&self, project: &str, sql: String, what: &str) -> anyhow::Result<Answer> {
-        let request = QueryRequest::new()
+        self.run_paged(project, sql, what, None).await
+    }
+
+    /// Like `run`, answering at most `page_rows` rows at a time: the rest are read with
+    /// `next` (for answers too large for one response).
+    pub async fn run_paged(
+        &self,
+        project: &str,
+        sql: String,
+        what: &str,
+        page_rows: Option<u32>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = QueryRequest::new()
             .set_query(sql)
             .set_use_legacy_sql(false)
             .set_timeout_ms(SERVER_WAIT_MS);
+        if let Some(n) = page_rows {
+            request = request.set_max_results(n);
+        }
         let response: QueryResponse = self
             .jobs
             .query()
@@ -60,6 +107,7 @@ impl Sql {
         }
         if response.job_complete != Some(false) {
             return Ok(Answer {
+                next: NextPage::of(response.job_reference.as_ref(), &response.page_token, what),
                 rows: response.rows,
                 num_dml_affected_rows: response.num_dml_affected_rows,
             });
@@ -74,6 +122,9 @@ impl Sql {
                 .set_project_id(&job.project_id)
                 .set_job_id(&job.job_id)
                 .set_timeout_ms(SERVER_WAIT_MS);
+            if let Some(n) = page_rows {
+                get = get.set_max_results(n);
+            }
             if let Some(location) = &job.location {
                 get = get.set_location(location.clone());
             }
@@ -88,11 +139,41 @@ impl Sql {
             }
             if r.job_complete != Some(false) {
                 return Ok(Answer {
+                    next: NextPage::of(Some(&job), &r.page_token, what),
                     rows: r.rows,
                     num_dml_affected_rows: r.num_dml_affected_rows,
                 });
             }
         }
+    }
+
+    /// The page after the one `page` came with.
+    pub async fn next(&self, page: NextPage, page_rows: u32) -> anyhow::Result<Answer> {
+        let mut get = self
+            .jobs
+            .get_query_results()
+            .set_project_id(&page.project)
+            .set_job_id(&page.job_id)
+            .set_page_token(&page.token)
+            .set_max_results(page_rows)
+            .set_timeout_ms(SERVER_WAIT_MS);
+        if let Some(location) = &page.location {
+            get = get.set_location(location.clone());
+        }
+        // Reading a finished job's rows changes nothing: the client's retries may repeat it.
+        let r = get
+            .with_attempt_timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .with_context(|| format!("{}: reading the next page", page.what))?;
+        if let Some(e) = r.errors.first() {
+            anyhow::bail!("{}: {}", page.what, e.message);
+        }
+        Ok(Answer {
+            next: page.after(&r.page_token),
+            rows: r.rows,
+            num_dml_affected_rows: None,
+        })
     }
 
     /// The first row of `sql`'s answer as integers by column name (`None` for NULL), or

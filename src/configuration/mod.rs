@@ -3,6 +3,7 @@
 //! `config/objects/`. Every error names the file and the field. A leaf of the module graph:
 //! it imports nothing of the data path, which is built from what it loads.
 
+mod contract;
 mod envelope;
 mod object;
 mod semantic;
@@ -10,6 +11,7 @@ mod table_ref;
 pub mod template;
 mod tuning;
 
+pub use contract::{ContractSettings, parse_duration};
 pub use envelope::{EnvelopeFormat, EnvelopeSettings, FieldLocator};
 pub use object::ObjectSettings;
 pub use semantic::{FieldType, SemanticField, SemanticSettings};
@@ -274,7 +276,8 @@ pub fn apply_emulator_env(gcp: &mut GcpSettings, env: &EmulatorEnv) {
     }
 }
 
-fn load_objects(dir: &Path, project: &str) -> Result<Vec<ObjectSettings>, ConfigError> {
+/// Reads every object file (`*.yaml`, `*.yml`) of `dir`; names must be unique.
+pub fn load_objects(dir: &Path, project: &str) -> Result<Vec<ObjectSettings>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::Invalid {
         file: dir.display().to_string(),
         message: format!("cannot read the objects directory: {e}"),

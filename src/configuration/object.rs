@@ -1,6 +1,7 @@
 //! One domain object's configuration (`config/objects/<object>.yaml`): where its events come
 //! from, how their envelope is read, where its rows go and how they are batched.
 
+use super::contract::{self, ContractSettings, SlaFile};
 use super::envelope::{EnvelopeFile, EnvelopeSettings};
 use super::semantic::{SemanticFile, SemanticSettings};
 use super::table_ref::TableRef;
@@ -32,6 +33,8 @@ pub struct ObjectSettings {
     pub limits: LimitSettings,
     /// The typed latest-state view generated from the ingest table, if configured.
     pub semantic: Option<SemanticSettings>,
+    /// Owner, domain, description, version and freshness: the contract's metadata.
+    pub contract: ContractSettings,
     /// The file this object was read from, for error messages.
     pub source_file: String,
 }
@@ -61,6 +64,16 @@ struct ObjectFile {
     limits: LimitSettings,
     #[serde(default)]
     semantic: Option<SemanticFile>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    sla: Option<SlaFile>,
 }
 
 fn one() -> usize {
@@ -164,6 +177,13 @@ impl ObjectFile {
             .semantic
             .map(|s| s.resolve(&self.name, project, self.event_types.as_deref()))
             .transpose()?;
+        let contract = contract::resolve(
+            self.owner,
+            self.domain,
+            self.description,
+            self.version,
+            self.sla,
+        )?;
         Ok(ObjectSettings {
             name: self.name,
             subscription,
@@ -179,6 +199,7 @@ impl ObjectFile {
             streams: self.streams,
             limits: self.limits,
             semantic,
+            contract,
             source_file: file.display().to_string(),
         })
     }

@@ -50,6 +50,9 @@ pub struct SemanticField {
     /// instead of becoming the object's state.
     pub required: bool,
     pub description: Option<String>,
+    /// Announced for removal: consumers should stop reading it. `contract diff` lets a field
+    /// be removed only once a previous version of the contract marked it so.
+    pub deprecated: bool,
     /// Sub-fields of a STRUCT.
     pub fields: Vec<SemanticField>,
 }
@@ -132,6 +135,8 @@ struct FieldFile {
     required: bool,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    deprecated: bool,
     #[serde(default)]
     fields: Vec<FieldFile>,
 }
@@ -256,6 +261,7 @@ fn resolve_fields(
             repeated: f.repeated,
             required: f.required,
             description: f.description,
+            deprecated: f.deprecated,
             fields,
         });
     }

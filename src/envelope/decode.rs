@@ -178,6 +178,7 @@ impl Decoder {
                 ordering_key: (!msg.ordering_key.is_empty()).then_some(msg.ordering_key),
                 delivery_attempt: msg.delivery_attempt.map(i64::from),
                 message_id: msg.message_id,
+                replayed_at_us: None,
                 raw: msg.data,
             }),
             // Boxed: rejections are rare, and a small Result keeps the hot path lean.

@@ -12,7 +12,7 @@ mod rows;
 
 pub use ack::{Ack, Acknowledge, InFlightGauges};
 pub use message::ReceivedMessage;
-pub use rows::{DeadLetterRow, IngestRow, ReasonCode, Rejection};
+pub use rows::{DeadLetterRow, IngestRow, ReasonCode, Rejection, is_truncated};
 
 /// One item of the bounded channel between an object's source and its sink: a decoded row,
 /// or a message to dead-letter, each with the acknowledgement it releases once written.

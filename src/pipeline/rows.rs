@@ -23,6 +23,8 @@ pub struct IngestRow {
     pub publish_time_us: Option<i64>,
     pub ordering_key: Option<String>,
     pub delivery_attempt: Option<i64>,
+    /// Set only by `dlq replay`: when the row was recovered from the dead-letter table.
+    pub replayed_at_us: Option<i64>,
     /// The whole message body, kept (shared, not copied) in case BigQuery refuses the row and
     /// it must be dead-lettered as it was received.
     pub raw: Bytes,
@@ -111,11 +113,19 @@ fn truncate(data: Bytes, max: usize) -> (Bytes, Option<usize>) {
     }
 }
 
+/// How a dead-letter reason says its `data` was cut (the whole body is not stored).
+const TRUNCATION_NOTE: &str = "(data holds only the first bytes of a ";
+
 fn with_truncation_note(reason: String, truncated: Option<usize>) -> String {
     match truncated {
         None => reason,
-        Some(full) => format!("{reason} (data holds only the first bytes of a {full}-byte body)"),
+        Some(full) => format!("{reason} {TRUNCATION_NOTE}{full}-byte body)"),
     }
+}
+
+/// Whether a dead-letter row's `reason` says its `data` holds only part of the body.
+pub fn is_truncated(reason: &str) -> bool {
+    reason.contains(TRUNCATION_NOTE)
 }
 
 /// Why a message was dead-lettered; stored as `reason_code`, used as a metric label.

@@ -282,6 +282,57 @@ fn ingest_columns() -> String {
     .join(", ")
 }
 
+/// A column the view defines itself: name, BigQuery type, description.
+pub struct OwnColumn {
+    pub name: &'static str,
+    pub bigquery_type: &'static str,
+    pub description: &'static str,
+}
+
+/// The view's key column (first), before the typed fields.
+pub const KEY_COLUMN: OwnColumn = OwnColumn {
+    name: "object_id",
+    bigquery_type: "STRING",
+    description: "Id of the domain object.",
+};
+
+/// The view's columns after the typed fields: which event set the state.
+pub const LATEST_EVENT_COLUMNS: [OwnColumn; 2] = [
+    OwnColumn {
+        name: "updated_at",
+        bigquery_type: "TIMESTAMP",
+        description: "Event time of the event that set this state.",
+    },
+    OwnColumn {
+        name: "event_id",
+        bigquery_type: "STRING",
+        description: "Id of the event that set this state.",
+    },
+];
+
+/// The data product's key: one row per object.
+pub const UNIQUE_KEY: [&str; 1] = [KEY_COLUMN.name];
+
+/// The typed fields a row of the view always has (required and not repeated). The Dataform
+/// assertions and the contract's quality rules are both written from this.
+pub fn required_fields(semantic: &SemanticSettings) -> Vec<String> {
+    semantic
+        .fields
+        .iter()
+        .filter(|f| f.required && !f.repeated)
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// The view's columns that are never NULL: the key, when and by which event it was last
+/// updated, and the required fields.
+pub fn non_null_columns(semantic: &SemanticSettings) -> Vec<String> {
+    let mut columns = vec![KEY_COLUMN.name.to_string()];
+    columns.extend(LATEST_EVENT_COLUMNS.iter().map(|c| c.name.to_string()));
+    columns.extend(required_fields(semantic));
+    columns
+}
+
 /// The state table's columns, in order: the object, its typed fields, and what decides which
 /// event is the latest (and whether it deleted the object).
 pub fn state_columns(semantic: &SemanticSettings) -> Vec<String> {

@@ -116,6 +116,7 @@ pub fn encode_ingest(
         Arc::new(delivery_attempt.finish()),
         timestamps(std::iter::repeat_n(Some(ingested_at_us), n)),
         Arc::new(event_source.finish()),
+        timestamps(rows.iter().map(|r| r.replayed_at_us)),
     ];
     let batch = RecordBatch::try_new(schema_of(&INGEST_COLUMNS), columns)?;
     serialize_batch(&batch)
@@ -187,6 +188,7 @@ mod tests {
             publish_time_us: Some(1),
             ordering_key: None,
             delivery_attempt: None,
+            replayed_at_us: None,
             raw,
         }
     }

@@ -165,6 +165,7 @@ impl Harness {
             publish_time_us: Some(1),
             ordering_key: None,
             delivery_attempt: None,
+            replayed_at_us: None,
             raw: Bytes::from_static(b"{}"),
         };
         let ack = self.ack(id);

@@ -18,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envelope", &["pipeline"]),
     ("batch", &["configuration"]),
     ("semantic", &["configuration", "tables"]),
+    ("contract", &["configuration", "semantic", "tables"]),
     ("http", &["health", "telemetry"]),
     (
         "source",
@@ -63,11 +64,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "app",
             "configuration",
+            "contract",
             "gcp",
             "pipeline",
             "semantic",
             "shutdown",
             "sink",
+            "source",
             "tables",
         ],
     ),

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn shipped_config() -> PathBuf {
+pub(crate) fn shipped_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
 }
 
@@ -23,7 +23,7 @@ fn check(dir: &Path, env: &str) -> Output {
 }
 
 /// A copy of the shipped configuration to break.
-fn copy_of_shipped() -> tempfile::TempDir {
+pub(crate) fn copy_of_shipped() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&shipped_config(), dir.path());
     dir

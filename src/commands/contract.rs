@@ -1,0 +1,66 @@
+//! `mesh-ingest contract export` and `contract diff`: an object's contract as an ODCS document,
+//! and the changes between two versions of the object files, classed for a CI gate.
+
+use crate::configuration::{ObjectSettings, Settings, load_objects};
+use crate::contract::{diff, odcs};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// The contract of `object` as ODCS v3 YAML.
+pub fn export(settings: &Settings, object: &str) -> anyhow::Result<String> {
+    let found = settings
+        .objects
+        .iter()
+        .find(|o| o.name == object)
+        .with_context(|| {
+            let names: Vec<&str> = settings.objects.iter().map(|o| o.name.as_str()).collect();
+            format!("no object `{object}` (configured: {})", names.join(", "))
+        })?;
+    Ok(odcs::to_yaml(&odcs::document(found)))
+}
+
+/// How `contract diff` prints.
+#[derive(Debug, Clone, Copy)]
+pub enum DiffFormat {
+    Text,
+    Json,
+}
+
+/// What `contract diff` found: the report to print, and whether any change is breaking.
+pub struct DiffOutcome {
+    pub report: String,
+    pub breaking: bool,
+}
+
+/// Compares the object files of two directories (each a config directory holding `objects/`,
+/// or an objects directory itself).
+pub fn diff(old: &Path, new: &Path, format: DiffFormat) -> anyhow::Result<DiffOutcome> {
+    let (old, new) = (objects(old)?, objects(new)?);
+    let changes = diff::diff(&old, &new);
+    let report = match format {
+        DiffFormat::Text => diff::to_text(&changes),
+        DiffFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&diff::to_json(&changes))?;
+            text.push('\n');
+            text
+        }
+    };
+    Ok(DiffOutcome {
+        report,
+        breaking: diff::breaking(&changes) > 0,
+    })
+}
+
+/// The project short names resolve against: the same on both sides, so it never shows up as
+/// a change (a diff compares object files, not deployments).
+const DIFF_PROJECT: &str = "project";
+
+fn objects(dir: &Path) -> anyhow::Result<Vec<ObjectSettings>> {
+    let nested: PathBuf = dir.join("objects");
+    let dir = if nested.is_dir() {
+        nested
+    } else {
+        dir.to_path_buf()
+    };
+    load_objects(&dir, DIFF_PROJECT).map_err(|e| anyhow::anyhow!("{e}"))
+}

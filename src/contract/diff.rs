@@ -1,0 +1,574 @@
+//! `contract diff`: every change between two versions of the object files, each classed as
+//! compatible or breaking for the object's consumers and producers. Breaking: what could make
+//! a consumer's query fail or change meaning (a semantic field removed or renamed, retyped,
+//! made required, its repetition changed; the tables or the deletion/dedup rules moved), or
+//! what could make a producer's valid event a dead letter (an event type removed, an envelope
+//! path changed, a stricter JSON Schema or limit). Compatible: additions, descriptions,
+//! widening, and removing a field that the old version had already marked `deprecated`.
+
+use super::Class;
+use super::json_schema;
+use crate::configuration::{FieldType, ObjectSettings, SemanticField, SemanticSettings};
+use serde::Serialize;
+
+/// What changed. Each kind has one class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    ObjectAdded,
+    ObjectRemoved,
+    TopicChanged,
+    SubscriptionChanged,
+    TableChanged,
+    EnvelopeFormatChanged,
+    EnvelopePathChanged,
+    EventTypeAdded,
+    EventTypeRemoved,
+    EventTypesRestricted,
+    EventTypesOpened,
+    DeletionChanged,
+    LimitNarrowed,
+    LimitWidened,
+    SemanticAdded,
+    SemanticRemoved,
+    SemanticMoved,
+    FieldAdded,
+    FieldRemoved,
+    FieldRemovedAfterDeprecation,
+    FieldDeprecated,
+    FieldUndeprecated,
+    FieldTypeChanged,
+    FieldTypeWidened,
+    FieldBecameRequired,
+    FieldBecameOptional,
+    FieldRepeatedChanged,
+    FieldPathChanged,
+    DescriptionChanged,
+    MetadataChanged,
+    OperationalChanged,
+    SchemaAdded,
+    SchemaRemoved,
+    SchemaPropertyAdded,
+    SchemaPropertyRequired,
+    SchemaPropertyRemoved,
+    SchemaEnumValueAdded,
+    SchemaEnumValueRemoved,
+    SchemaTypeWidened,
+    SchemaTypeNarrowed,
+    SchemaClosed,
+    SchemaConstraintAdded,
+    SchemaConstraintRemoved,
+    SchemaBoundWidened,
+    SchemaBoundNarrowed,
+    SchemaAnnotationChanged,
+    SchemaNotAnalysed,
+}
+
+impl ChangeKind {
+    /// The kind as the JSON report spells it: `field_removed`.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    }
+
+    pub fn class(self) -> Class {
+        use ChangeKind::*;
+        match self {
+            ObjectRemoved
+            | TopicChanged
+            | TableChanged
+            | EnvelopeFormatChanged
+            | EnvelopePathChanged
+            | EventTypeRemoved
+            | EventTypesRestricted
+            | DeletionChanged
+            | LimitNarrowed
+            | SemanticRemoved
+            | SemanticMoved
+            | FieldRemoved
+            | FieldTypeChanged
+            | FieldBecameRequired
+            | FieldRepeatedChanged
+            | FieldPathChanged
+            | SchemaAdded
+            | SchemaPropertyRequired
+            | SchemaPropertyRemoved
+            | SchemaEnumValueRemoved
+            | SchemaTypeNarrowed
+            | SchemaClosed
+            | SchemaConstraintAdded
+            | SchemaBoundNarrowed
+            | SchemaNotAnalysed => Class::Breaking,
+            ObjectAdded
+            | SubscriptionChanged
+            | EventTypeAdded
+            | EventTypesOpened
+            | LimitWidened
+            | SemanticAdded
+            | FieldAdded
+            | FieldRemovedAfterDeprecation
+            | FieldDeprecated
+            | FieldUndeprecated
+            | FieldTypeWidened
+            | FieldBecameOptional
+            | DescriptionChanged
+            | MetadataChanged
+            | OperationalChanged
+            | SchemaRemoved
+            | SchemaPropertyAdded
+            | SchemaEnumValueAdded
+            | SchemaTypeWidened
+            | SchemaConstraintRemoved
+            | SchemaBoundWidened
+            | SchemaAnnotationChanged => Class::Compatible,
+        }
+    }
+}
+
+/// One change to one object's contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub object: String,
+    /// What changed, as a path into the object file: `semantic.fields.total.type`.
+    pub subject: String,
+    pub kind: ChangeKind,
+    pub class: Class,
+    pub detail: String,
+}
+
+/// Collects the changes of one object.
+struct Changes<'a> {
+    object: &'a str,
+    out: &'a mut Vec<Change>,
+}
+
+impl Changes<'_> {
+    fn add(&mut self, kind: ChangeKind, subject: impl Into<String>, detail: impl Into<String>) {
+        self.out.push(Change {
+            object: self.object.to_string(),
+            subject: subject.into(),
+            kind,
+            class: kind.class(),
+            detail: detail.into(),
+        });
+    }
+}
+
+/// Every change from `old` to `new`, objects matched by name, in the order of `new`.
+pub fn diff(old: &[ObjectSettings], new: &[ObjectSettings]) -> Vec<Change> {
+    let mut out = Vec::new();
+    for o in old.iter().filter(|o| !new.iter().any(|n| n.name == o.name)) {
+        Changes {
+            object: &o.name,
+            out: &mut out,
+        }
+        .add(
+            ChangeKind::ObjectRemoved,
+            "",
+            format!("{} is no longer configured", o.source_file),
+        );
+    }
+    for n in new {
+        let mut changes = Changes {
+            object: &n.name,
+            out: &mut out,
+        };
+        match old.iter().find(|o| o.name == n.name) {
+            None => changes.add(ChangeKind::ObjectAdded, "", n.source_file.clone()),
+            Some(o) => object(o, n, &mut changes),
+        }
+    }
+    out
+}
+
+fn object(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
+    let moved = |c: &mut Changes, kind, subject: &str, a: String, b: String| {
+        if a != b {
+            c.add(kind, subject, format!("{a} → {b}"));
+        }
+    };
+    let topic = |t: &Option<String>| t.clone().unwrap_or_else(|| "(none)".into());
+    moved(
+        c,
+        ChangeKind::TopicChanged,
+        "topic",
+        topic(&o.topic),
+        topic(&n.topic),
+    );
+    moved(
+        c,
+        ChangeKind::SubscriptionChanged,
+        "subscription",
+        o.subscription.clone(),
+        n.subscription.clone(),
+    );
+    moved(
+        c,
+        ChangeKind::TableChanged,
+        "ingest_table",
+        o.ingest_table.to_string(),
+        n.ingest_table.to_string(),
+    );
+    moved(
+        c,
+        ChangeKind::TableChanged,
+        "dead_letter_table",
+        o.dead_letter_table.to_string(),
+        n.dead_letter_table.to_string(),
+    );
+    envelope(o, n, c);
+    event_types(o.event_types.as_deref(), n.event_types.as_deref(), c);
+    limits(o, n, c);
+    schema(o, n, c);
+    metadata(o, n, c);
+    operational(o, n, c);
+    match (&o.semantic, &n.semantic) {
+        (None, None) => {}
+        (None, Some(s)) => c.add(ChangeKind::SemanticAdded, "semantic", s.view_name()),
+        (Some(s), None) => c.add(ChangeKind::SemanticRemoved, "semantic", s.view_name()),
+        (Some(os), Some(ns)) => semantic(os, ns, c),
+    }
+}
+
+fn envelope(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
+    let (oe, ne) = (&o.envelope, &n.envelope);
+    if oe.format != ne.format {
+        c.add(
+            ChangeKind::EnvelopeFormatChanged,
+            "envelope.format",
+            format!("{:?} → {:?}", oe.format, ne.format).to_lowercase(),
+        );
+    }
+    for (name, a, b) in [
+        ("event_id", &oe.event_id, &ne.event_id),
+        ("event_type", &oe.event_type, &ne.event_type),
+        ("event_time", &oe.event_time, &ne.event_time),
+        ("object_id", &oe.object_id, &ne.object_id),
+        ("payload", &oe.payload, &ne.payload),
+    ] {
+        if a != b {
+            c.add(
+                ChangeKind::EnvelopePathChanged,
+                format!("envelope.{name}"),
+                format!("{a} → {b}"),
+            );
+        }
+    }
+}
+
+fn event_types(o: Option<&[String]>, n: Option<&[String]>, c: &mut Changes) {
+    match (o, n) {
+        (None, None) => {}
+        (None, Some(n)) => c.add(
+            ChangeKind::EventTypesRestricted,
+            "event_types",
+            format!("every type was accepted; now only {}", n.join(", ")),
+        ),
+        (Some(_), None) => c.add(
+            ChangeKind::EventTypesOpened,
+            "event_types",
+            "every event type is now accepted",
+        ),
+        (Some(o), Some(n)) => {
+            for t in o.iter().filter(|t| !n.contains(t)) {
+                c.add(ChangeKind::EventTypeRemoved, "event_types", t.clone());
+            }
+            for t in n.iter().filter(|t| !o.contains(t)) {
+                c.add(ChangeKind::EventTypeAdded, "event_types", t.clone());
+            }
+        }
+    }
+}
+
+fn limits(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
+    let (ol, nl) = (&o.limits, &n.limits);
+    for (name, a, b) in [
+        (
+            "max_message_bytes",
+            ol.max_message_bytes as u64,
+            nl.max_message_bytes as u64,
+        ),
+        (
+            "max_json_depth",
+            ol.max_json_depth as u64,
+            nl.max_json_depth as u64,
+        ),
+        (
+            "max_future_event_time_secs",
+            ol.max_future_event_time_secs,
+            nl.max_future_event_time_secs,
+        ),
+    ] {
+        let kind = match b.cmp(&a) {
+            std::cmp::Ordering::Less => ChangeKind::LimitNarrowed,
+            std::cmp::Ordering::Greater => ChangeKind::LimitWidened,
+            std::cmp::Ordering::Equal => continue,
+        };
+        c.add(kind, format!("limits.{name}"), format!("{a} → {b}"));
+    }
+}
+
+fn schema(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
+    let file = |s: &ObjectSettings| s.payload_schema_file.clone().unwrap_or_default();
+    match (&o.payload_schema, &n.payload_schema) {
+        (None, None) => {}
+        (None, Some(_)) => c.add(
+            ChangeKind::SchemaAdded,
+            "payload_schema_file",
+            format!("payloads must now satisfy {}", file(n)),
+        ),
+        (Some(_), None) => c.add(
+            ChangeKind::SchemaRemoved,
+            "payload_schema_file",
+            "payloads are no longer checked against a JSON Schema",
+        ),
+        (Some(a), Some(b)) => {
+            for change in json_schema::compare(a, b) {
+                c.add(
+                    change.kind,
+                    format!("payload_schema_file#{}", change.at),
+                    change.detail,
+                );
+            }
+        }
+    }
+}
+
+fn metadata(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
+    let (oc, nc) = (&o.contract, &n.contract);
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    let secs = |v: Option<u64>| v.map_or("(none)".into(), |s| format!("{s}s"));
+    for (name, a, b) in [
+        ("owner", show(&oc.owner), show(&nc.owner)),
+        ("domain", show(&oc.domain), show(&nc.domain)),
+        ("version", oc.version.clone(), nc.version.clone()),
+        (
+            "sla.freshness",
+            secs(oc.freshness_secs),
+            secs(nc.freshness_secs),
+        ),
+    ] {
+        if a != b {
+            c.add(ChangeKind::MetadataChanged, name, format!("{a} → {b}"));
+        }
+    }
+    if oc.description != nc.description {
+        c.add(ChangeKind::DescriptionChanged, "description", "");
+    }
+}
+
+/// Batching, flow control, streams and the like: how the service runs, not what it promises.
+fn operational(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
+    let json = |v: &dyn erased::AsJson| v.as_json();
+    for (name, a, b) in [
+        ("batch", json(&o.batch), json(&n.batch)),
+        ("flow_control", json(&o.flow_control), json(&n.flow_control)),
+        ("streams", json(&o.streams), json(&n.streams)),
+        (
+            "limits.max_dead_letter_data_bytes",
+            json(&o.limits.max_dead_letter_data_bytes),
+            json(&n.limits.max_dead_letter_data_bytes),
+        ),
+        (
+            "semantic.safety_lag_secs",
+            json(&o.semantic.as_ref().map(|s| s.safety_lag_secs)),
+            json(&n.semantic.as_ref().map(|s| s.safety_lag_secs)),
+        ),
+    ] {
+        if a != b {
+            c.add(ChangeKind::OperationalChanged, name, format!("{a} → {b}"));
+        }
+    }
+}
+
+/// Values of different types compared through their JSON form.
+mod erased {
+    pub trait AsJson {
+        fn as_json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> AsJson for T {
+        fn as_json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or_default()
+        }
+    }
+}
+
+fn semantic(o: &SemanticSettings, n: &SemanticSettings, c: &mut Changes) {
+    if o.view_name() != n.view_name() {
+        c.add(
+            ChangeKind::SemanticMoved,
+            "semantic",
+            format!("{} → {}", o.view_name(), n.view_name()),
+        );
+    }
+    if o.description != n.description {
+        c.add(ChangeKind::DescriptionChanged, "semantic.description", "");
+    }
+    let mut od = o.deleted_when.clone();
+    let mut nd = n.deleted_when.clone();
+    od.sort();
+    nd.sort();
+    if od != nd {
+        c.add(
+            ChangeKind::DeletionChanged,
+            "semantic.deleted_when",
+            format!("[{}] → [{}]", od.join(", "), nd.join(", ")),
+        );
+    }
+    fields(&o.fields, &n.fields, "semantic.fields", c);
+}
+
+fn fields(old: &[SemanticField], new: &[SemanticField], at: &str, c: &mut Changes) {
+    for o in old {
+        let here = format!("{at}.{}", o.name);
+        match new.iter().find(|n| n.name == o.name) {
+            Some(n) => field(o, n, &here, c),
+            None if o.deprecated => c.add(
+                ChangeKind::FieldRemovedAfterDeprecation,
+                here,
+                "removed after being deprecated",
+            ),
+            None => c.add(
+                ChangeKind::FieldRemoved,
+                here,
+                "removed without being deprecated first (mark it `deprecated: true` in a release before removing it)",
+            ),
+        }
+    }
+    for n in new.iter().filter(|n| !old.iter().any(|o| o.name == n.name)) {
+        c.add(
+            ChangeKind::FieldAdded,
+            format!("{at}.{}", n.name),
+            type_name(n),
+        );
+    }
+}
+
+fn type_name(f: &SemanticField) -> String {
+    if f.repeated {
+        format!("ARRAY<{}>", f.field_type.sql())
+    } else {
+        f.field_type.sql().to_string()
+    }
+}
+
+/// BigQuery's lossless column type changes (`ALTER COLUMN … SET DATA TYPE`): INT64 to
+/// NUMERIC or FLOAT64, NUMERIC to FLOAT64.
+fn widens(from: FieldType, to: FieldType) -> bool {
+    matches!(
+        (from, to),
+        (FieldType::Int64, FieldType::Numeric | FieldType::Float64)
+            | (FieldType::Numeric, FieldType::Float64)
+    )
+}
+
+fn field(o: &SemanticField, n: &SemanticField, at: &str, c: &mut Changes) {
+    if o.field_type != n.field_type {
+        let kind = if widens(o.field_type, n.field_type) {
+            ChangeKind::FieldTypeWidened
+        } else {
+            ChangeKind::FieldTypeChanged
+        };
+        let detail = format!("{} → {}", o.field_type.sql(), n.field_type.sql());
+        c.add(kind, format!("{at}.type"), detail);
+    }
+    if o.repeated != n.repeated {
+        c.add(
+            ChangeKind::FieldRepeatedChanged,
+            format!("{at}.repeated"),
+            format!("{} → {}", o.repeated, n.repeated),
+        );
+    }
+    match (o.required, n.required) {
+        (false, true) => c.add(
+            ChangeKind::FieldBecameRequired,
+            format!("{at}.required"),
+            "objects whose latest event lacks it leave the view",
+        ),
+        (true, false) => c.add(
+            ChangeKind::FieldBecameOptional,
+            format!("{at}.required"),
+            "the view may now hold NULL here",
+        ),
+        _ => {}
+    }
+    if o.path != n.path {
+        c.add(
+            ChangeKind::FieldPathChanged,
+            format!("{at}.path"),
+            format!("{} → {}", o.path.join("."), n.path.join(".")),
+        );
+    }
+    match (o.deprecated, n.deprecated) {
+        (false, true) => c.add(ChangeKind::FieldDeprecated, at, "marked deprecated"),
+        (true, false) => c.add(ChangeKind::FieldUndeprecated, at, "no longer deprecated"),
+        _ => {}
+    }
+    if o.description != n.description {
+        c.add(
+            ChangeKind::DescriptionChanged,
+            format!("{at}.description"),
+            "",
+        );
+    }
+    if o.field_type == FieldType::Struct && n.field_type == FieldType::Struct {
+        fields(&o.fields, &n.fields, &format!("{at}.fields"), c);
+    }
+}
+
+/// The changes as text for people: one line per change, breaking ones first, then a count.
+pub fn to_text(changes: &[Change]) -> String {
+    if changes.is_empty() {
+        return "no changes\n".to_string();
+    }
+    let mut sorted: Vec<&Change> = changes.iter().collect();
+    sorted.sort_by_key(|c| (c.class == Class::Compatible, c.object.clone()));
+    let mut text = String::new();
+    for c in &sorted {
+        let subject = if c.subject.is_empty() {
+            "-"
+        } else {
+            &c.subject
+        };
+        let detail = if c.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", c.detail)
+        };
+        text.push_str(&format!(
+            "{:<10} {} {} ({}){}\n",
+            c.class.as_str(),
+            c.object,
+            subject,
+            c.kind.name(),
+            detail
+        ));
+    }
+    let breaking = breaking(changes);
+    text.push_str(&format!(
+        "{} change(s): {} breaking, {} compatible\n",
+        changes.len(),
+        breaking,
+        changes.len() - breaking
+    ));
+    text
+}
+
+pub fn breaking(changes: &[Change]) -> usize {
+    changes
+        .iter()
+        .filter(|c| c.class == Class::Breaking)
+        .count()
+}
+
+/// The changes as JSON for CI bots: counts and the list.
+pub fn to_json(changes: &[Change]) -> serde_json::Value {
+    let breaking = breaking(changes);
+    serde_json::json!({
+        "breaking": breaking,
+        "compatible": changes.len() - breaking,
+        "changes": changes,
+    })
+}

@@ -1,0 +1,497 @@
+//! The change classes, table-driven: each case edits a base object file (or its JSON Schema)
+//! and names the change kind it must produce and its class; a compatible case must produce no
+//! breaking change at all, a breaking one at least one.
+
+use super::Class::{self, Breaking, Compatible};
+use super::diff::{ChangeKind, ChangeKind as K, breaking, diff};
+use crate::configuration::ObjectSettings;
+use std::path::Path;
+
+const BASE: &str = "name: order
+subscription: order-sub
+topic: order-topic
+ingest_table: ing.events
+dead_letter_table: ing.dead
+envelope:
+  format: json
+  object_id: payload.order_id
+event_types: [OrderCreated, OrderUpdated, OrderDeleted]
+payload_schema_file: schema.json
+limits:
+  max_message_bytes: 1048576
+owner: team-a
+sla:
+  freshness: 15m
+semantic:
+  dataset: sem
+  deleted_when: [OrderDeleted]
+  fields:
+    - {name: order_id, type: STRING, required: true, description: Order number.}
+    - {name: total, type: NUMERIC}
+    - {name: qty, type: INT64}
+    - {name: note, type: STRING, deprecated: true}
+    - {name: tags, type: STRING, repeated: true}
+    - name: items
+      type: STRUCT
+      repeated: true
+      fields:
+        - {name: sku, type: STRING}
+        - {name: price, type: NUMERIC}
+";
+
+const SCHEMA: &str = r#"{"type": "object", "required": ["order_id"],
+ "properties": {
+  "order_id": {"type": "string", "maxLength": 64},
+  "status": {"type": "string", "enum": ["created", "paid", "shipped"]},
+  "total": {"type": "number", "minimum": 0},
+  "items": {"type": "array", "items": {"type": "object", "properties": {"sku": {"type": "string"}}}}}}"#;
+
+/// One row of the table: what to edit in the object file and in the schema (`from`, `to`;
+/// empty `from` = no edit), and the change that must follow.
+struct Case {
+    yaml: (&'static str, &'static str),
+    schema: (&'static str, &'static str),
+    kind: ChangeKind,
+    class: Class,
+}
+
+const fn y(from: &'static str, to: &'static str, kind: ChangeKind, class: Class) -> Case {
+    Case {
+        yaml: (from, to),
+        schema: ("", ""),
+        kind,
+        class,
+    }
+}
+
+const fn s(from: &'static str, to: &'static str, kind: ChangeKind, class: Class) -> Case {
+    Case {
+        yaml: ("", ""),
+        schema: (from, to),
+        kind,
+        class,
+    }
+}
+
+const QTY: &str = "    - {name: qty, type: INT64}\n";
+
+const CASES: &[Case] = &[
+    y(
+        QTY,
+        "    - {name: qty, type: INT64}\n    - {name: channel, type: STRING}\n",
+        K::FieldAdded,
+        Compatible,
+    ),
+    y(QTY, "", K::FieldRemoved, Breaking),
+    y(
+        "    - {name: qty, type: INT64}",
+        "    - {name: quantity, type: INT64}",
+        K::FieldRemoved,
+        Breaking,
+    ),
+    y(
+        "    - {name: note, type: STRING, deprecated: true}\n",
+        "",
+        K::FieldRemovedAfterDeprecation,
+        Compatible,
+    ),
+    y(
+        "{name: total, type: NUMERIC}",
+        "{name: total, type: NUMERIC, deprecated: true}",
+        K::FieldDeprecated,
+        Compatible,
+    ),
+    y(
+        "{name: note, type: STRING, deprecated: true}",
+        "{name: note, type: STRING}",
+        K::FieldUndeprecated,
+        Compatible,
+    ),
+    y(
+        "{name: total, type: NUMERIC}",
+        "{name: total, type: STRING}",
+        K::FieldTypeChanged,
+        Breaking,
+    ),
+    y(
+        "{name: total, type: NUMERIC}",
+        "{name: total, type: INT64}",
+        K::FieldTypeChanged,
+        Breaking,
+    ),
+    y(
+        "{name: qty, type: INT64}",
+        "{name: qty, type: NUMERIC}",
+        K::FieldTypeWidened,
+        Compatible,
+    ),
+    y(
+        "{name: total, type: NUMERIC}",
+        "{name: total, type: NUMERIC, required: true}",
+        K::FieldBecameRequired,
+        Breaking,
+    ),
+    y(
+        "type: STRING, required: true,",
+        "type: STRING,",
+        K::FieldBecameOptional,
+        Compatible,
+    ),
+    y(
+        "{name: tags, type: STRING, repeated: true}",
+        "{name: tags, type: STRING}",
+        K::FieldRepeatedChanged,
+        Breaking,
+    ),
+    y(
+        "{name: qty, type: INT64}",
+        "{name: qty, path: quantity, type: INT64}",
+        K::FieldPathChanged,
+        Breaking,
+    ),
+    y(
+        "Order number.",
+        "The order number.",
+        K::DescriptionChanged,
+        Compatible,
+    ),
+    y(
+        "        - {name: price, type: NUMERIC}\n",
+        "",
+        K::FieldRemoved,
+        Breaking,
+    ),
+    y(
+        "        - {name: sku, type: STRING}",
+        "        - {name: sku, type: INT64}",
+        K::FieldTypeChanged,
+        Breaking,
+    ),
+    y(
+        "OrderDeleted]\npayload",
+        "OrderDeleted, OrderPaid]\npayload",
+        K::EventTypeAdded,
+        Compatible,
+    ),
+    y("OrderUpdated, ", "", K::EventTypeRemoved, Breaking),
+    y(
+        "event_types: [OrderCreated, OrderUpdated, OrderDeleted]\n",
+        "",
+        K::EventTypesOpened,
+        Compatible,
+    ),
+    y(
+        "object_id: payload.order_id",
+        "object_id: payload.id",
+        K::EnvelopePathChanged,
+        Breaking,
+    ),
+    y(
+        "  format: json\n",
+        "  format: json\n  event_time: payload.updated_at\n",
+        K::EnvelopePathChanged,
+        Breaking,
+    ),
+    y(
+        "  format: json\n  object_id: payload.order_id\n",
+        "  format: cloudevents\n",
+        K::EnvelopeFormatChanged,
+        Breaking,
+    ),
+    y(
+        "deleted_when: [OrderDeleted]",
+        "deleted_when: []",
+        K::DeletionChanged,
+        Breaking,
+    ),
+    y(
+        "  dataset: sem\n",
+        "  dataset: sem2\n",
+        K::SemanticMoved,
+        Breaking,
+    ),
+    y("1048576", "524288", K::LimitNarrowed, Breaking),
+    y("1048576", "2097152", K::LimitWidened, Compatible),
+    y(
+        "topic: order-topic",
+        "topic: orders-v2",
+        K::TopicChanged,
+        Breaking,
+    ),
+    y(
+        "subscription: order-sub",
+        "subscription: order-sub-2",
+        K::SubscriptionChanged,
+        Compatible,
+    ),
+    y(
+        "ingest_table: ing.events",
+        "ingest_table: ing.events_v2",
+        K::TableChanged,
+        Breaking,
+    ),
+    y(
+        "owner: team-a",
+        "owner: team-b",
+        K::MetadataChanged,
+        Compatible,
+    ),
+    y(
+        "freshness: 15m",
+        "freshness: 5m",
+        K::MetadataChanged,
+        Compatible,
+    ),
+    y(
+        "owner: team-a\n",
+        "owner: team-a\nstreams: 2\n",
+        K::OperationalChanged,
+        Compatible,
+    ),
+    y(
+        "payload_schema_file: schema.json\n",
+        "",
+        K::SchemaRemoved,
+        Compatible,
+    ),
+    s(
+        r#""required": ["order_id"]"#,
+        r#""required": ["order_id", "status"]"#,
+        K::SchemaPropertyRequired,
+        Breaking,
+    ),
+    s(
+        r#""paid", "shipped"]"#,
+        r#""paid"]"#,
+        K::SchemaEnumValueRemoved,
+        Breaking,
+    ),
+    s(
+        r#""paid", "shipped"]"#,
+        r#""paid", "shipped", "cancelled"]"#,
+        K::SchemaEnumValueAdded,
+        Compatible,
+    ),
+    s(
+        r#"{"type": "number", "minimum": 0}"#,
+        r#"{"type": "integer", "minimum": 0}"#,
+        K::SchemaTypeNarrowed,
+        Breaking,
+    ),
+    s(
+        r#"{"type": "number", "minimum": 0}"#,
+        r#"{"type": ["number", "string"], "minimum": 0}"#,
+        K::SchemaTypeWidened,
+        Compatible,
+    ),
+    s(
+        r#""required": ["order_id"],"#,
+        r#""required": ["order_id"], "additionalProperties": false,"#,
+        K::SchemaClosed,
+        Breaking,
+    ),
+    s(
+        r#""properties": {"#,
+        r#""properties": {"currency": {"type": "string"},"#,
+        K::SchemaPropertyAdded,
+        Compatible,
+    ),
+    s(
+        r#""maxLength": 64"#,
+        r#""maxLength": 32"#,
+        K::SchemaBoundNarrowed,
+        Breaking,
+    ),
+    s(
+        r#""minimum": 0"#,
+        r#""minimum": -10"#,
+        K::SchemaBoundWidened,
+        Compatible,
+    ),
+    s(
+        r#""type": "number", "minimum": 0"#,
+        r#""type": "number""#,
+        K::SchemaConstraintRemoved,
+        Compatible,
+    ),
+    s(
+        r#""maxLength": 64"#,
+        r#""maxLength": 64, "minLength": 1"#,
+        K::SchemaConstraintAdded,
+        Breaking,
+    ),
+    s(
+        r#""maxLength": 64"#,
+        r#""maxLength": 64, "pattern": "^o""#,
+        K::SchemaNotAnalysed,
+        Breaking,
+    ),
+    s(
+        r#"{"type": "object", "required""#,
+        r#"{"type": "object", "description": "An order.", "required""#,
+        K::SchemaAnnotationChanged,
+        Compatible,
+    ),
+    s(
+        r#""sku": {"type": "string"}"#,
+        r#""sku": {"type": "integer"}"#,
+        K::SchemaTypeNarrowed,
+        Breaking,
+    ),
+];
+
+fn load(dir: &Path, yaml: &str, schema: &str) -> ObjectSettings {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("schema.json"), schema).unwrap();
+    let file = dir.join("order.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    ObjectSettings::load(&file, "p").unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+}
+
+fn edited(base: &str, (from, to): (&str, &str)) -> String {
+    if from.is_empty() {
+        return base.to_string();
+    }
+    assert!(base.contains(from), "the base holds `{from}`");
+    base.replacen(from, to, 1)
+}
+
+#[test]
+fn every_change_kind_has_its_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = load(&dir.path().join("old"), BASE, SCHEMA);
+    assert!(diff(std::slice::from_ref(&old), std::slice::from_ref(&old)).is_empty());
+    let mut kinds = std::collections::HashSet::new();
+    for (i, case) in CASES.iter().enumerate() {
+        let new = load(
+            &dir.path().join(format!("new{i}")),
+            &edited(BASE, case.yaml),
+            &edited(SCHEMA, case.schema),
+        );
+        let changes = diff(std::slice::from_ref(&old), std::slice::from_ref(&new));
+        let found = changes.iter().find(|c| c.kind == case.kind);
+        assert!(
+            found.is_some(),
+            "case {i}: no {:?} in {changes:#?}",
+            case.kind
+        );
+        assert_eq!(
+            found.unwrap().class,
+            case.class,
+            "case {i}: {:?}",
+            case.kind
+        );
+        let expect_breaking = case.class == Breaking;
+        assert_eq!(
+            breaking(&changes) > 0,
+            expect_breaking,
+            "case {i}: {changes:#?}"
+        );
+        kinds.insert(case.kind);
+    }
+    assert!(kinds.len() >= 20, "{} change kinds covered", kinds.len());
+}
+
+/// The kinds whose old version differs from the base: one pair (old, new) each.
+#[test]
+fn changes_from_another_old_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let base = load(&at("base"), BASE, SCHEMA);
+    let no_schema = load(
+        &at("a"),
+        &BASE.replace("payload_schema_file: schema.json\n", ""),
+        SCHEMA,
+    );
+    let no_types = load(
+        &at("b"),
+        &BASE
+            .replace(
+                "event_types: [OrderCreated, OrderUpdated, OrderDeleted]\n",
+                "",
+            )
+            .replace("deleted_when: [OrderDeleted]", "deleted_when: []"),
+        SCHEMA,
+    );
+    let with_types = load(
+        &at("c"),
+        &BASE.replace("deleted_when: [OrderDeleted]", "deleted_when: []"),
+        SCHEMA,
+    );
+    let no_semantic = load(&at("d"), BASE.split("semantic:").next().unwrap(), SCHEMA);
+    let closed = SCHEMA.replace(
+        r#""required": ["order_id"],"#,
+        r#""required": ["order_id"], "additionalProperties": false,"#,
+    );
+    let closed_old = load(&at("e"), BASE, &closed);
+    let closed_new = load(
+        &at("f"),
+        BASE,
+        &closed.replace(
+            r#""status": {"type": "string", "enum": ["created", "paid", "shipped"]},"#,
+            "",
+        ),
+    );
+    let pairs: [(&[ObjectSettings], &[ObjectSettings], ChangeKind, Class); 7] = [
+        (&[], std::slice::from_ref(&base), K::ObjectAdded, Compatible),
+        (std::slice::from_ref(&base), &[], K::ObjectRemoved, Breaking),
+        (
+            std::slice::from_ref(&no_schema),
+            std::slice::from_ref(&base),
+            K::SchemaAdded,
+            Breaking,
+        ),
+        (
+            std::slice::from_ref(&no_types),
+            std::slice::from_ref(&with_types),
+            K::EventTypesRestricted,
+            Breaking,
+        ),
+        (
+            std::slice::from_ref(&no_semantic),
+            std::slice::from_ref(&base),
+            K::SemanticAdded,
+            Compatible,
+        ),
+        (
+            std::slice::from_ref(&base),
+            std::slice::from_ref(&no_semantic),
+            K::SemanticRemoved,
+            Breaking,
+        ),
+        (
+            std::slice::from_ref(&closed_old),
+            std::slice::from_ref(&closed_new),
+            K::SchemaPropertyRemoved,
+            Breaking,
+        ),
+    ];
+    for (old, new, kind, class) in pairs {
+        let changes = diff(old, new);
+        let found = changes.iter().find(|c| c.kind == kind);
+        assert!(found.is_some(), "no {kind:?} in {changes:#?}");
+        assert_eq!(found.unwrap().class, class, "{kind:?}");
+    }
+}
+
+#[test]
+fn the_text_report_lists_breaking_changes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = load(&dir.path().join("old"), BASE, SCHEMA);
+    let new = load(
+        &dir.path().join("new"),
+        &BASE.replace("Order number.", "Id.").replace(QTY, ""),
+        SCHEMA,
+    );
+    let text = super::diff::to_text(&diff(&[old], &[new]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("breaking   order semantic.fields.qty (field_removed)"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("compatible order semantic.fields.order_id.description"),
+        "{text}"
+    );
+    assert_eq!(lines[2], "2 change(s): 1 breaking, 1 compatible");
+}
