@@ -22,10 +22,14 @@ LOAD = ROOT / "target/release/mesh-load"
 INGEST = ROOT / "target/release/mesh-ingest"
 PEER_PY = Path(os.environ.get("MESH_PEER_PYTHON", Path.home() / ".cache/mesh-ingest/peer-venv/bin/python"))
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+# The baseline build (scripts/bench.sh with BENCH_BASELINE=<rev>): measured in the same run.
+BASELINE = ROOT / "target/baseline/mesh-ingest"
+HEAP_NOW = ROOT / "target/heap_profile.json"
+HEAP_BEFORE = ROOT / "target/baseline/heap_profile.json"
 
 
-def harness(*args, label="mesh-ingest"):
-    cmd = [str(LOAD), "--mesh-ingest", str(INGEST), "--label", label, *map(str, args)]
+def harness(*args, label="mesh-ingest", ingest=INGEST):
+    cmd = [str(LOAD), "--mesh-ingest", str(ingest), "--label", label, *map(str, args)]
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     report = json.loads(out.stdout.strip().splitlines()[-1])
@@ -33,10 +37,10 @@ def harness(*args, label="mesh-ingest"):
     return report
 
 
-def criterion():
+def criterion(directory="target/criterion"):
     results = {}
-    for est in (ROOT / "target/criterion").glob("**/new/estimates.json"):
-        bench = est.parent.parent.relative_to(ROOT / "target/criterion").as_posix()
+    for est in (ROOT / directory).glob("**/new/estimates.json"):
+        bench = est.parent.parent.relative_to(ROOT / directory).as_posix()
         results[bench] = json.loads(est.read_text())["mean"]["point_estimate"]  # ns
     return results
 
@@ -120,7 +124,32 @@ def main():
     emu = emulator_run()
     semantic = semantic_cost()
     crit = criterion()
-    write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic)
+    compare = before_after(ingest)
+    write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic, compare)
+
+
+def before_after(ingest):
+    """The large-object figures of the baseline and of this tree, from this one run."""
+    out = {"now": {}, "before": {}, "heap_now": None, "heap_before": None}
+    n = 20000 if QUICK else 200000
+    stall_secs = 10 if QUICK else 60
+    for who, binary in [("now", INGEST), ("before", BASELINE)]:
+        if not binary.exists():
+            continue
+        runs = out[who]
+        for s in [256, 1024, 16384]:
+            runs[s] = ingest[s] if who == "now" else harness(
+                "--events", n if s < 16384 else n // 4, "--payload-bytes", s, label="baseline", ingest=binary)
+        runs["mixed"] = harness("--events", n // 10, "--payload-bytes", 1024, "--large-every", 10,
+                                "--large-bytes", 262144, label=f"mixed-{who}", ingest=binary)
+        runs["stall16k"] = harness("--events", n // 2, "--payload-bytes", 16384, "--stall-secs", stall_secs,
+                                   "--stall-after-secs", 2, "--timeout-secs", 900,
+                                   label=f"stall16k-{who}", ingest=binary)
+    for key, path in [("heap_now", HEAP_NOW), ("heap_before", HEAP_BEFORE)]:
+        if path.exists():
+            out[key] = json.loads(path.read_text().strip().splitlines()[-1])
+    out["crit_before"] = criterion("target/criterion-baseline")
+    return out
 
 
 def semantic_cost():
@@ -142,12 +171,62 @@ def fmt(x, digits=1):
     return "n/a" if x is None else f"{x:,.{digits}f}"
 
 
-def write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic):
+def compare_lines(c, crit):
+    """Large objects: before (the baseline revision) and after (this tree), one run."""
+    now, before = c["now"], c["before"]
+    if not before:
+        return []
+    lines = ["## Large objects: before and after", "",
+             f"Both builds measured in this run: before = `{os.environ.get('BENCH_BASELINE', 'baseline')}`,"
+             " after = this tree; each with its own default configuration. Predicted = the worst case"
+             " `mesh-ingest check` computes for the harness's configuration on this machine's CPUs.", "",
+             "| load | CPU s / 1M before | after | peak RSS MiB before | after | predicted MiB | events/s before | after |",
+             "|---|---|---|---|---|---|---|---|"]
+    names = {256: "256 B", 1024: "1 KiB", 16384: "16 KiB", "mixed": "90% 1 KiB + 10% 256 KiB",
+             "stall16k": "16 KiB, sink frozen"}
+    for key, name in names.items():
+        a, b = before.get(key), now.get(key)
+        if not a or not b:
+            continue
+        lines.append(f"| {name} | {fmt(a['cpu_seconds_per_million'])} | {fmt(b['cpu_seconds_per_million'])} |"
+                     f" {fmt(a['peak_rss_mib'])} | {fmt(b['peak_rss_mib'])} | {fmt(b.get('predicted_budget_mib'))} |"
+                     f" {fmt(a['events_per_sec'], 0)} | {fmt(b['events_per_sec'], 0)} |")
+    st = now.get("stall16k")
+    if st:
+        lines += ["", f"Sink frozen (16 KiB): RSS during the stall {fmt(st['stall_rss_mib_min'])}–"
+                      f"{fmt(st['stall_rss_mib_max'])} MiB (predicted worst case {fmt(st.get('predicted_budget_mib'))} MiB);"
+                      f" {st['acked']:,} of {st['events']:,} acked, {st['acked_more_than_once']} twice,"
+                      f" {st['never_acked']} never."]
+    cb = c.get("crit_before") or {}
+    lines += ["", "Per-event path (criterion), ratio to the floor measured in the same run:", "",
+              "| payload | path | before ns | ratio | after ns | ratio |", "|---|---|---|---|---|---|"]
+    for size in [256, 1024, 16384]:
+        g = f"payload_{size}"
+        rows = [(f"decode {f}", f"{g}/decode_{f}", f"{g}/floor_scan_{f}", 1) for f in ["json", "attributes", "cloudevents"]]
+        rows.append(("Arrow encode (per row)", f"{g}/encode_arrow_1000_rows", f"{g}/floor_scan_1000_json", 1000))
+        for label, key, floor_key, per in rows:
+            if key in cb and key in crit:
+                lines.append(f"| {size} B | {label} | {cb[key] / per:,.0f} | {cb[key] / cb[floor_key]:.2f}× |"
+                             f" {crit[key] / per:,.0f} | {crit[key] / crit[floor_key]:.2f}× |")
+    hb, hn = c.get("heap_before"), c.get("heap_now")
+    if hb and hn:
+        lines += ["", "Heap profile (dhat, `cargo bench --bench heap_profile`: 20,000 events of 16 KiB decoded and"
+                      " encoded into 500-row appends; the body's own allocation, as the Pub/Sub client makes it, included):", "",
+                  "| | bytes allocated per event | in bodies | blocks per event | peak heap MiB |", "|---|---|---|---|---|"]
+        for name, h in [("before", hb), ("after", hn)]:
+            lines.append(f"| {name} | {h['allocated_bytes_per_event']:,.0f} | {h['allocated_bodies_per_event']:.2f} |"
+                         f" {h['blocks_per_event']:.1f} | {h['peak_heap_mib']:.1f} |")
+    lines.append("")
+    return lines
+
+
+def write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic, compare=None):
     doc = ROOT / "docs/BENCHMARKS.md"
     lines = [
         f"Machine: {machine()}. Generated by `scripts/bench.sh` on {time.strftime('%Y-%m-%d')};"
         " every table below is rewritten by it.",
         "",
+        *compare_lines(compare or {"now": {}, "before": {}}, crit),
         "## Per-event path vs the floor (criterion, `cargo bench --bench envelope`)",
         "",
         "Floor: `serde_json::from_slice::<IgnoredAny>` over the same bytes — a validating JSON scan, the"
@@ -240,7 +319,8 @@ def write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic):
     else:
         lines.append("Not run (emulator variables not set).")
     lines += ["", "## Raw reports", "", "```json"]
-    for r in [*ingest.values(), *peer.values(), *streams.values(), steady, stall]:
+    extra = [] if not compare else [*compare["before"].values(), *[v for k, v in compare["now"].items() if k not in ingest]]
+    for r in [*ingest.values(), *peer.values(), *streams.values(), steady, stall, *extra]:
         lines.append(json.dumps(r, sort_keys=True))
     if emu:
         lines.append(json.dumps({"label": "emulators", **emu}))

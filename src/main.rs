@@ -37,6 +37,9 @@ enum Command {
         /// Also compare every table in BigQuery with what mesh-ingest writes (reads only).
         #[arg(long)]
         remote: bool,
+        /// CPUs (worker threads) to compute the memory budget for; default: this machine's.
+        #[arg(long)]
+        cpus: Option<u64>,
     },
     /// Create the datasets and tables (and, on emulators, topics and subscriptions).
     Provision {
@@ -210,8 +213,11 @@ fn main() -> ExitCode {
 
 fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Check { remote } => {
-            commands::check::check(&settings);
+        Command::Check { remote, cpus } => {
+            let cpus = cpus.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+            });
+            commands::check::check(&settings, cpus);
             if remote {
                 block_on(commands::check::remote(&settings))
             } else {

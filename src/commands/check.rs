@@ -3,19 +3,52 @@
 //! table's schema from BigQuery and compares it with what mesh-ingest writes, without
 //! changing anything: what differs is named by column.
 
+use crate::configuration::memory::{budget, mib};
 use crate::configuration::{Settings, TableRef};
 use crate::gcp::configured;
 use crate::sink::writer::{existing_columns, table_fields};
 use crate::tables::{TableKind, compare};
 use google_cloud_bigquery_v2::client::TableService;
 
-pub fn check(settings: &Settings) {
+pub fn check(settings: &Settings, cpus: u64) {
     println!("{}", settings.to_resolved_json());
     eprintln!(
         "configuration OK: {} object(s), environment `{}`",
         settings.objects.len(),
         settings.environment
     );
+    eprint!("{}", memory_report(settings, cpus));
+}
+
+/// The worst-case memory of this configuration on `cpus` worker threads, and the container
+/// request and limit to give it.
+pub fn memory_report(settings: &Settings, cpus: u64) -> String {
+    let b = budget(&settings.objects, cpus);
+    let mut out = format!(
+        "memory budget (worst case, {cpus} worker thread(s)): {}\n  baseline: {}\n  \
+         reused payload columns: {} ({cpus} × the largest batch)\n",
+        mib(b.total),
+        mib(b.baseline),
+        mib(b.column_buffers),
+    );
+    for o in &b.objects {
+        out.push_str(&format!(
+            "  object {}: {} = messages {} + rows {} + appends in flight {}\n",
+            o.object,
+            mib(o.total()),
+            mib(o.messages),
+            mib(o.rows),
+            mib(o.appends)
+        ));
+    }
+    out.push_str(&format!(
+        "recommended container memory: requests {}Mi, limits {}Mi \
+         (application.max_outstanding_bytes = {})\n",
+        b.request / (1024 * 1024),
+        b.limit / (1024 * 1024),
+        mib(settings.application.max_outstanding_bytes)
+    ));
+    out
 }
 
 /// Compares every table with what mesh-ingest writes; fails naming each problem.

@@ -5,6 +5,7 @@
 
 mod contract;
 mod envelope;
+pub mod memory;
 mod object;
 mod semantic;
 mod table_ref;
@@ -88,6 +89,15 @@ pub struct ApplicationSettings {
     /// Directory holding one YAML file per domain object, relative to the config directory.
     #[serde(default = "default_objects_dir")]
     pub objects_dir: String,
+    /// Message bytes the whole process may hold (delivered, not yet acknowledged), shared by
+    /// every stream of every object: when their `flow_control.max_outstanding_bytes` add up
+    /// to more, each is scaled down to its share. The memory budget (`check`) starts here.
+    #[serde(default = "default_max_outstanding_bytes")]
+    pub max_outstanding_bytes: u64,
+}
+
+fn default_max_outstanding_bytes() -> u64 {
+    32 * 1024 * 1024
 }
 
 fn default_objects_dir() -> String {
@@ -227,8 +237,16 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if layered.application.max_outstanding_bytes < 1024 * 1024 {
+            return Err(ConfigError::field(
+                &base,
+                "application.max_outstanding_bytes",
+                "must be at least 1 MiB (1048576)",
+            ));
+        }
         let objects_dir = dir.join(&layered.application.objects_dir);
-        let objects = load_objects(&objects_dir, &gcp.project)?;
+        let mut objects = load_objects(&objects_dir, &gcp.project)?;
+        memory::share_outstanding_bytes(&mut objects, layered.application.max_outstanding_bytes);
         Ok(Settings {
             application: layered.application,
             gcp,

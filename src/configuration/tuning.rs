@@ -46,7 +46,9 @@ impl Default for BatchSettings {
     fn default() -> Self {
         BatchSettings {
             max_rows: 1000,
-            max_bytes: 8 * 1024 * 1024,
+            // 4 MiB: an append's Arrow request and its gRPC frame are the memory an append in
+            // flight adds (docs/BENCHMARKS.md, "Memory"); larger appends gain no throughput.
+            max_bytes: 4 * 1024 * 1024,
             max_delay_ms: 500,
             max_in_flight: 4,
         }

@@ -229,6 +229,11 @@ pub fn article(type_name: &str) -> &'static str {
 /// How deeply `text` nests arrays and objects; stops counting once `limit` is passed.
 /// A plain byte scan: far cheaper than the parse it protects.
 pub fn depth_exceeds(text: &[u8], limit: usize) -> bool {
+    // Each level opens with a bracket: text with no more brackets than the limit cannot nest
+    // deeper. A vectorised count settles the common case without walking byte by byte.
+    if memchr::memchr2_iter(b'{', b'[', text).count() <= limit {
+        return false;
+    }
     let mut depth = 0usize;
     let mut i = 0;
     while i < text.len() {

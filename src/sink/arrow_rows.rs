@@ -2,20 +2,40 @@
 //! takes: one serialised schema per writer, one serialised record batch per append.
 
 use crate::pipeline::{DeadLetterRow, IngestRow};
-use crate::tables::{Column, ColumnType, DEAD_LETTER_COLUMNS, INGEST_COLUMNS};
+use crate::tables::{Column, ColumnType, DEAD_LETTER_COLUMNS, INGEST_COLUMNS, MAX_APPEND_BYTES};
 use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
-use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteOptions, StreamWriter};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
+use std::cell::RefCell;
 use std::sync::Arc;
 
-/// The Arrow type each column type is written as.
+/// The Arrow type each column type is written as: BigQuery's documented mapping, from
+/// "Supported protocol buffer and Arrow data types" (BigQuery documentation,
+/// docs.cloud.google.com/bigquery/docs/supported-data-types), rows of its Arrow table:
+///
+/// | BigQuery data type | Arrow data type | Supported parameters                      |
+/// |--------------------|-----------------|-------------------------------------------|
+/// | STRING             | Utf8            |                                           |
+/// | JSON               | Utf8            |                                           |
+/// | TIMESTAMP          | Timestamp       | unit = MICROSECONDS, timezone = UTC       |
+/// | INTEGER            | int             | bitWidth in {8, 16, 32, 64}, is_signed = false |
+/// | BYTES              | Binary          |                                           |
+///
+/// Where the document is silent or ambiguous (README, "Not guaranteed"):
+/// - INTEGER says `is_signed = false`, which cannot hold negative INT64 values; Google's own
+///   Java samples write signed 64-bit integers, and so do we.
+/// - JSON: the write mapping lists plain Utf8 with no field metadata. The
+///   `ARROW:extension:name = google:sqlType:json` marker is what the Storage *Read* API and
+///   Google's Python client put on JSON columns they read; no Google client or sample writes
+///   it, and the write table does not ask for it, so we do not send it.
+/// - Nullability: the document says nothing of REQUIRED vs NULLABLE. A REQUIRED column is a
+///   non-nullable field, a NULLABLE one nullable (`arrow_schema`), as the table's mode says.
 fn arrow_type(kind: ColumnType) -> DataType {
     match kind {
-        // The Storage Write API takes JSON as text.
         ColumnType::String | ColumnType::Json => DataType::Utf8,
-        // Microseconds, UTC: BigQuery refuses nanoseconds.
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         ColumnType::Int64 => DataType::Int64,
         ColumnType::Bytes => DataType::Binary,
@@ -48,19 +68,70 @@ pub fn serialized_schema(columns: &[Column]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Serialises a record batch as an encapsulated IPC record-batch message (no schema).
+/// Serialises a record batch as an encapsulated IPC record-batch message (no schema), writing
+/// each column's buffers straight into one buffer of the right size: the only copy of the
+/// rows between their Arrow columns and the request.
 fn serialize_batch(batch: &RecordBatch) -> Result<Bytes, ArrowError> {
-    let options = IpcWriteOptions::default();
-    let mut tracker = DictionaryTracker::new(false);
-    let (_dictionaries, encoded) = IpcDataGenerator::default().encode(
-        batch,
-        &mut tracker,
-        &options,
-        &mut IpcWriteContext::default(),
-    )?;
-    let mut out = Vec::with_capacity(encoded.ipc_message.len() + encoded.arrow_data.len() + 16);
-    arrow_ipc::writer::write_message(&mut out, encoded, &options)?;
-    Ok(Bytes::from(out))
+    // Buffers, their 8-byte padding, and the flatbuffer header (a few hundred bytes).
+    let capacity = batch.get_array_memory_size() + 16 * (batch.num_columns() * 3 + 4) + 4096;
+    let mut writer = StreamWriter::try_new(Vec::with_capacity(capacity), &batch.schema())?;
+    // The writer starts the stream with the schema; the Storage Write API takes the schema
+    // once per connection, so each append is the record-batch message alone.
+    writer.get_mut().clear();
+    writer.write(batch)?;
+    Ok(Bytes::from(std::mem::take(writer.get_mut())))
+}
+
+thread_local! {
+    /// The payload column's bytes, kept by each runtime thread from one batch to the next: a
+    /// batch of large objects then writes into memory already mapped instead of a fresh
+    /// multi-megabyte allocation each time. Holds at most one batch (`batch.max_bytes`).
+    static PAYLOADS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A string column of `values` (already UTF-8: the decoder checked every payload) built in a
+/// reused buffer; `finish` with the batch gives the buffer back for the next batch.
+struct ReusedColumn {
+    array: Arc<StringArray>,
+}
+
+impl ReusedColumn {
+    fn payloads(rows: &[IngestRow]) -> Result<ReusedColumn, ArrowError> {
+        let mut values = PAYLOADS.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        values.clear();
+        values.reserve(rows.iter().map(|r| r.payload.len()).sum());
+        let mut offsets = Vec::with_capacity(rows.len() + 1);
+        offsets.push(0i32);
+        for r in rows {
+            values.extend_from_slice(&r.payload);
+            let end = i32::try_from(values.len()).map_err(|_| {
+                ArrowError::InvalidArgumentError("payload column over 2 GiB".into())
+            })?;
+            offsets.push(end);
+        }
+        let array = StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from_vec(values),
+            None,
+        )?;
+        Ok(ReusedColumn {
+            array: Arc::new(array),
+        })
+    }
+
+    /// Returns the buffer to this thread once nothing else refers to the column.
+    fn finish(self) {
+        let Ok(array) = Arc::try_unwrap(self.array) else {
+            return;
+        };
+        let (_, values, _) = array.into_parts();
+        if let Ok(mut values) = values.into_vec::<u8>()
+            && values.capacity() <= MAX_APPEND_BYTES
+        {
+            values.clear();
+            PAYLOADS.with(|p| *p.borrow_mut() = values);
+        }
+    }
 }
 
 fn timestamps(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
@@ -74,11 +145,10 @@ pub fn encode_ingest(
     ingested_at_us: i64,
 ) -> Result<Bytes, ArrowError> {
     let n = rows.len();
-    let payload_bytes: usize = rows.iter().map(|r| r.payload.len()).sum();
+    let payload = ReusedColumn::payloads(rows)?;
     let mut event_id = StringBuilder::with_capacity(n, n * 24);
     let mut event_type = StringBuilder::with_capacity(n, n * 16);
     let mut object_id = StringBuilder::with_capacity(n, n * 16);
-    let mut payload = StringBuilder::with_capacity(n, payload_bytes);
     let mut attributes = StringBuilder::with_capacity(n, n * 2);
     let mut message_id = StringBuilder::with_capacity(n, n * 16);
     let mut sub = StringBuilder::with_capacity(n, n * subscription.len());
@@ -90,12 +160,6 @@ pub fn encode_ingest(
         event_source.append_option(r.event_source.as_deref());
         event_type.append_value(&r.event_type);
         object_id.append_option(r.object_id.as_deref());
-        // The decoder checked the payload is UTF-8 JSON; this is a copy, not a re-encoding.
-        payload.append_value(
-            std::str::from_utf8(&r.payload).map_err(|e| {
-                ArrowError::InvalidArgumentError(format!("payload is not UTF-8: {e}"))
-            })?,
-        );
         attributes.append_value(&r.attributes_json);
         message_id.append_value(&r.message_id);
         sub.append_value(subscription);
@@ -107,7 +171,7 @@ pub fn encode_ingest(
         Arc::new(event_type.finish()),
         timestamps(rows.iter().map(|r| Some(r.event_time_us))),
         Arc::new(object_id.finish()),
-        Arc::new(payload.finish()),
+        payload.array.clone(),
         Arc::new(attributes.finish()),
         Arc::new(message_id.finish()),
         timestamps(rows.iter().map(|r| r.publish_time_us)),
@@ -119,7 +183,10 @@ pub fn encode_ingest(
         timestamps(rows.iter().map(|r| r.replayed_at_us)),
     ];
     let batch = RecordBatch::try_new(schema_of(&INGEST_COLUMNS), columns)?;
-    serialize_batch(&batch)
+    let bytes = serialize_batch(&batch);
+    drop(batch);
+    payload.finish();
+    bytes
 }
 
 /// Builds the dead-letter-table record batch for `rows`.
@@ -190,6 +257,55 @@ mod tests {
             delivery_attempt: None,
             replayed_at_us: None,
             raw,
+        }
+    }
+
+    /// The Arrow schemas the Storage Write API gets, field by field: a change to the mapping
+    /// must change this table.
+    #[test]
+    fn arrow_schemas_follow_the_documented_mapping_field_by_field() {
+        let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let ingest: [(&str, DataType, bool); 14] = [
+            ("event_id", DataType::Utf8, false),
+            ("event_type", DataType::Utf8, false),
+            ("event_time", ts(), false),
+            ("object_id", DataType::Utf8, true),
+            ("payload", DataType::Utf8, false),
+            ("attributes", DataType::Utf8, false),
+            ("message_id", DataType::Utf8, false),
+            ("publish_time", ts(), true),
+            ("subscription", DataType::Utf8, false),
+            ("ordering_key", DataType::Utf8, true),
+            ("delivery_attempt", DataType::Int64, true),
+            ("ingested_at", ts(), false),
+            ("event_source", DataType::Utf8, true),
+            ("replayed_at", ts(), true),
+        ];
+        let dead_letter: [(&str, DataType, bool); 10] = [
+            ("message_id", DataType::Utf8, false),
+            ("publish_time", ts(), true),
+            ("subscription", DataType::Utf8, false),
+            ("attributes", DataType::Utf8, false),
+            ("data", DataType::Binary, false),
+            ("reason_code", DataType::Utf8, false),
+            ("reason", DataType::Utf8, false),
+            ("failed_at", ts(), false),
+            ("event_id", DataType::Utf8, true),
+            ("delivery_attempt", DataType::Int64, true),
+        ];
+        for (columns, expected) in [
+            (&INGEST_COLUMNS[..], &ingest[..]),
+            (&DEAD_LETTER_COLUMNS[..], &dead_letter[..]),
+        ] {
+            let schema = arrow_schema(columns);
+            assert_eq!(schema.fields().len(), expected.len());
+            assert!(schema.metadata().is_empty());
+            for (field, (name, data_type, nullable)) in schema.fields().iter().zip(expected) {
+                assert_eq!(field.name(), name);
+                assert_eq!(field.data_type(), data_type, "{name}");
+                assert_eq!(field.is_nullable(), *nullable, "{name}");
+                assert!(field.metadata().is_empty(), "{name}: no field metadata");
+            }
         }
     }
 

@@ -31,12 +31,13 @@ fn find<'a>(docs: &'a [Yaml], kind: &str) -> Vec<&'a Yaml> {
         .collect()
 }
 
-/// The resolved production configuration, as `mesh-ingest check` prints it.
-fn production_config() -> serde_json::Value {
+/// The resolved production configuration, as `mesh-ingest check` prints it (stdout), and its
+/// verdict and memory budget for a pod of `cpus` CPUs (stderr).
+fn production_config(cpus: &str) -> (serde_json::Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mesh-ingest"))
         .arg("--config")
         .arg(root().join("config"))
-        .args(["--env", "production", "check"])
+        .args(["--env", "production", "check", "--cpus", cpus])
         .env_remove("PUBSUB_EMULATOR_HOST")
         .env_remove("BIGQUERY_EMULATOR_HOST")
         .env_remove("BIGQUERY_STORAGE_EMULATOR_HOST")
@@ -47,13 +48,21 @@ fn production_config() -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    (
+        serde_json::from_slice(&out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn example_overlay_agrees_with_config_and_binary() {
     let docs = render("deploy/overlays/orders-and-customers");
-    let settings = production_config();
+    let cpu_limit = find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+        ["resources"]["limits"]["cpu"]
+        .as_str()
+        .expect("a CPU limit")
+        .to_string();
+    let (settings, verdict) = production_config(&cpu_limit);
     let port = settings["application"]["port"].as_i64().unwrap();
     assert_eq!(
         settings["application"]["host"], "0.0.0.0",
@@ -101,7 +110,16 @@ fn example_overlay_agrees_with_config_and_binary() {
             .as_vec()
             .is_some_and(|d| d.iter().any(|x| x.as_str() == Some("ALL")))
     );
-    assert!(c["resources"]["limits"]["memory"].as_str().is_some());
+    // Memory as `check` computes it for this configuration and CPU limit.
+    let memory = format!(
+        "recommended container memory: requests {}, limits {}",
+        c["resources"]["requests"]["memory"].as_str().unwrap(),
+        c["resources"]["limits"]["memory"].as_str().unwrap()
+    );
+    assert!(
+        verdict.contains(&memory),
+        "the manifest says `{memory}`; check says:\n{verdict}"
+    );
     assert!(c["resources"]["requests"]["cpu"].as_str().is_some());
     let env_value = |name: &str| {
         c["env"]
@@ -266,7 +284,7 @@ fn materialize_job_runs_with_the_service_config(docs: &[Yaml], service: &Yaml, p
 #[test]
 fn dockerfile_runs_the_binary_as_non_root_with_the_config_baked_in() {
     let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
-    let settings = production_config();
+    let (settings, _) = production_config("1");
     let port = settings["application"]["port"].as_i64().unwrap();
     assert!(text.contains(&format!("EXPOSE {port}")));
     assert!(text.contains("USER 65532"));

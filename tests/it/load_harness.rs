@@ -33,6 +33,41 @@ fn every_served_event_is_acked_once_and_written_once() {
     assert_eq!(r["consumer_exit"], 0, "drained and exited cleanly");
     assert!(r["events_per_sec"].as_f64().unwrap() > 0.0);
     assert!(r["peak_rss_mib"].as_f64().unwrap() > 1.0);
+    // Every writer schema passed the harness's check of BigQuery's documented Arrow mapping.
+    assert_eq!(n(&r, "schema_refusals"), 0);
+}
+
+/// Memory is a function of configuration: with large objects, and with a mix of 1 KiB and
+/// 256 KiB ones, the peak RSS stays under the worst case `mesh-ingest check` predicts for the
+/// same configuration, and nothing is lost.
+#[test]
+fn memory_stays_under_the_budget_check_predicts() {
+    for args in [
+        &["--events", "6000", "--payload-bytes", "16384"][..],
+        &[
+            "--events",
+            "3000",
+            "--payload-bytes",
+            "1024",
+            "--large-every",
+            "10",
+            "--large-bytes",
+            "262144",
+        ][..],
+    ] {
+        let r = run(args);
+        let events = args[1].parse::<u64>().unwrap();
+        assert_eq!(n(&r, "acked"), events);
+        assert_eq!(n(&r, "never_acked"), 0);
+        let peak = r["peak_rss_mib"].as_f64().unwrap();
+        let predicted = r["predicted_budget_mib"]
+            .as_f64()
+            .expect("check prints a memory budget");
+        assert!(
+            peak <= predicted,
+            "{args:?}: peak RSS {peak} MiB above the predicted {predicted} MiB"
+        );
+    }
 }
 
 /// The counts every chaos run prints: published (served), ingested, dead-lettered, duplicates.

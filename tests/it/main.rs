@@ -6,6 +6,7 @@
 mod support;
 
 mod architecture;
+mod arrow_mapping;
 mod bad_input_corpus;
 mod bigquery_restart;
 mod chaos_sigkill;

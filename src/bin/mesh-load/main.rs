@@ -8,6 +8,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+mod arrow_check;
 mod faults;
 mod proto;
 mod rest;
@@ -88,14 +89,29 @@ struct Args {
     /// More YAML for the consumer's object file (batch, flow_control, …).
     #[arg(long, default_value = "")]
     object_yaml: String,
+    /// Every n-th event carries a payload of `--large-bytes` instead (a mixed load).
+    #[arg(long, default_value_t = 0)]
+    large_every: usize,
+    /// Payload size of the large events of a mixed load, bytes.
+    #[arg(long, default_value_t = 256 * 1024)]
+    large_bytes: usize,
+    /// Start no consumer: print the servers' addresses as JSON and serve until killed.
+    #[arg(long)]
+    serve_only: bool,
 }
 
 const PROJECT: &str = "mesh-load";
 const SUBSCRIPTION: &str = "projects/mesh-load/subscriptions/load-sub";
 
-fn bodies(payload_bytes: usize) -> Vec<Bytes> {
+/// The bodies served, cycled: every `large_every`-th one (if any) with a `large_bytes` payload.
+fn bodies(payload_bytes: usize, large_every: usize, large_bytes: usize) -> Vec<Bytes> {
     (0..256)
         .map(|i| {
+            let payload_bytes = if large_every > 0 && i % large_every == large_every - 1 {
+                large_bytes
+            } else {
+                payload_bytes
+            };
             let mut envelope = serde_json::json!({
                 "event_id": format!("evt-{i}"),
                 "event_type": "OrderUpdated",
@@ -235,6 +251,28 @@ fn spawn_consumer(
         .stdout(Stdio::from(log_file.try_clone()?))
         .stderr(Stdio::from(log_file));
     Ok(cmd.spawn()?)
+}
+
+/// The worst case `mesh-ingest check` predicts for the consumer's configuration on this
+/// machine's CPUs (MiB); `None` for a peer, or a mesh-ingest that prints no budget.
+fn predicted_budget(args: &Args, config_dir: &Path) -> Option<f64> {
+    if args.peer.is_some() {
+        return None;
+    }
+    let bin = match &args.mesh_ingest {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().ok()?.with_file_name("mesh-ingest"),
+    };
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(config_dir)
+        .args(["--env", "load", "check"])
+        .env_remove("RUST_LOG")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().find(|l| l.starts_with("memory budget"))?;
+    line.rsplit(": ").next()?.strip_suffix(" MiB")?.parse().ok()
 }
 
 /// `GET path` on the consumer's HTTP port: status and body.
@@ -429,7 +467,9 @@ fn report(
         "label": args.label,
         "events": args.events,
         "payload_bytes": args.payload_bytes,
-        "envelope_bytes": bodies(args.payload_bytes)[0].len(),
+        "envelope_bytes": bodies(args.payload_bytes, 0, 0)[0].len(),
+        "large_every": args.large_every,
+        "large_bytes": args.large_bytes,
         "streams": args.streams,
         "seconds": m.seconds,
         "events_per_sec": args.events as f64 / m.seconds,
@@ -453,6 +493,7 @@ fn report(
         "append_bytes": counter(&write.bytes),
         "failed_appends": counter(&write.failed_appends),
         "row_error_appends": counter(&write.row_errors),
+        "schema_refusals": counter(&write.schema_refusals),
         "consumer_exit": exit,
         "bigquery_retries_metric": retries,
         "fault_appends": counter(&write.fault_appends),
@@ -487,7 +528,7 @@ fn dead_letter_report(pubsub: &PubsubState, write: &WriteState) -> serde_json::V
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let pubsub = PubsubState::new(
-        bodies(args.payload_bytes),
+        bodies(args.payload_bytes, args.large_every, args.large_bytes),
         args.bad_every,
         args.events,
         args.rate,
@@ -507,6 +548,14 @@ async fn main() -> anyhow::Result<()> {
     let rest_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let rest = rest_listener.local_addr()?.to_string();
     tokio::spawn(rest::serve(rest_listener, schedule.clone()));
+    if args.serve_only {
+        // For tests that are their own client: the endpoints, then serve until killed.
+        println!(
+            "{}",
+            serde_json::json!({"endpoint": endpoint, "rest": rest})
+        );
+        std::future::pending::<()>().await;
+    }
 
     let dir = std::env::temp_dir().join(format!("mesh-load-{}", std::process::id()));
     config(&args).write(&dir)?;
@@ -531,7 +580,8 @@ async fn main() -> anyhow::Result<()> {
         .args(["-TERM", &pid.to_string()])
         .status();
     let exit = tokio::task::spawn_blocking(move || child.wait()).await??;
-    let report = report(&args, &measurement, &pubsub, &write, retries, exit.code());
+    let mut report = report(&args, &measurement, &pubsub, &write, retries, exit.code());
+    report["predicted_budget_mib"] = predicted_budget(&args, &dir).into();
     println!("{report}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

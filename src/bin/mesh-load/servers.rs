@@ -4,9 +4,11 @@
 //! rows, counts rows and bytes, and can add latency, stall, fail a fraction of appends with a
 //! chosen status, or report row errors.
 
+use crate::arrow_check::check_schema;
 use crate::faults::Schedule;
 use crate::proto::*;
 use bytes::Bytes;
+use mesh_ingest::tables::{DEAD_LETTER_COLUMNS, INGEST_COLUMNS};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -89,6 +91,7 @@ pub struct PubsubState {
 
 struct StreamState {
     outstanding: AtomicI64,
+    outstanding_bytes: AtomicI64,
     wake: Notify,
 }
 
@@ -182,7 +185,7 @@ impl PubsubState {
                     self.redeliver.lock().unwrap().push_back(i);
                     let holder = self.holder[i].swap(0, Ordering::Relaxed);
                     if holder > 0 {
-                        self.release(holder - 1);
+                        self.release(holder - 1, i);
                     }
                 }
             }
@@ -234,9 +237,16 @@ impl PubsubState {
         Some((s.parse().ok()?, i.parse().ok()?))
     }
 
-    fn release(&self, stream: usize) {
+    /// Pub/Sub's size of message `index` for flow control: its body (attributes are few).
+    fn size(&self, index: usize) -> i64 {
+        self.bodies[index % self.bodies.len()].len() as i64
+    }
+
+    fn release(&self, stream: usize, index: usize) {
         if let Some(s) = self.streams.lock().unwrap().get(stream) {
             s.outstanding.fetch_sub(1, Ordering::Relaxed);
+            s.outstanding_bytes
+                .fetch_sub(self.size(index), Ordering::Relaxed);
             s.wake.notify_one();
         }
     }
@@ -262,7 +272,7 @@ impl PubsubState {
             }
             // An ack of a message whose lease expired releases nothing: expiry did.
             if self.holder[index].swap(0, Ordering::Relaxed) > 0 {
-                self.release(stream);
+                self.release(stream, index);
             }
         }
         self.latencies_us.lock().unwrap().extend(samples);
@@ -287,7 +297,7 @@ impl PubsubState {
                 self.lease_until_us[index].store(0, Ordering::Relaxed);
                 self.nacks.fetch_add(1, Ordering::Relaxed);
                 self.redeliver.lock().unwrap().push_back(index);
-                self.release(stream);
+                self.release(stream, index);
             }
         }
     }
@@ -324,11 +334,12 @@ impl PubsubState {
         }
     }
 
-    /// Serves one StreamingPull stream: keeps `max_outstanding` messages in the client's hands.
+    /// Serves one StreamingPull stream: keeps at most `(messages, bytes)` outstanding in the
+    /// client's hands, as Pub/Sub's flow control does (one message even if larger).
     async fn serve_stream(
         self: Arc<Self>,
         stream: usize,
-        max_outstanding: i64,
+        (max_outstanding, max_bytes): (i64, i64),
         tx: mpsc::Sender<Result<StreamingPullResponse, Status>>,
     ) {
         let state = self.streams.lock().unwrap()[stream].clone();
@@ -336,12 +347,33 @@ impl PubsubState {
             let room = max_outstanding - state.outstanding.load(Ordering::Relaxed);
             // Like Pub/Sub, keep each response to a few MB (clients cap what they receive;
             // gRPC's default is 4 MiB).
-            let per_response = (3 * 1024 * 1024 / (self.bodies[0].len() + 64)).clamp(1, 500);
-            let batch = if room > 0 {
+            let largest = self.bodies.iter().map(Bytes::len).max().unwrap_or(0);
+            let per_response = (3 * 1024 * 1024 / (largest + 64)).clamp(1, 500);
+            let mut batch = if room > 0 {
                 self.take((room as usize).min(per_response))
             } else {
                 Vec::new()
             };
+            let mut bytes = state.outstanding_bytes.load(Ordering::Relaxed);
+            let fits = batch
+                .iter()
+                .position(|&i| {
+                    let over = bytes > 0 && bytes + self.size(i) > max_bytes;
+                    bytes += self.size(i);
+                    over
+                })
+                .unwrap_or(batch.len());
+            if fits < batch.len() {
+                let mut q = self.redeliver.lock().unwrap();
+                for &i in batch[fits..].iter().rev() {
+                    q.push_front(i);
+                }
+                batch.truncate(fits);
+            }
+            let batch_bytes: i64 = batch.iter().map(|&i| self.size(i)).sum();
+            state
+                .outstanding_bytes
+                .fetch_add(batch_bytes, Ordering::Relaxed);
             if batch.is_empty() {
                 // Nothing to send (flow control, or all served): wait for an ack or a nack.
                 tokio::select! {
@@ -408,12 +440,18 @@ grpc_service!(
                                 let mut streams = state.streams.lock().unwrap();
                                 streams.push(Arc::new(StreamState {
                                     outstanding: AtomicI64::new(0),
+                                    outstanding_bytes: AtomicI64::new(0),
                                     wake: Notify::new(),
                                 }));
                                 streams.len() - 1
                             };
+                            let max_bytes = if first.max_outstanding_bytes > 0 {
+                                first.max_outstanding_bytes
+                            } else {
+                                i64::MAX
+                            };
                             let (tx, rx) = mpsc::channel(4);
-                            tokio::spawn(state.clone().serve_stream(stream, max, tx));
+                            tokio::spawn(state.clone().serve_stream(stream, (max, max_bytes), tx));
                             // Acks / nacks / keepalives sent on the stream itself.
                             let reader = state.clone();
                             tokio::spawn(async move {
@@ -486,6 +524,9 @@ pub struct WriteState {
     pub dead_letter_rows: AtomicU64,
     /// While set and in the future, appends wait until then (a stalled sink).
     pub stall_until: Mutex<Option<Instant>>,
+    /// Appends refused because their connection's Arrow schema breaks BigQuery's documented
+    /// mapping (`arrow_check`).
+    pub schema_refusals: AtomicU64,
     counter: AtomicU64,
 }
 
@@ -503,18 +544,23 @@ impl WriteState {
             row_errors: AtomicU64::new(0),
             dead_letter_rows: AtomicU64::new(0),
             stall_until: Mutex::new(None),
+            schema_refusals: AtomicU64::new(0),
             counter: AtomicU64::new(0),
         })
     }
 
     /// `dead_letter`: the connection's stream belongs to a dead-letter table; `schema`: the
-    /// Arrow schema the connection's first request carried.
+    /// Arrow schema the connection's first request carried, and why it is refused, if it is.
     async fn append(
         &self,
         request: AppendRowsRequest,
         dead_letter: bool,
-        schema: Option<Bytes>,
+        (schema, refused): (Option<Bytes>, Option<String>),
     ) -> AppendRowsResponse {
+        if let Some(reason) = refused {
+            self.schema_refusals.fetch_add(1, Ordering::Relaxed);
+            return error_response(3, &reason);
+        }
         let stall = *self.stall_until.lock().unwrap();
         if let Some(until) = stall {
             tokio::time::sleep_until(until.into()).await;
@@ -675,6 +721,7 @@ grpc_service!(
                                 // stream; later ones may leave it empty.
                                 let mut dead_letter = false;
                                 let mut schema: Option<Bytes> = None;
+                                let mut refused: Option<String> = None;
                                 while let Some(Ok(r)) = incoming.next().await {
                                     if !r.write_stream.is_empty() {
                                         dead_letter = r.write_stream.contains("dead_letter/");
@@ -683,9 +730,15 @@ grpc_service!(
                                         r.arrow_rows.as_ref().and_then(|a| a.writer_schema.as_ref())
                                     {
                                         schema = Some(s.serialized_schema.clone());
+                                        let columns = if dead_letter {
+                                            &DEAD_LETTER_COLUMNS[..]
+                                        } else {
+                                            &INGEST_COLUMNS[..]
+                                        };
+                                        refused = check_schema(&s.serialized_schema, columns).err();
                                     }
                                     let state = state.clone();
-                                    let schema = schema.clone();
+                                    let schema = (schema.clone(), refused.clone());
                                     let handle = tokio::spawn(async move {
                                         state.append(r, dead_letter, schema).await
                                     });
