@@ -16,21 +16,21 @@ use std::sync::Arc;
 /// "Supported protocol buffer and Arrow data types" (BigQuery documentation,
 /// docs.cloud.google.com/bigquery/docs/supported-data-types), rows of its Arrow table:
 ///
-/// | BigQuery data type | Arrow data type | Supported parameters                      |
-/// |--------------------|-----------------|-------------------------------------------|
-/// | STRING             | Utf8            |                                           |
-/// | JSON               | Utf8            |                                           |
-/// | TIMESTAMP          | Timestamp       | unit = MICROSECONDS, timezone = UTC       |
-/// | INTEGER            | int             | bitWidth in {8, 16, 32, 64}, is_signed = false |
-/// | BYTES              | Binary          |                                           |
+/// | BigQuery data type | Supported Apache Arrow types | Supported type parameters         |
+/// |--------------------|------------------------------|-----------------------------------|
+/// | `STRING`           | `Utf8`                       |                                   |
+/// | `JSON`             | `Utf8`                       |                                   |
+/// | `TIMESTAMP`        | `Timestamp`                  | unit= MICROSECONDS timezone = UTC |
+/// | `INTEGER`          | `int`                        | bitWidth in {8, 16, 32, 64} is_signed = false |
+/// | `BYTES`            | `Binary`                     |                                   |
 ///
 /// Where the document is silent or ambiguous (README, "Not guaranteed"):
-/// - INTEGER says `is_signed = false`, which cannot hold negative INT64 values; Google's own
-///   Java samples write signed 64-bit integers, and so do we.
+/// - INTEGER says `is_signed = false`, which cannot hold negative INT64 values; the Java
+///   samples of Google's java-bigquerystorage write signed 64-bit integers, and so do we.
 /// - JSON: the write mapping lists plain Utf8 with no field metadata. The
-///   `ARROW:extension:name = google:sqlType:json` marker is what the Storage *Read* API and
-///   Google's Python client put on JSON columns they read; no Google client or sample writes
-///   it, and the write table does not ask for it, so we do not send it.
+///   `ARROW:extension:name = google:sqlType:json` marker is how Google's Python client
+///   (python-bigquery) describes JSON columns it reads; we found no Google client or sample
+///   that writes it, and the write table does not ask for it, so we do not send it.
 /// - Nullability: the document says nothing of REQUIRED vs NULLABLE. A REQUIRED column is a
 ///   non-nullable field, a NULLABLE one nullable (`arrow_schema`), as the table's mode says.
 fn arrow_type(kind: ColumnType) -> DataType {
