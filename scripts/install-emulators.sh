@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the two local emulators the integration tests run against: Google's Pub/Sub
 # emulator (Debian packages google-cloud-cli + google-cloud-cli-pubsub-emulator, needs Java)
-# and bqemulator (PyPI, in a venv at $MESH_VENV). Idempotent: work already done is skipped.
+# and bqemulator (PyPI, in a venv at $MESH_VENV); and promtool, for the tests of the alert
+# rules (from Debian's prometheus package, into $MESH_PROMTOOL_DIR). Idempotent: work already
+# done is skipped.
 #
 # Environment:
 #   MESH_VENV    venv for bqemulator (default: $HOME/.cache/mesh-ingest/venv)
@@ -156,6 +158,37 @@ EOF
         die "DuckDB cannot load the spatial extension from $dest"
 }
 
+# ---------------------------------------------------------------------------
+# promtool
+# ---------------------------------------------------------------------------
+
+PROMTOOL_DIR="${MESH_PROMTOOL_DIR:-$HOME/.cache/mesh-ingest/promtool}"
+
+# promtool is extracted from Debian's `prometheus` package rather than installed with it:
+# installing would also set up (and on some machines start) a Prometheus server.
+install_promtool() {
+    if [[ -x "$PROMTOOL_DIR/promtool" ]] && "$PROMTOOL_DIR/promtool" --version >/dev/null 2>&1; then
+        log "promtool present: $PROMTOOL_DIR/promtool"
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "promtool is missing and apt-get is not available: put promtool on PATH or in $PROMTOOL_DIR"
+    local tmp
+    tmp="$(mktemp -d)"
+    if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+        local sudo=()
+        [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq || log "apt-get update failed; using the package lists as they are"
+        (cd "$tmp" && apt-get download prometheus) || die "apt-get download prometheus failed"
+    fi
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+    mkdir -p "$PROMTOOL_DIR"
+    cp "$tmp/x/usr/bin/promtool" "$PROMTOOL_DIR/promtool"
+    rm -rf "$tmp"
+    "$PROMTOOL_DIR/promtool" --version >/dev/null 2>&1 || die "the extracted promtool does not run"
+    log "installed promtool: $("$PROMTOOL_DIR/promtool" --version 2>&1 | head -n1)"
+}
+
 install_pubsub
 install_bqemulator
+install_promtool
 log "done"

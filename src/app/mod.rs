@@ -152,6 +152,13 @@ impl Application {
         let mut objects = Vec::with_capacity(settings.objects.len());
         for object in settings.objects {
             let object_metrics = metrics.object(&object.name);
+            let streams = object.streams as i64;
+            metrics.describe(
+                &object.name,
+                streams * object.flow_control.max_outstanding_messages,
+                streams * object.flow_control.max_outstanding_bytes,
+                object.contract.freshness_secs,
+            );
             let object_health = health.register(&object.name, object.streams);
             let p =
                 ObjectPipeline::wire(object, &clients, object_metrics, object_health, &shutdown)

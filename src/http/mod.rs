@@ -39,6 +39,7 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    s.metrics.set_ready(s.health.readiness().is_ok());
     (
         [(
             header::CONTENT_TYPE,

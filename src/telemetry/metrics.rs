@@ -82,6 +82,10 @@ pub struct Metrics {
     channel_depth: Family<ObjectLabel, Gauge>,
     destination_state: Family<TableLabels, Gauge>,
     task_restarts: Family<TaskLabels, Counter>,
+    flow_limit_messages: Family<ObjectLabel, Gauge>,
+    flow_limit_bytes: Family<ObjectLabel, Gauge>,
+    freshness_slo: Family<ObjectLabel, Gauge>,
+    ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -109,6 +113,10 @@ impl Metrics {
             channel_depth: Family::default(),
             destination_state: Family::default(),
             task_restarts: Family::default(),
+            flow_limit_messages: Family::default(),
+            flow_limit_bytes: Family::default(),
+            freshness_slo: Family::default(),
+            ready: Gauge::default(),
             registry: Registry::default(),
         };
         m.register(&mut registry);
@@ -165,6 +173,17 @@ impl Metrics {
             m.lag.clone(),
         );
         registry.register(
+            "task_restarts",
+            "Pipeline tasks restarted after a panic",
+            m.task_restarts.clone(),
+        );
+        self.register_gauges(registry);
+    }
+
+    /// What the service holds and promises now: in flight, limits, states, readiness, build.
+    fn register_gauges(&self, registry: &mut Registry) {
+        let m = self;
+        registry.register(
             "in_flight_messages",
             "Messages received and not yet acknowledged",
             m.in_flight_messages.clone(),
@@ -185,9 +204,24 @@ impl Metrics {
             m.destination_state.clone(),
         );
         registry.register(
-            "task_restarts",
-            "Pipeline tasks restarted after a panic",
-            m.task_restarts.clone(),
+            "flow_control_limit_messages",
+            "Messages the object's streams may hold at most (streams × max_outstanding_messages)",
+            m.flow_limit_messages.clone(),
+        );
+        registry.register(
+            "flow_control_limit_bytes",
+            "Bytes the object's streams may hold at most (streams × max_outstanding_bytes, after the process cap)",
+            m.flow_limit_bytes.clone(),
+        );
+        registry.register(
+            "freshness_slo_seconds",
+            "The object's freshness promise (sla.freshness in its contract), if it has one",
+            m.freshness_slo.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while /readyz answers 200, else 0 (read at each scrape)",
+            m.ready.clone(),
         );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -214,6 +248,23 @@ impl Metrics {
                 reason_code: code.as_str().to_string(),
             });
         }
+        // Likewise the tasks that can restart, and the retry codes an operator acts on (a
+        // counter that starts at its first increment loses that increment to rate()).
+        for task in ["stream", "sink"] {
+            let _ = self.task_restarts.get_or_create(&TaskLabels {
+                object: object.to_string(),
+                task: task.to_string(),
+            });
+        }
+        for table in [TableKind::Ingest, TableKind::DeadLetter] {
+            for code in ["UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"] {
+                let _ = self.retries.get_or_create(&RetryLabels {
+                    object: object.to_string(),
+                    table: table.as_str().to_string(),
+                    code: code.to_string(),
+                });
+            }
+        }
         ObjectMetrics {
             metrics: self.clone(),
             object: object.to_string(),
@@ -234,6 +285,23 @@ impl Metrics {
             },
             channel_depth: handle(&self.channel_depth, &o),
         }
+    }
+
+    /// What an object promises and may hold, for alert rules that compare against it.
+    pub fn describe(&self, object: &str, limit_messages: i64, limit_bytes: i64, slo: Option<u64>) {
+        let o = ObjectLabel {
+            object: object.to_string(),
+        };
+        handle(&self.flow_limit_messages, &o).set(limit_messages);
+        handle(&self.flow_limit_bytes, &o).set(limit_bytes);
+        if let Some(secs) = slo {
+            handle(&self.freshness_slo, &o).set(i64::try_from(secs).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Whether /readyz would answer 200 now.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     /// The Prometheus text exposition.

@@ -5,6 +5,7 @@
 //! and invalid object files 2.
 
 use crate::check_command::{copy_of_shipped, shipped_config};
+use crate::support::yaml_to_json;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -26,30 +27,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// YAML (as `contract export` writes it) read back as JSON.
-fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
-    use yaml_rust2::Yaml;
-    match y {
-        Yaml::Null => Value::Null,
-        Yaml::Boolean(b) => Value::Bool(*b),
-        Yaml::Integer(i) => Value::from(*i),
-        Yaml::Real(r) => Value::from(r.parse::<f64>().expect("a YAML real")),
-        Yaml::String(s) => Value::String(s.clone()),
-        Yaml::Array(a) => Value::Array(a.iter().map(yaml_to_json).collect()),
-        Yaml::Hash(h) => Value::Object(
-            h.iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().expect("string keys").to_string(),
-                        yaml_to_json(v),
-                    )
-                })
-                .collect(),
-        ),
-        other => panic!("unexpected YAML node {other:?}"),
-    }
 }
 
 fn odcs_validator() -> jsonschema::Validator {

@@ -3,6 +3,7 @@
 //! context, grace period, mounted object files and KEDA subscriptions are checked against the
 //! configuration the service actually loads.
 
+use crate::support::yaml_to_json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -291,4 +292,89 @@ fn dockerfile_runs_the_binary_as_non_root_with_the_config_baked_in() {
     assert!(text.contains("COPY config/ /etc/mesh-ingest/"));
     assert!(text.contains("APP_ENVIRONMENT=production"));
     assert!(text.contains("--locked"));
+}
+
+/// `labels` ⊆ the labels of `resource` at `path` (a map), for selectors.
+fn selects(selector: &Yaml, labels: &Yaml) -> bool {
+    selector
+        .as_hash()
+        .is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| labels[k.as_str().unwrap()] == *v))
+}
+
+fn rules_groups() -> Yaml {
+    let text =
+        std::fs::read_to_string(root().join("deploy/monitoring/rules/mesh-ingest.rules.yaml"))
+            .unwrap();
+    YamlLoader::load_from_str(&text).unwrap()[0]["groups"].clone()
+}
+
+/// The monitoring component renders in both setups: in the example overlay for GKE Managed
+/// Prometheus (PodMonitoring selecting the pods on their `http` port, `Rules` with the rules
+/// file's groups, the dashboard ConfigMap), and for the Prometheus Operator (ServiceMonitor
+/// selecting the Service's `http` port, `PrometheusRule` with the same groups).
+#[test]
+fn monitoring_component_renders_for_both_scrapers() {
+    let docs = render("deploy/overlays/orders-and-customers");
+    let pod = &find(&docs, "Deployment")[0]["spec"]["template"];
+    let monitors = find(&docs, "PodMonitoring");
+    assert_eq!(monitors.len(), 1);
+    assert!(
+        find(&docs, "ServiceMonitor").is_empty(),
+        "one scraper per overlay"
+    );
+    let m = &monitors[0]["spec"];
+    assert!(selects(
+        &m["selector"]["matchLabels"],
+        &pod["metadata"]["labels"]
+    ));
+    let ports = pod["spec"]["containers"][0]["ports"].as_vec().unwrap();
+    let port = m["endpoints"][0]["port"].as_str().unwrap();
+    assert!(ports.iter().any(|p| p["name"].as_str() == Some(port)));
+    assert_eq!(m["endpoints"][0]["path"].as_str(), Some("/metrics"));
+    assert_eq!(
+        yaml_to_json(&find(&docs, "Rules")[0]["spec"]["groups"]),
+        yaml_to_json(&rules_groups())
+    );
+    let dashboard = find(&docs, "ConfigMap")
+        .into_iter()
+        .find(|c| c["metadata"]["name"].as_str() == Some("mesh-ingest-dashboard"))
+        .expect("the dashboard ConfigMap");
+    assert_eq!(
+        dashboard["metadata"]["labels"]["grafana_dashboard"].as_str(),
+        Some("1")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(dashboard["data"]["mesh-ingest.json"].as_str().unwrap()).unwrap();
+    assert_eq!(json["title"], "mesh-ingest");
+
+    // The Prometheus Operator variant, on the base.
+    let dir = root().join("target/monitoring-prometheus-operator");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         resources:\n  - ../../deploy/base\n\
+         components:\n  - ../../deploy/monitoring\n  - ../../deploy/monitoring/prometheus-operator\n",
+    )
+    .unwrap();
+    let docs = render("target/monitoring-prometheus-operator");
+    assert!(find(&docs, "PodMonitoring").is_empty());
+    let service = find(&docs, "Service")[0];
+    let monitor = &find(&docs, "ServiceMonitor")[0]["spec"];
+    assert!(selects(
+        &monitor["selector"]["matchLabels"],
+        &service["metadata"]["labels"]
+    ));
+    let port = monitor["endpoints"][0]["port"].as_str().unwrap();
+    assert!(
+        service["spec"]["ports"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"].as_str() == Some(port))
+    );
+    assert_eq!(
+        yaml_to_json(&find(&docs, "PrometheusRule")[0]["spec"]["groups"]),
+        yaml_to_json(&rules_groups())
+    );
 }

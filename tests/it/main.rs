@@ -20,6 +20,7 @@ mod ingest_end_to_end;
 mod load_harness;
 mod many_objects;
 mod materialize;
+mod monitoring;
 mod observability;
 mod semantic_layer;
 mod shutdown_drain;

@@ -584,3 +584,27 @@ pub fn mesh_load(args: &[&str]) -> serde_json::Value {
     eprintln!("{report}");
     report
 }
+
+/// YAML read back as JSON (maps compare regardless of key order).
+pub fn yaml_to_json(y: &yaml_rust2::Yaml) -> serde_json::Value {
+    use yaml_rust2::Yaml;
+    match y {
+        Yaml::Null => serde_json::Value::Null,
+        Yaml::Boolean(b) => serde_json::Value::Bool(*b),
+        Yaml::Integer(i) => serde_json::Value::from(*i),
+        Yaml::Real(r) => serde_json::Value::from(r.parse::<f64>().expect("a YAML real")),
+        Yaml::String(s) => serde_json::Value::String(s.clone()),
+        Yaml::Array(a) => serde_json::Value::Array(a.iter().map(yaml_to_json).collect()),
+        Yaml::Hash(h) => serde_json::Value::Object(
+            h.iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().expect("string keys").to_string(),
+                        yaml_to_json(v),
+                    )
+                })
+                .collect(),
+        ),
+        other => panic!("unexpected YAML node {other:?}"),
+    }
+}
