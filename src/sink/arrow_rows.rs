@@ -4,7 +4,7 @@
 use crate::pipeline::{DeadLetterRow, IngestRow};
 use crate::tables::{Column, ColumnType, DEAD_LETTER_COLUMNS, INGEST_COLUMNS, MAX_APPEND_BYTES};
 use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteOptions, StreamWriter};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
@@ -72,14 +72,30 @@ pub fn serialized_schema(columns: &[Column]) -> Bytes {
 /// each column's buffers straight into one buffer of the right size: the only copy of the
 /// rows between their Arrow columns and the request.
 fn serialize_batch(batch: &RecordBatch) -> Result<Bytes, ArrowError> {
-    // Buffers, their 8-byte padding, and the flatbuffer header (a few hundred bytes).
-    let capacity = batch.get_array_memory_size() + 16 * (batch.num_columns() * 3 + 4) + 4096;
-    let mut writer = StreamWriter::try_new(Vec::with_capacity(capacity), &batch.schema())?;
+    let mut writer =
+        StreamWriter::try_new(Vec::with_capacity(encoded_len(batch)), &batch.schema())?;
     // The writer starts the stream with the schema; the Storage Write API takes the schema
     // once per connection, so each append is the record-batch message alone.
     writer.get_mut().clear();
     writer.write(batch)?;
     Ok(Bytes::from(std::mem::take(writer.get_mut())))
+}
+
+/// The size of `batch`'s IPC message, from the lengths of its buffers (not their capacities:
+/// the reused payload column may be larger than this batch): each buffer padded to 8 bytes,
+/// plus the flatbuffer header (a few hundred bytes for these schemas).
+fn encoded_len(batch: &RecordBatch) -> usize {
+    let padded = |len: usize| len.div_ceil(8) * 8;
+    let body: usize = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let data = c.to_data();
+            let buffers: usize = data.buffers().iter().map(|b| padded(b.len())).sum();
+            buffers + data.nulls().map_or(0, |n| padded(n.buffer().len()))
+        })
+        .sum();
+    body + 4096
 }
 
 thread_local! {
