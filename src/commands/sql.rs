@@ -6,6 +6,7 @@
 use crate::configuration::GcpSettings;
 use crate::gcp::configured;
 use anyhow::Context;
+use google_cloud_bigquery_v2::builder::job_service::GetQueryResults;
 use google_cloud_bigquery_v2::client::JobService;
 use google_cloud_bigquery_v2::model::{JobReference, QueryRequest, QueryResponse};
 use google_cloud_gax::options::RequestOptionsBuilder;
@@ -116,19 +117,13 @@ impl Sql {
             .job_reference
             .with_context(|| format!("{what}: an incomplete job without a reference"))?;
         loop {
-            let mut get = self
-                .jobs
-                .get_query_results()
-                .set_project_id(&job.project_id)
-                .set_job_id(&job.job_id)
-                .set_timeout_ms(SERVER_WAIT_MS);
-            if let Some(n) = page_rows {
-                get = get.set_max_results(n);
-            }
-            if let Some(location) = &job.location {
-                get = get.set_location(location.clone());
-            }
-            let r = get
+            let r = self
+                .results(
+                    &job.project_id,
+                    &job.job_id,
+                    job.location.as_ref(),
+                    page_rows,
+                )
                 .with_retry_policy(NeverRetry)
                 .with_attempt_timeout(CALL_TIMEOUT)
                 .send()
@@ -149,19 +144,15 @@ impl Sql {
 
     /// The page after the one `page` came with.
     pub async fn next(&self, page: NextPage, page_rows: u32) -> anyhow::Result<Answer> {
-        let mut get = self
-            .jobs
-            .get_query_results()
-            .set_project_id(&page.project)
-            .set_job_id(&page.job_id)
-            .set_page_token(&page.token)
-            .set_max_results(page_rows)
-            .set_timeout_ms(SERVER_WAIT_MS);
-        if let Some(location) = &page.location {
-            get = get.set_location(location.clone());
-        }
         // Reading a finished job's rows changes nothing: the client's retries may repeat it.
-        let r = get
+        let r = self
+            .results(
+                &page.project,
+                &page.job_id,
+                page.location.as_ref(),
+                Some(page_rows),
+            )
+            .set_page_token(&page.token)
             .with_attempt_timeout(CALL_TIMEOUT)
             .send()
             .await
@@ -174,6 +165,30 @@ impl Sql {
             rows: r.rows,
             num_dml_affected_rows: None,
         })
+    }
+
+    /// `jobs.getQueryResults` of a job: waits up to the server's wait for it to complete, and
+    /// answers at most `page_rows` rows.
+    fn results(
+        &self,
+        project: &str,
+        job_id: &str,
+        location: Option<&String>,
+        page_rows: Option<u32>,
+    ) -> GetQueryResults {
+        let mut get = self
+            .jobs
+            .get_query_results()
+            .set_project_id(project)
+            .set_job_id(job_id)
+            .set_timeout_ms(SERVER_WAIT_MS);
+        if let Some(n) = page_rows {
+            get = get.set_max_results(n);
+        }
+        if let Some(location) = location {
+            get = get.set_location(location.clone());
+        }
+        get
     }
 
     /// The first row of `sql`'s answer as integers by column name (`None` for NULL), or

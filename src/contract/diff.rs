@@ -359,38 +359,35 @@ fn metadata(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
     }
 }
 
+/// A value as JSON, so that settings of different types compare and print alike.
+fn as_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
 /// Batching, flow control, streams and the like: how the service runs, not what it promises.
 fn operational(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
-    let json = |v: &dyn erased::AsJson| v.as_json();
+    let lag = |s: &ObjectSettings| s.semantic.as_ref().map(|s| s.safety_lag_secs);
     for (name, a, b) in [
-        ("batch", json(&o.batch), json(&n.batch)),
-        ("flow_control", json(&o.flow_control), json(&n.flow_control)),
-        ("streams", json(&o.streams), json(&n.streams)),
+        ("batch", as_json(&o.batch), as_json(&n.batch)),
+        (
+            "flow_control",
+            as_json(&o.flow_control),
+            as_json(&n.flow_control),
+        ),
+        ("streams", as_json(&o.streams), as_json(&n.streams)),
         (
             "limits.max_dead_letter_data_bytes",
-            json(&o.limits.max_dead_letter_data_bytes),
-            json(&n.limits.max_dead_letter_data_bytes),
+            as_json(&o.limits.max_dead_letter_data_bytes),
+            as_json(&n.limits.max_dead_letter_data_bytes),
         ),
         (
             "semantic.safety_lag_secs",
-            json(&o.semantic.as_ref().map(|s| s.safety_lag_secs)),
-            json(&n.semantic.as_ref().map(|s| s.safety_lag_secs)),
+            as_json(&lag(o)),
+            as_json(&lag(n)),
         ),
     ] {
         if a != b {
             c.add(ChangeKind::OperationalChanged, name, format!("{a} → {b}"));
-        }
-    }
-}
-
-/// Values of different types compared through their JSON form.
-mod erased {
-    pub trait AsJson {
-        fn as_json(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> AsJson for T {
-        fn as_json(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or_default()
         }
     }
 }

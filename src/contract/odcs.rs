@@ -7,7 +7,7 @@
 
 use crate::configuration::{FieldType, ObjectSettings, SemanticField, SemanticSettings};
 use crate::semantic::{KEY_COLUMN, LATEST_EVENT_COLUMNS, UNIQUE_KEY, non_null_columns};
-use crate::tables::{Column, ColumnType, INGEST, TableLayout};
+use crate::tables::INGEST;
 use serde_json::{Map, Value, json};
 
 /// The ODCS version written.
@@ -189,33 +189,30 @@ fn logical_type(bigquery_type: &str) -> Option<&'static str> {
 
 /// One typed field of the view (a STRUCT's sub-fields nested, a repeated field as an array).
 fn field(f: &SemanticField, never_null: bool) -> Value {
-    let element = |f: &SemanticField, name: Option<&str>| {
-        let mut p = property(
-            name.unwrap_or_default(),
-            logical_type(f.field_type.sql()),
-            f.field_type.sql(),
+    // The field itself, or the element type of a repeated one.
+    let mut element = property(
+        &f.name,
+        logical_type(f.field_type.sql()),
+        f.field_type.sql(),
+    );
+    if f.field_type == FieldType::Struct {
+        element.insert(
+            "properties".into(),
+            Value::Array(f.fields.iter().map(|s| field(s, false)).collect()),
         );
-        if name.is_none() {
-            p.remove("name");
-        }
-        if f.field_type == FieldType::Struct {
-            p.insert(
-                "properties".into(),
-                Value::Array(f.fields.iter().map(|s| field(s, false)).collect()),
-            );
-        }
-        p
-    };
+    }
     let mut p = if f.repeated {
+        // An array's `items` has no name of its own.
+        element.remove("name");
         let mut p = property(
             &f.name,
             Some("array"),
             &format!("ARRAY<{}>", f.field_type.sql()),
         );
-        p.insert("items".into(), Value::Object(element(f, None)));
+        p.insert("items".into(), Value::Object(element));
         p
     } else {
-        element(f, Some(&f.name))
+        element
     };
     if let Some(d) = &f.description {
         p.insert("description".into(), json!(d));
@@ -232,12 +229,13 @@ fn field(f: &SemanticField, never_null: bool) -> Value {
 
 /// The ingest table as the raw schema: every column, partitioned by ingestion time.
 fn raw(object: &ObjectSettings) -> Value {
-    let layout: &TableLayout = &INGEST;
+    let layout = &INGEST;
     let properties: Vec<Value> = layout
         .columns
         .iter()
-        .map(|c: &Column| {
-            let mut p = property(c.name, column_logical_type(c.kind), c.kind.bigquery_name());
+        .map(|c| {
+            let physical = c.kind.bigquery_name();
+            let mut p = property(c.name, logical_type(physical), physical);
             p.insert("description".into(), json!(c.description));
             p.insert("required".into(), json!(c.required));
             if c.name == layout.partition_by {
@@ -258,10 +256,6 @@ fn raw(object: &ObjectSettings) -> Value {
         ),
         "properties": properties,
     })
-}
-
-fn column_logical_type(kind: ColumnType) -> Option<&'static str> {
-    logical_type(kind.bigquery_name())
 }
 
 fn custom_properties(object: &ObjectSettings) -> Value {

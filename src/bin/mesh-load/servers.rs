@@ -343,12 +343,12 @@ impl PubsubState {
         tx: mpsc::Sender<Result<StreamingPullResponse, Status>>,
     ) {
         let state = self.streams.lock().unwrap()[stream].clone();
+        // Like Pub/Sub, keep each response to a few MB (clients cap what they receive;
+        // gRPC's default is 4 MiB).
+        let largest = self.bodies.iter().map(Bytes::len).max().unwrap_or(0);
+        let per_response = (3 * 1024 * 1024 / (largest + 64)).clamp(1, 500);
         loop {
             let room = max_outstanding - state.outstanding.load(Ordering::Relaxed);
-            // Like Pub/Sub, keep each response to a few MB (clients cap what they receive;
-            // gRPC's default is 4 MiB).
-            let largest = self.bodies.iter().map(Bytes::len).max().unwrap_or(0);
-            let per_response = (3 * 1024 * 1024 / (largest + 64)).clamp(1, 500);
             let mut batch = if room > 0 {
                 self.take((room as usize).min(per_response))
             } else {
