@@ -637,7 +637,7 @@ mod tests {
                     event_time_us: 1,
                     object_id: None,
                     payload: Bytes::from_static(b"{}"),
-                    attributes_json: "{}".into(),
+                    attributes: Default::default(),
                     message_id: id.to_string(),
                     publish_time_us: Some(1),
                     ordering_key: None,

@@ -9,9 +9,10 @@
 //!   overshoot by one message. Everything downstream (decoded rows in the channel, open
 //!   batches, rows of appends in flight, dead-letter rows) shares these bodies, not copies
 //!   them: payloads and dead-letter data are slices of the received body.
-//! - **rows**: per outstanding message, the decoded row's own fields (ids, attributes as JSON,
-//!   acknowledgement handle): `ROW_OVERHEAD_BYTES` plus its attributes, which Pub/Sub counts
-//!   in the message's size and so in `messages` once more.
+//! - **rows**: per outstanding message, the decoded row's own fields (ids, acknowledgement
+//!   handle): `ROW_OVERHEAD_BYTES`. Its attributes are the message's own, moved into the row
+//!   (Pub/Sub counts them in the message's size, so in `messages`); the sink writes them as
+//!   JSON straight into the Arrow column.
 //! - **appends**: per append in flight, its Arrow IPC request, that request's gRPC frame, and
 //!   the block the allocator keeps after freeing one of them (glibc reuses blocks of this size
 //!   rather than unmapping them): three copies of at most `batch.max_bytes`. In flight are at
@@ -26,7 +27,8 @@ use serde::Serialize;
 const MIB: u64 = 1024 * 1024;
 /// The process before any message: runtime, clients, TLS, metrics, allocator arenas.
 pub const BASELINE_BYTES: u64 = 32 * MIB;
-/// A decoded row's own memory besides the body it slices (ids, attribute JSON, ack handle).
+/// A decoded row's own memory besides the body it slices and the attributes it took over
+/// (ids, ack handle).
 pub const ROW_OVERHEAD_BYTES: u64 = 1024;
 /// Copies of an append's rows while it is in flight: the IPC request, its gRPC frame, and the
 /// freed block the allocator keeps for the next append.

@@ -5,7 +5,7 @@ use super::spec::{DecoderSpec, Format, Limits, Locator};
 use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
 use base64::Engine as _;
 use bytes::Bytes;
-use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 /// The decoder of one object: its envelope mapping, limits, event types and JSON Schema,
@@ -29,26 +29,22 @@ impl std::fmt::Debug for Decoder {
 /// A field value: raw JSON from a document, or text from an attribute.
 #[derive(Clone, Copy)]
 enum Value<'a> {
-    Json(&'a RawValue),
+    Json(&'a str),
     Text(&'a str),
 }
 
 /// The document a format reads its fields from.
-struct Document<'a> {
+struct Document<'v, 'a> {
     msg: &'a ReceivedMessage,
-    view: &'a ObjectView<'a>,
+    view: &'v ObjectView<'a>,
     /// CloudEvents binary mode: top-level names are `ce-` attributes, `data.…` is the body.
     binary_cloudevent: bool,
 }
 
-impl<'a> Document<'a> {
+impl<'a> Document<'_, 'a> {
     fn get(&self, source: &Locator) -> Result<Option<Value<'a>>, Rejection> {
         match source {
-            Locator::Attribute(name) => Ok(self
-                .msg
-                .attributes
-                .get(name)
-                .map(|v| Value::Text(v.as_str()))),
+            Locator::Attribute(name) => Ok(attribute(self.msg, name).map(Value::Text)),
             Locator::Path(path) if self.binary_cloudevent => match path.as_slice() {
                 [first, rest @ ..] if first == "data" => {
                     if rest.is_empty() {
@@ -59,11 +55,14 @@ impl<'a> Document<'a> {
                         .map(|v| v.map(Value::Json))
                         .map_err(|m| Rejection::new(ReasonCode::InvalidField, m))
                 }
+                // `ce-{name}`, found without building that string (Pub/Sub allows at most
+                // 100 attributes).
                 [name] => Ok(self
                     .msg
                     .attributes
-                    .get(&format!("ce-{name}"))
-                    .map(|v| Value::Text(v.as_str()))),
+                    .iter()
+                    .find(|(k, _)| k.strip_prefix("ce-") == Some(name.as_str()))
+                    .map(|(_, v)| Value::Text(v.as_str()))),
                 _ => Ok(None),
             },
             Locator::Path(path) => self
@@ -83,6 +82,29 @@ impl<'a> Document<'a> {
     }
 }
 
+/// An attribute's value. A message carries a handful of attributes: comparing their names
+/// costs less than hashing the wanted name, which each envelope field did in turn.
+fn attribute<'a>(msg: &'a ReceivedMessage, name: &str) -> Option<&'a str> {
+    let attributes = &msg.attributes;
+    if attributes.len() > 8 {
+        return attributes.get(name).map(String::as_str);
+    }
+    attributes
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The text of `raw`, a JSON string. Without escapes the text between the quotes is the
+/// value: no need to run the parser again over a string the document parse has already
+/// validated.
+fn json_string(raw: &str) -> Result<Cow<'_, str>, serde_json::Error> {
+    if json_type(raw) == "string" && !raw.contains('\\') {
+        return Ok(Cow::Borrowed(&raw[1..raw.len() - 1]));
+    }
+    serde_json::from_str::<String>(raw).map(Cow::Owned)
+}
+
 fn missing(source: &Locator, what: &str) -> Rejection {
     Rejection::new(
         ReasonCode::MissingField,
@@ -97,21 +119,28 @@ fn text_of(
     what: &str,
     allow_integer: bool,
 ) -> Result<String, Rejection> {
+    text_in(v, source, what, allow_integer).map(Cow::into_owned)
+}
+
+/// [`text_of`], borrowed from the message wherever the text is there as is.
+fn text_in<'a>(
+    v: Value<'a>,
+    source: &Locator,
+    what: &str,
+    allow_integer: bool,
+) -> Result<Cow<'a, str>, Rejection> {
     let text = match v {
-        Value::Text(t) => t.to_string(),
+        Value::Text(t) => Cow::Borrowed(t),
         Value::Json(raw) => match json_type(raw) {
             "null" => return Err(missing(source, what)),
-            // Without escapes the text between the quotes is the value: no need to run the
-            // parser again over a string the document parse has already validated.
-            "string" if !raw.get().contains('\\') => raw.get()[1..raw.get().len() - 1].to_string(),
-            "string" => serde_json::from_str::<String>(raw.get()).map_err(|e| {
+            "string" => json_string(raw).map_err(|e| {
                 Rejection::new(
                     ReasonCode::InvalidField,
                     format!("{what} at `{source}`: {e}"),
                 )
             })?,
-            "number" if allow_integer && serde_json::from_str::<i64>(raw.get()).is_ok() => {
-                raw.get().to_string()
+            "number" if allow_integer && serde_json::from_str::<i64>(raw).is_ok() => {
+                Cow::Borrowed(raw)
             }
             other => {
                 let expected = if allow_integer {
@@ -173,7 +202,7 @@ impl Decoder {
                 event_time_us: fields.event_time_us,
                 object_id: fields.object_id,
                 payload: fields.payload,
-                attributes_json: msg.attributes_json(),
+                attributes: msg.attributes,
                 publish_time_us: msg.publish_time_us,
                 ordering_key: (!msg.ordering_key.is_empty()).then_some(msg.ordering_key),
                 delivery_attempt: msg.delivery_attempt.map(i64::from),
@@ -213,7 +242,7 @@ impl Decoder {
             _ => "body",
         };
         let text = self.json_text(data, what_body)?;
-        let view = self.view(text, what_body)?;
+        let view = self.view(text, what_body, self.nested_id(binary_ce))?;
         let doc = Document {
             msg,
             view: &view,
@@ -249,7 +278,7 @@ impl Decoder {
     }
 
     /// The payload, per format: a slice of the body wherever it can be.
-    fn payload(&self, doc: &Document<'_>, data: &Bytes) -> Result<Bytes, Rejection> {
+    fn payload(&self, doc: &Document<'_, '_>, data: &Bytes) -> Result<Bytes, Rejection> {
         let env = &self.envelope;
         match env.format {
             Format::Json => match doc.get(&env.payload)? {
@@ -273,12 +302,12 @@ impl Decoder {
                 })?;
                 // A specversion that is there but not a string (e.g. the number 1.0) is an
                 // unsupported one, not a missing one.
-                let spec = serde_json::from_str::<String>(spec.get()).map_err(|_| {
+                let spec = json_string(spec).map_err(|_| {
                     Rejection::new(
                         ReasonCode::UnsupportedSpecversion,
                         format!(
                             "CloudEvents specversion must be the string \"1.0\", not {}",
-                            truncate_for_reason(spec.get())
+                            truncate_for_reason(spec)
                         ),
                     )
                 })?;
@@ -289,7 +318,7 @@ impl Decoder {
     }
 
     /// The event id; `None` lets the row fall back to the Pub/Sub message id.
-    fn event_id(&self, doc: &Document<'_>) -> Result<Option<String>, Rejection> {
+    fn event_id(&self, doc: &Document<'_, '_>) -> Result<Option<String>, Rejection> {
         let source = &self.envelope.event_id;
         let id = match doc.get(source)? {
             Some(Value::Json(raw)) if json_type(raw) == "null" => None,
@@ -305,7 +334,7 @@ impl Decoder {
     }
 
     /// The event type, checked against the allow-list.
-    fn event_type(&self, doc: &Document<'_>) -> Result<String, Rejection> {
+    fn event_type(&self, doc: &Document<'_, '_>) -> Result<String, Rejection> {
         let event_type = doc.string(&self.envelope.event_type, "event type")?;
         if let Some(allowed) = &self.event_types
             && !allowed.contains(&event_type)
@@ -339,11 +368,33 @@ impl Decoder {
         })
     }
 
-    fn view<'a>(&self, text: &'a str, what: &str) -> Result<ObjectView<'a>, Rejection> {
+    /// Where the object id sits when it sits one level down or deeper (`payload.order_id`:
+    /// `("payload", "order_id")`): the view reads it in its one parse.
+    fn nested_id(&self, binary_cloudevent: bool) -> Option<(&str, &str)> {
+        let Locator::Path(path) = &self.envelope.object_id else {
+            return None;
+        };
+        // In binary mode `data.…` paths are read in the body, which is `data` itself.
+        let path = match path.as_slice() {
+            [first, rest @ ..] if binary_cloudevent && first == "data" => rest,
+            path => path,
+        };
+        match path {
+            [outer, key, ..] => Some((outer, key)),
+            _ => None,
+        }
+    }
+
+    fn view<'a>(
+        &self,
+        text: &'a str,
+        what: &str,
+        nested_id: Option<(&str, &'a str)>,
+    ) -> Result<ObjectView<'a>, Rejection> {
         if depth_exceeds(text.as_bytes(), self.limits.max_json_depth) {
             return Err(too_deep(what, self.limits.max_json_depth));
         }
-        ObjectView::parse(text).map_err(|e| match e {
+        ObjectView::parse_with_inner(text, nested_id).map_err(|e| match e {
             ViewError::NotAnObject(t) => Rejection::new(
                 ReasonCode::NotAnObject,
                 format!("{what} is {} {t}, expected a JSON object", article(t)),
@@ -357,14 +408,9 @@ impl Decoder {
     }
 
     /// The payload as a slice of the body (no copy), checked to be an object.
-    fn payload_from(
-        &self,
-        raw: &RawValue,
-        data: &Bytes,
-        source: &Locator,
-    ) -> Result<Bytes, Rejection> {
+    fn payload_from(&self, raw: &str, data: &Bytes, source: &Locator) -> Result<Bytes, Rejection> {
         match json_type(raw) {
-            "object" => Ok(data.slice_ref(raw.get().as_bytes())),
+            "object" => Ok(data.slice_ref(raw.as_bytes())),
             "null" => Err(missing(source, "payload")),
             other => Err(Rejection::new(
                 ReasonCode::InvalidPayload,
@@ -387,7 +433,7 @@ impl Decoder {
                 "CloudEvent has neither `data` nor `data_base64`",
             ));
         };
-        let b64: String = serde_json::from_str(b64.get()).map_err(|_| {
+        let b64: String = serde_json::from_str(b64).map_err(|_| {
             Rejection::new(ReasonCode::InvalidField, "`data_base64` is not a string")
         })?;
         let decoded = base64::engine::general_purpose::STANDARD
@@ -400,16 +446,16 @@ impl Decoder {
             })?;
         let what = "CloudEvents data_base64";
         let text = self.json_text(&decoded, what)?;
-        self.view(text, what)?;
+        self.view(text, what, None)?;
         Ok(Bytes::from(decoded))
     }
 
-    fn event_time(&self, doc: &Document<'_>, now_us: i64) -> Result<i64, Rejection> {
+    fn event_time(&self, doc: &Document<'_, '_>, now_us: i64) -> Result<i64, Rejection> {
         let source = &self.envelope.event_time;
         let value = doc
             .get(source)?
             .ok_or_else(|| missing(source, "event time"))?;
-        let text = text_of(value, source, "event time", false)?;
+        let text = text_in(value, source, "event time", false)?;
         let parsed =
             time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
                 .map_err(|e| {

@@ -58,12 +58,33 @@ fn json_envelope_decodes_and_slices_the_payload() {
     assert_eq!(row.event_time_us, 1_795_514_400_123_456);
     assert_eq!(row.object_id.as_deref(), Some("o-1"));
     assert_eq!(&row.payload[..], br#"{"order_id":"o-1","total":12.5}"#);
-    assert_eq!(row.attributes_json, r#"{"a":"1","b":"2"}"#);
+    assert_eq!(row.attributes_json(), r#"{"a":"1","b":"2"}"#);
     assert_eq!(row.message_id, "m-1");
     // The payload shares the body's buffer: no copy.
     let body = row.raw.as_ptr() as usize;
     let p = row.payload.as_ptr() as usize;
     assert!(p > body && p < body + row.raw.len());
+}
+
+/// The object id is read during the parse (`payload.order_id`); other fields of the same
+/// member are still found, each its own value.
+#[test]
+fn fields_beside_the_object_id_in_the_payload_keep_their_own_values() {
+    let d = decoder_for(&object(
+        "envelope:\n  format: json\n  object_id: payload.order_id\n  event_id: payload.event.id\n  event_time: payload.updated_at\n",
+    ))
+    .unwrap();
+    let body = r#"{"event_type":"OrderCreated","payload":{"updated_at":"2026-11-24T10:00:00Z","order_id":"o-7","event":{"id":"e-7"}}}"#;
+    let row = d.decode(msg(body), NOW).unwrap();
+    assert_eq!(row.object_id.as_deref(), Some("o-7"));
+    assert_eq!(row.event_id, "e-7");
+    assert_eq!(row.event_time_us, 1_795_514_400_000_000);
+    // An empty payload object cannot be placed by the one-pass read: same answer anyway.
+    let body = r#"{"event_type":"OrderCreated","payload":{}}"#;
+    assert_eq!(
+        rejected(&d, msg(body)).reason_code,
+        ReasonCode::MissingField
+    );
 }
 
 #[test]

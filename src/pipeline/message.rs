@@ -1,6 +1,7 @@
 //! A message as the source received it, detached from the client library's types.
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 
 /// A Pub/Sub message: body, attributes and delivery metadata.
@@ -19,20 +20,38 @@ pub struct ReceivedMessage {
 impl ReceivedMessage {
     /// Attributes as a JSON object with sorted keys (deterministic, so rows compare equal).
     pub fn attributes_json(&self) -> String {
-        if self.attributes.is_empty() {
-            return "{}".to_string();
-        }
-        let mut sorted: Vec<(&str, &str)> = self
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        sorted.sort_unstable_by_key(|(k, _)| *k);
-        let size: usize = sorted.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
-        let mut out = Vec::with_capacity(size + 2);
-        serde_json::to_writer(&mut out, &SortedMap(&sorted)).expect("string map serializes");
-        String::from_utf8(out).expect("serde_json writes UTF-8")
+        attributes_json(&self.attributes)
     }
+}
+
+/// `attributes` as a JSON object with sorted keys.
+pub fn attributes_json(attributes: &HashMap<String, String>) -> String {
+    let mut out = Vec::new();
+    write_attributes_json(attributes, &mut out);
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Appends `attributes` to `out` as a JSON object with sorted keys. The sink writes each row's
+/// attributes straight into its Arrow column this way: no string per row.
+pub fn write_attributes_json(attributes: &HashMap<String, String>, out: &mut Vec<u8>) {
+    if attributes.is_empty() {
+        out.extend_from_slice(b"{}");
+        return;
+    }
+    // Messages carry a handful of attributes: sort them on the stack.
+    let mut sorted: SmallVec<[(&str, &str); 8]> = attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    sorted.sort_unstable_by_key(|(k, _)| *k);
+    out.reserve(attributes_json_len(attributes));
+    serde_json::to_writer(out, &SortedMap(&sorted)).expect("string map serializes");
+}
+
+/// About how long [`write_attributes_json`] writes `attributes` (exact without escapes).
+pub fn attributes_json_len(attributes: &HashMap<String, String>) -> usize {
+    let pairs: usize = attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    2 + pairs.saturating_sub(1)
 }
 
 /// Pairs already sorted by key, written as a JSON object (no intermediate map).

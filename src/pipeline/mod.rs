@@ -11,7 +11,7 @@ mod message;
 mod rows;
 
 pub use ack::{Ack, Acknowledge, InFlightGauges};
-pub use message::ReceivedMessage;
+pub use message::{ReceivedMessage, attributes_json, attributes_json_len, write_attributes_json};
 pub use rows::{DeadLetterRow, IngestRow, ReasonCode, Rejection, is_truncated};
 
 /// One item of the bounded channel between an object's source and its sink: a decoded row,

@@ -2,8 +2,10 @@
 //! typed reason) for a message that could not become one.
 
 use super::ReceivedMessage;
+use super::{attributes_json, attributes_json_len};
 use bytes::Bytes;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// One row of the append-only ingest table.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,7 +20,9 @@ pub struct IngestRow {
     pub object_id: Option<String>,
     /// The payload's JSON text exactly as published (a slice of `raw` where possible).
     pub payload: Bytes,
-    pub attributes_json: String,
+    /// The message's attributes, moved from it as received. The sink writes them as JSON
+    /// straight into the Arrow column (see `write_attributes_json`), so no row holds a copy.
+    pub attributes: HashMap<String, String>,
     pub message_id: String,
     pub publish_time_us: Option<i64>,
     pub ordering_key: Option<String>,
@@ -31,6 +35,11 @@ pub struct IngestRow {
 }
 
 impl IngestRow {
+    /// The attributes as the ingest table stores them: a JSON object with sorted keys.
+    pub fn attributes_json(&self) -> String {
+        attributes_json(&self.attributes)
+    }
+
     /// What the row weighs in an append request, for batch limits.
     pub fn approx_bytes(&self) -> usize {
         96 + self.event_id.len()
@@ -38,7 +47,7 @@ impl IngestRow {
             + self.event_type.len()
             + self.object_id.as_ref().map_or(0, String::len)
             + self.payload.len()
-            + self.attributes_json.len()
+            + attributes_json_len(&self.attributes)
             + self.message_id.len()
             + self.ordering_key.as_ref().map_or(0, String::len)
     }
@@ -54,7 +63,7 @@ impl IngestRow {
         DeadLetterRow {
             message_id: self.message_id,
             publish_time_us: self.publish_time_us,
-            attributes_json: self.attributes_json,
+            attributes_json: attributes_json(&self.attributes),
             data,
             reason_code: code,
             reason: with_truncation_note(reason, truncated),

@@ -1,7 +1,7 @@
 //! Encodes batches of rows as Arrow IPC record batches, the row format the Storage Write API
 //! takes: one serialised schema per writer, one serialised record batch per append.
 
-use crate::pipeline::{DeadLetterRow, IngestRow};
+use crate::pipeline::{DeadLetterRow, IngestRow, attributes_json_len, write_attributes_json};
 use crate::tables::{Column, ColumnType, DEAD_LETTER_COLUMNS, INGEST_COLUMNS, MAX_APPEND_BYTES};
 use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -165,7 +165,13 @@ pub fn encode_ingest(
     let mut event_id = StringBuilder::with_capacity(n, n * 24);
     let mut event_type = StringBuilder::with_capacity(n, n * 16);
     let mut object_id = StringBuilder::with_capacity(n, n * 16);
-    let mut attributes = StringBuilder::with_capacity(n, n * 2);
+    let attributes_bytes = rows
+        .iter()
+        .map(|r| attributes_json_len(&r.attributes))
+        .sum();
+    let mut attributes = StringBuilder::with_capacity(n, attributes_bytes);
+    // One row's attributes JSON at a time, written into this one buffer.
+    let mut attributes_text = Vec::with_capacity(256);
     let mut message_id = StringBuilder::with_capacity(n, n * 16);
     let mut sub = StringBuilder::with_capacity(n, n * subscription.len());
     let mut ordering_key = StringBuilder::with_capacity(n, 0);
@@ -176,7 +182,9 @@ pub fn encode_ingest(
         event_source.append_option(r.event_source.as_deref());
         event_type.append_value(&r.event_type);
         object_id.append_option(r.object_id.as_deref());
-        attributes.append_value(&r.attributes_json);
+        attributes_text.clear();
+        write_attributes_json(&r.attributes, &mut attributes_text);
+        attributes.append_value(std::str::from_utf8(&attributes_text).expect("JSON is UTF-8"));
         message_id.append_value(&r.message_id);
         sub.append_value(subscription);
         ordering_key.append_option(r.ordering_key.as_deref());
@@ -266,7 +274,7 @@ mod tests {
             event_time_us: 1_700_000_000_000_000,
             object_id: Some("o".into()),
             payload: raw.slice(11..raw.len() - 1),
-            attributes_json: "{}".into(),
+            attributes: Default::default(),
             message_id: format!("m{i}"),
             publish_time_us: Some(1),
             ordering_key: None,
@@ -327,7 +335,11 @@ mod tests {
 
     #[test]
     fn ingest_batch_round_trips_through_ipc() {
-        let rows: Vec<IngestRow> = (0..3).map(row).collect();
+        let mut rows: Vec<IngestRow> = (0..3).map(row).collect();
+        rows[1].attributes = [("b", "2"), ("a", "\"quoted\"")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let bytes = encode_ingest(&rows, "projects/p/subscriptions/s", 42).unwrap();
         let schema = arrow_schema(&INGEST_COLUMNS);
         // Reassemble schema + batch into a stream and read it back.
@@ -346,6 +358,15 @@ mod tests {
             .downcast_ref::<StringArray>()
             .unwrap();
         assert_eq!(payload.value(2), r#"{"n":2}"#);
+        // Attributes are written into the column per row: sorted keys, escaped values.
+        let attributes = b
+            .column_by_name("attributes")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let written: Vec<&str> = attributes.iter().map(Option::unwrap).collect();
+        assert_eq!(written, ["{}", r#"{"a":"\"quoted\"","b":"2"}"#, "{}"]);
         let ordering = b.column_by_name("ordering_key").unwrap();
         assert_eq!(ordering.null_count(), 3);
     }

@@ -160,7 +160,7 @@ impl Harness {
             event_time_us: 1,
             object_id: Some("o".into()),
             payload: Bytes::from_static(b"{}"),
-            attributes_json: "{}".into(),
+            attributes: Default::default(),
             message_id: id.into(),
             publish_time_us: Some(1),
             ordering_key: None,

@@ -58,7 +58,7 @@ fn row() -> IngestRow {
         event_time_us: 1_795_100_000_000_000,
         object_id: Some("o-1".into()),
         payload: Bytes::from_static(br#"{"order_id":"o-1"}"#),
-        attributes_json: "{}".into(),
+        attributes: Default::default(),
         message_id: "1".into(),
         publish_time_us: Some(1_795_100_000_000_000),
         ordering_key: None,
