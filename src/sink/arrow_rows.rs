@@ -351,21 +351,14 @@ mod tests {
         assert_eq!(batches.len(), 1);
         let b = &batches[0];
         assert_eq!(b.num_rows(), 3);
-        let payload = b
-            .column_by_name("payload")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        assert_eq!(payload.value(2), r#"{"n":2}"#);
+        let strings = |name: &str| -> Vec<String> {
+            let column = b.column_by_name(name).unwrap().as_any();
+            let column = column.downcast_ref::<StringArray>().unwrap();
+            column.iter().map(|v| v.unwrap().to_string()).collect()
+        };
+        assert_eq!(strings("payload")[2], r#"{"n":2}"#);
         // Attributes are written into the column per row: sorted keys, escaped values.
-        let attributes = b
-            .column_by_name("attributes")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        let written: Vec<&str> = attributes.iter().map(Option::unwrap).collect();
+        let written = strings("attributes");
         assert_eq!(written, ["{}", r#"{"a":"\"quoted\"","b":"2"}"#, "{}"]);
         let ordering = b.column_by_name("ordering_key").unwrap();
         assert_eq!(ordering.null_count(), 3);
