@@ -48,10 +48,28 @@ pub fn write_attributes_json(attributes: &HashMap<String, String>, out: &mut Vec
     serde_json::to_writer(out, &SortedMap(&sorted)).expect("string map serializes");
 }
 
-/// About how long [`write_attributes_json`] writes `attributes` (exact without escapes).
+/// How long [`write_attributes_json`] writes `attributes`, exactly: batches are cut by bytes,
+/// and an append must stay under BigQuery's request limit.
 pub fn attributes_json_len(attributes: &HashMap<String, String>) -> usize {
-    let pairs: usize = attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    // Each pair is `"k":"v"` and pairs are joined by commas, inside braces.
+    let pairs: usize = attributes
+        .iter()
+        .map(|(k, v)| json_string_len(k) + 1 + json_string_len(v) + 1)
+        .sum();
     2 + pairs.saturating_sub(1)
+}
+
+/// The length of `s` as a JSON string, quotes and escapes included (as serde_json writes it).
+fn json_string_len(s: &str) -> usize {
+    let escaped: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum();
+    escaped + 2
 }
 
 /// Pairs already sorted by key, written as a JSON object (no intermediate map).
@@ -60,5 +78,43 @@ struct SortedMap<'a>(&'a [(&'a str, &'a str)]);
 impl serde::Serialize for SortedMap<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_json_is_sorted_and_its_length_is_known_before_writing() {
+        let cases: [&[(&str, &str)]; 4] = [
+            &[],
+            &[("b", "2"), ("a", "1")],
+            &[
+                ("q\"uote", "back\\slash"),
+                ("ctl", "\n\t\u{1}\u{7f}"),
+                ("ü", "☃"),
+            ],
+            &[("", "")],
+        ];
+        for attrs in cases {
+            let map: HashMap<String, String> = attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let json = attributes_json(&map);
+            assert_eq!(attributes_json_len(&map), json.len(), "{json}");
+            let back: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&json).unwrap();
+            assert_eq!(back.len(), map.len());
+            assert!(back.iter().all(|(k, v)| map.get(k) == Some(v)), "{json}");
+        }
+        let sorted = attributes_json(
+            &[("b", "2"), ("a", "1")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        assert_eq!(sorted, r#"{"a":"1","b":"2"}"#);
     }
 }
