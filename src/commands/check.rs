@@ -10,6 +10,10 @@ use crate::sink::writer::{existing_columns, table_fields};
 use crate::tables::{TableKind, compare};
 use google_cloud_bigquery_v2::client::TableService;
 
+/// How the report's first line starts; it ends with the total (`…: 179.9 MiB`). The load
+/// harness reads the prediction from it.
+pub const BUDGET_LINE: &str = "memory budget (worst case, ";
+
 pub fn check(settings: &Settings, cpus: u64) {
     println!("{}", settings.to_resolved_json());
     eprintln!(
@@ -25,7 +29,7 @@ pub fn check(settings: &Settings, cpus: u64) {
 pub fn memory_report(settings: &Settings, cpus: u64) -> String {
     let b = budget(&settings.objects, cpus);
     let mut out = format!(
-        "memory budget (worst case, {cpus} worker thread(s)): {}\n  baseline: {}\n  \
+        "{BUDGET_LINE}{cpus} worker thread(s)): {}\n  baseline: {}\n  \
          reused payload columns: {} ({cpus} × the largest batch)\n",
         mib(b.total),
         mib(b.baseline),

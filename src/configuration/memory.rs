@@ -22,7 +22,6 @@
 //!   on the release build (docs/BENCHMARKS.md).
 
 use super::ObjectSettings;
-use serde::Serialize;
 
 const MIB: u64 = 1024 * 1024;
 /// The process before any message: runtime, clients, TLS, metrics, allocator arenas.
@@ -37,7 +36,7 @@ pub const APPEND_COPIES: u64 = 3;
 const LIMIT_HEADROOM: f64 = 1.25;
 
 /// One object's share of the worst case, in bytes.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectBudget {
     pub object: String,
     pub messages: u64,
@@ -52,12 +51,11 @@ impl ObjectBudget {
 }
 
 /// The worst case of the whole process, and what to ask Kubernetes for.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MemoryBudget {
     pub baseline: u64,
     /// The reused payload columns: one batch per worker thread.
     pub column_buffers: u64,
-    pub worker_threads: u64,
     pub objects: Vec<ObjectBudget>,
     pub total: u64,
     /// Container memory request and limit (bytes), rounded up to 16 MiB.
@@ -101,7 +99,6 @@ pub fn budget(settings: &[ObjectSettings], worker_threads: u64) -> MemoryBudget 
     MemoryBudget {
         baseline: BASELINE_BYTES,
         column_buffers,
-        worker_threads,
         objects,
         total,
         request: round(total as f64),
@@ -124,7 +121,7 @@ pub fn share_outstanding_bytes(objects: &mut [ObjectSettings], cap: u64) -> bool
         let share =
             (o.flow_control.max_outstanding_bytes as u128 * cap as u128 / asked as u128) as u64;
         let floor = o.limits.max_message_bytes as u64;
-        o.flow_control.max_outstanding_bytes = share.max(floor).min(i64::MAX as u64) as i64;
+        o.flow_control.max_outstanding_bytes = share.max(floor) as i64;
     }
     true
 }

@@ -2,7 +2,7 @@
 //! from the ingest table — its dataset and view name, typed fields read from the payload, and
 //! the event types that delete an object.
 
-use super::FieldError;
+use super::{FieldError, TableRef};
 use serde::{Deserialize, Serialize};
 
 /// BigQuery types a semantic field can have.
@@ -73,7 +73,7 @@ pub struct SemanticSettings {
 
 impl SemanticSettings {
     pub fn view_name(&self) -> String {
-        self.qualified(&self.view)
+        self.qualified(&self.view).to_string()
     }
 
     pub fn rejected_view(&self) -> String {
@@ -90,14 +90,13 @@ impl SemanticSettings {
         format!("{}_history", self.view)
     }
 
-    /// `materialize`'s watermarks, one row per state table of the dataset.
-    pub fn watermark_table(&self) -> String {
-        "_mesh_ingest_watermarks".to_string()
-    }
-
-    /// `project.dataset.name` of a table or view in the semantic dataset.
-    pub fn qualified(&self, name: &str) -> String {
-        format!("{}.{}.{}", self.project, self.dataset, name)
+    /// A table or view of the semantic dataset.
+    pub fn qualified(&self, name: &str) -> TableRef {
+        TableRef {
+            project: self.project.clone(),
+            dataset: self.dataset.clone(),
+            table: name.to_string(),
+        }
     }
 }
 
@@ -141,17 +140,21 @@ struct FieldFile {
     fields: Vec<FieldFile>,
 }
 
-/// Column names the view and the state table define themselves.
-const RESERVED: [&str; 8] = [
-    "object_id",
+/// The state table's own columns after the typed fields: what decides which event is the
+/// latest, and whether it deleted the object (`semantic::state_columns`).
+pub const STATE_EVENT_COLUMNS: [&str; 6] = [
     "updated_at",
     "event_id",
-    "event_type",
     "event_source",
     "publish_time",
     "ingested_at",
     "deleted",
 ];
+
+/// Whether the view and the state table define a column of this name themselves.
+fn reserved(name: &str) -> bool {
+    matches!(name, "object_id" | "event_type") || STATE_EVENT_COLUMNS.contains(&name)
+}
 
 fn ident_ok(s: &str) -> bool {
     let mut chars = s.chars();
@@ -216,7 +219,7 @@ fn resolve_fields(
             ));
         }
         let lower = f.name.to_ascii_lowercase();
-        if top_level && RESERVED.contains(&lower.as_str()) {
+        if top_level && reserved(&lower) {
             return Err(FieldError::new(
                 format!("{here}.name"),
                 format!("`{}` is a column the view defines itself", f.name),

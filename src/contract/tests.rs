@@ -432,36 +432,22 @@ fn changes_from_another_old_version() {
             "",
         ),
     );
+    let one = std::slice::from_ref;
     let pairs: [(&[ObjectSettings], &[ObjectSettings], ChangeKind, Class); 7] = [
-        (&[], std::slice::from_ref(&base), K::ObjectAdded, Compatible),
-        (std::slice::from_ref(&base), &[], K::ObjectRemoved, Breaking),
+        (&[], one(&base), K::ObjectAdded, Compatible),
+        (one(&base), &[], K::ObjectRemoved, Breaking),
+        (one(&no_schema), one(&base), K::SchemaAdded, Breaking),
         (
-            std::slice::from_ref(&no_schema),
-            std::slice::from_ref(&base),
-            K::SchemaAdded,
-            Breaking,
-        ),
-        (
-            std::slice::from_ref(&no_types),
-            std::slice::from_ref(&with_types),
+            one(&no_types),
+            one(&with_types),
             K::EventTypesRestricted,
             Breaking,
         ),
+        (one(&no_semantic), one(&base), K::SemanticAdded, Compatible),
+        (one(&base), one(&no_semantic), K::SemanticRemoved, Breaking),
         (
-            std::slice::from_ref(&no_semantic),
-            std::slice::from_ref(&base),
-            K::SemanticAdded,
-            Compatible,
-        ),
-        (
-            std::slice::from_ref(&base),
-            std::slice::from_ref(&no_semantic),
-            K::SemanticRemoved,
-            Breaking,
-        ),
-        (
-            std::slice::from_ref(&closed_old),
-            std::slice::from_ref(&closed_new),
+            one(&closed_old),
+            one(&closed_new),
             K::SchemaPropertyRemoved,
             Breaking,
         ),

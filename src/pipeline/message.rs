@@ -26,7 +26,7 @@ impl ReceivedMessage {
 
 /// `attributes` as a JSON object with sorted keys.
 pub fn attributes_json(attributes: &HashMap<String, String>) -> String {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(attributes_json_len(attributes));
     write_attributes_json(attributes, &mut out);
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
@@ -44,7 +44,6 @@ pub fn write_attributes_json(attributes: &HashMap<String, String>, out: &mut Vec
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     sorted.sort_unstable_by_key(|(k, _)| *k);
-    out.reserve(attributes_json_len(attributes));
     serde_json::to_writer(out, &SortedMap(&sorted)).expect("string map serializes");
 }
 

@@ -17,7 +17,9 @@
 pub mod dataform;
 pub mod watermark;
 
-use crate::configuration::{FieldType, ObjectSettings, SemanticField, SemanticSettings};
+use crate::configuration::{
+    FieldType, ObjectSettings, STATE_EVENT_COLUMNS, SemanticField, SemanticSettings,
+};
 use crate::tables::ingest::{
     EVENT_ID, EVENT_SOURCE, EVENT_TIME, EVENT_TYPE, INGESTED_AT, MESSAGE_ID, OBJECT_ID, PAYLOAD,
     PUBLISH_TIME,
@@ -338,17 +340,7 @@ pub fn non_null_columns(semantic: &SemanticSettings) -> Vec<String> {
 pub fn state_columns(semantic: &SemanticSettings) -> Vec<String> {
     let mut columns = vec!["object_id".to_string()];
     columns.extend(semantic.fields.iter().map(|f| f.name.clone()));
-    columns.extend(
-        [
-            "updated_at",
-            "event_id",
-            "event_source",
-            "publish_time",
-            "ingested_at",
-            "deleted",
-        ]
-        .map(String::from),
-    );
+    columns.extend(STATE_EVENT_COLUMNS.map(String::from));
     columns
 }
 
@@ -446,10 +438,10 @@ pub struct ViewDdl {
 /// `CREATE OR REPLACE VIEW` statements for the three views, in the order to run them.
 pub fn ddl(object: &ObjectSettings) -> Option<Vec<ViewDdl>> {
     let semantic = object.semantic.as_ref()?;
-    let state = format!("`{}`", semantic.qualified(&semantic.state_table()));
+    let state = semantic.qualified(&semantic.state_table()).sql_name();
     let sql = generate(object, &object.ingest_table.sql_name(), &state)?;
     let view = |view: &str, select: String| {
-        let name = semantic.qualified(view);
+        let name = semantic.qualified(view).to_string();
         ViewDdl {
             project: semantic.project.clone(),
             sql: format!("CREATE OR REPLACE VIEW `{name}` AS\n{select}"),
@@ -470,8 +462,8 @@ pub fn build_state_table(object: &ObjectSettings) -> Option<String> {
     let semantic = object.semantic.as_ref()?;
     let full = state_select(object, &object.ingest_table.sql_name(), &Slice::all())?;
     Some(format!(
-        "CREATE OR REPLACE TABLE `{}`\nPARTITION BY TIMESTAMP_TRUNC(updated_at, MONTH)\nCLUSTER BY object_id\nAS\n{full}",
-        semantic.qualified(&semantic.state_table())
+        "CREATE OR REPLACE TABLE {}\nPARTITION BY TIMESTAMP_TRUNC(updated_at, MONTH)\nCLUSTER BY object_id\nAS\n{full}",
+        semantic.qualified(&semantic.state_table()).sql_name()
     ))
 }
 
@@ -479,7 +471,7 @@ pub fn build_state_table(object: &ObjectSettings) -> Option<String> {
 /// expression), merged into the state table.
 pub fn merge_statement(object: &ObjectSettings, watermark_sql: &str) -> Option<String> {
     let semantic = object.semantic.as_ref()?;
-    let state = format!("`{}`", semantic.qualified(&semantic.state_table()));
+    let state = semantic.qualified(&semantic.state_table()).sql_name();
     let slice = Slice::since(semantic, watermark_sql, &state, |s| s);
     let select = state_select(object, &object.ingest_table.sql_name(), &slice)?;
     let columns = state_columns(semantic);

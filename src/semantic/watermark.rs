@@ -6,8 +6,11 @@ use super::{Slice, sql_string};
 use crate::configuration::{ObjectSettings, SemanticSettings};
 use crate::tables::ingest::INGESTED_AT;
 
+/// `materialize`'s watermarks, one row per state table of the dataset.
+const WATERMARK_TABLE: &str = "_mesh_ingest_watermarks";
+
 fn table(semantic: &SemanticSettings) -> String {
-    format!("`{}`", semantic.qualified(&semantic.watermark_table()))
+    semantic.qualified(WATERMARK_TABLE).sql_name()
 }
 
 /// Creates the watermark table if it is missing.

@@ -1,7 +1,7 @@
 //! Encodes batches of rows as Arrow IPC record batches, the row format the Storage Write API
 //! takes: one serialised schema per writer, one serialised record batch per append.
 
-use crate::pipeline::{DeadLetterRow, IngestRow, attributes_json_len, write_attributes_json};
+use crate::pipeline::{DeadLetterRow, IngestRow, write_attributes_json};
 use crate::tables::{Column, ColumnType, DEAD_LETTER_COLUMNS, INGEST_COLUMNS, MAX_APPEND_BYTES};
 use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -165,11 +165,7 @@ pub fn encode_ingest(
     let mut event_id = StringBuilder::with_capacity(n, n * 24);
     let mut event_type = StringBuilder::with_capacity(n, n * 16);
     let mut object_id = StringBuilder::with_capacity(n, n * 16);
-    let attributes_bytes = rows
-        .iter()
-        .map(|r| attributes_json_len(&r.attributes))
-        .sum();
-    let mut attributes = StringBuilder::with_capacity(n, attributes_bytes);
+    let mut attributes = StringBuilder::with_capacity(n, n * 32);
     // One row's attributes JSON at a time, written into this one buffer.
     let mut attributes_text = Vec::with_capacity(256);
     let mut message_id = StringBuilder::with_capacity(n, n * 16);

@@ -7,7 +7,9 @@
 //! incremental branch, run as the MERGE Dataform makes of it, yields the same table; and with
 //! the watermark set, rows corrupted in the already-applied part of the log change nothing.
 
-use crate::semantic_layer::{BASE_US, Event, SEMANTIC, history, keyed_rows, payload, split_sqlx};
+use crate::semantic_layer::{
+    BASE_US, Event, SEMANTIC, assert_rows_eq, history, keyed_rows, payload, split_sqlx,
+};
 use crate::support::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -54,14 +56,7 @@ impl Run {
         )
         .await;
         assert!(!history.is_empty());
-        assert_eq!(
-            state.keys().collect::<Vec<_>>(),
-            history.keys().collect::<Vec<_>>(),
-            "{step}: the same objects"
-        );
-        for (order, want) in &history {
-            assert_eq!(&state[order], want, "{step}: {order}, every column");
-        }
+        assert_rows_eq(&state, &history, step);
     }
 
     async fn watermark(&self) -> Option<i64> {

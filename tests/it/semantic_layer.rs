@@ -285,6 +285,22 @@ fn normalise(field: &Value, cell: &Value) -> Value {
     }
 }
 
+/// The same objects, then the same columns object by object (a failure names the object).
+pub(crate) fn assert_rows_eq(
+    got: &BTreeMap<String, Map<String, Value>>,
+    want: &BTreeMap<String, Map<String, Value>>,
+    what: &str,
+) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{what}"
+    );
+    for (object, row) in want {
+        assert_eq!(&got[object], row, "{what}: {object}, every column");
+    }
+}
+
 /// Runs `sql` and returns its rows keyed by object_id, every cell normalised.
 pub(crate) async fn keyed_rows(emu: &Emulators, sql: &str) -> BTreeMap<String, Map<String, Value>> {
     let body = query_raw(emu, sql).await;
@@ -411,14 +427,11 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
     // provision and brought up to date by materialize, must hold the same.
     let history_view = format!("`{PROJECT}.{semantic_dataset}.orders_state_history`");
     let got = keyed_rows(&emu, &format!("SELECT * FROM {history_view}")).await;
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>(),
-        "one row per live order, deleted ones absent"
+    assert_rows_eq(
+        &got,
+        &expected,
+        "one row per live order, deleted ones absent",
     );
-    for (order, want) in &expected {
-        assert_eq!(&got[order], want, "{order}: every column");
-    }
     let report = config.materialize();
     assert_eq!(report[0]["slice_events"], json!(published), "{report:?}");
     let from_state = keyed_rows(&emu, &format!("SELECT * FROM {view}")).await;

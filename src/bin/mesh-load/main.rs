@@ -17,6 +17,7 @@ mod servers;
 use bytes::Bytes;
 use clap::Parser;
 use faults::{FaultWindow, Schedule, Window};
+use mesh_ingest::commands::check::BUDGET_LINE;
 use mesh_ingest::configuration::template::{ConfigTemplate, ObjectTemplate};
 use servers::{PubsubState, WriteFaults, WriteState};
 use std::path::{Path, PathBuf};
@@ -271,7 +272,7 @@ fn predicted_budget(args: &Args, config_dir: &Path) -> Option<f64> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stderr);
-    let line = text.lines().find(|l| l.starts_with("memory budget"))?;
+    let line = text.lines().find(|l| l.starts_with(BUDGET_LINE))?;
     line.rsplit(": ").next()?.strip_suffix(" MiB")?.parse().ok()
 }
 

@@ -186,32 +186,26 @@ impl TestConfig {
         c
     }
 
-    /// `mesh-ingest provision`: datasets, tables, topic and subscription.
-    pub fn provision(&self) {
-        let out = self
-            .command(&["provision"])
-            .output()
-            .expect("run provision");
+    /// Runs `mesh-ingest <args>`, which must succeed; its output.
+    pub fn run_ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.command(args).output().expect("run mesh-ingest");
         assert!(
             out.status.success(),
-            "provision failed:\n{}\n{}",
+            "mesh-ingest {args:?} failed:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        out
+    }
+
+    /// `mesh-ingest provision`: datasets, tables, topic and subscription.
+    pub fn provision(&self) {
+        self.run_ok(&["provision"]);
     }
 
     /// `mesh-ingest materialize`: one JSON report per object.
     pub fn materialize(&self) -> Vec<serde_json::Value> {
-        let out = self
-            .command(&["materialize"])
-            .output()
-            .expect("run materialize");
-        assert!(
-            out.status.success(),
-            "materialize failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = self.run_ok(&["materialize"]);
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON line per object"))
