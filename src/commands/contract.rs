@@ -3,19 +3,11 @@
 
 use crate::configuration::{ObjectSettings, Settings, load_objects};
 use crate::contract::{diff, odcs};
-use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 /// The contract of `object` as ODCS v3 YAML.
 pub fn export(settings: &Settings, object: &str) -> anyhow::Result<String> {
-    let found = settings
-        .objects
-        .iter()
-        .find(|o| o.name == object)
-        .with_context(|| {
-            let names: Vec<&str> = settings.objects.iter().map(|o| o.name.as_str()).collect();
-            format!("no object `{object}` (configured: {})", names.join(", "))
-        })?;
+    let found = settings.object(object).map_err(anyhow::Error::msg)?;
     Ok(odcs::to_yaml(&odcs::document(found)))
 }
 
@@ -56,7 +48,7 @@ pub fn diff(old: &Path, new: &Path, format: DiffFormat) -> anyhow::Result<DiffOu
 const DIFF_PROJECT: &str = "project";
 
 fn objects(dir: &Path) -> anyhow::Result<Vec<ObjectSettings>> {
-    let nested: PathBuf = dir.join("objects");
+    let nested: PathBuf = dir.join(crate::configuration::default_objects_dir());
     let dir = if nested.is_dir() {
         nested
     } else {

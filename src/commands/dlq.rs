@@ -10,11 +10,12 @@
 //! what already landed. An append whose outcome is unknown (a timeout, a dropped connection)
 //! is checked against the table before it is retried.
 
-use super::sql::{Answer, Sql};
+use super::sql::{Answer, Sql, cell};
 use crate::configuration::{ObjectSettings, Settings};
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::clock::now_us;
 use crate::pipeline::{IngestRow, ReasonCode, ReceivedMessage, is_truncated};
+use crate::semantic::sql_string;
 use crate::sink::arrow_rows::encode_ingest;
 use crate::sink::destination::TableIo;
 use crate::sink::writer::{AppendFailure, WriteClient};
@@ -24,7 +25,6 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -155,10 +155,8 @@ const CLOCK_SKEW_US: i64 = 3_600_000_000;
 /// Replays `options.object`'s dead letters; prints progress on stderr, a summary on stdout.
 pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Result<()> {
     let object = settings
-        .objects
-        .iter()
-        .find(|o| o.name == options.object)
-        .with_context(|| format!("no object `{}`", options.object))?;
+        .object(&options.object)
+        .map_err(anyhow::Error::msg)?;
     let decoder = decoder_for(object).map_err(|e| anyhow::anyhow!("{}: {e}", object.name))?;
     let sql = Sql::connect(&settings.gcp).await?;
     let (in_scope, lower_us) = scope(&sql, object, &options).await?;
@@ -171,7 +169,9 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
     } else {
         Some(Appender::open(settings, object, &sql, lower_us).await?)
     };
-    let mut seen = HashSet::new();
+    // The candidates come ordered by message id: a message's repeated dead letters are
+    // adjacent (across pages too), so remembering the last id is enough.
+    let mut last_id: Option<String> = None;
     let mut page = sql
         .run_paged(
             &object.dead_letter_table.project,
@@ -184,9 +184,10 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
     loop {
         let mut passing: Vec<Replayed> = Vec::new();
         for letter in dead_letters(&page)? {
-            if !seen.insert(letter.message.message_id.clone()) {
+            if last_id.as_ref() == Some(&letter.message.message_id) {
                 continue; // dead-lettered more than once: replayed once
             }
+            last_id = Some(letter.message.message_id.clone());
             let tally = summary
                 .by_reason
                 .entry(letter.reason_code.clone())
@@ -213,8 +214,10 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
             }
         }
         if let Some(w) = writer.as_mut() {
-            for chunk in passing.chunks(options.batch_rows) {
-                w.append(chunk.to_vec(), &mut summary).await?;
+            let mut passing = passing.into_iter().peekable();
+            while passing.peek().is_some() {
+                let chunk = passing.by_ref().take(options.batch_rows).collect();
+                w.append(chunk, &mut summary).await?;
                 progress(object, &summary);
             }
         }
@@ -289,10 +292,6 @@ fn candidates_sql(object: &ObjectSettings, options: &ReplayOptions, lower_us: i6
     )
 }
 
-fn cell(row: &serde_json::Map<String, Value>, i: usize) -> Option<&str> {
-    row.get("f")?.as_array()?.get(i)?.get("v")?.as_str()
-}
-
 /// The rows of one page of `candidates_sql`.
 fn dead_letters(page: &Answer) -> anyhow::Result<Vec<DeadLetter>> {
     page.rows
@@ -347,20 +346,21 @@ impl Ledger for IngestLedger<'_> {
         message_ids: &'a [String],
     ) -> BoxFuture<'a, anyhow::Result<HashSet<String>>> {
         Box::pin(async move {
-            let ids: Vec<String> = message_ids
-                .iter()
-                .map(|id| format!("'{}'", id.replace('\\', "\\\\").replace('\'', "\\'")))
-                .collect();
-            let table = &self.object.ingest_table;
+            let ids: Vec<String> = message_ids.iter().map(|id| sql_string(id)).collect();
+            let table = self.object.ingest_table.sql_name();
             let text = format!(
-                "SELECT DISTINCT message_id FROM `{table}`\n\
+                "SELECT DISTINCT message_id FROM {table}\n\
                  WHERE ingested_at >= TIMESTAMP_MICROS({}) AND message_id IN ({})",
                 self.lower_us,
                 ids.join(", ")
             );
             let answer = self
                 .sql
-                .run(&table.project, text, "checking which replayed rows landed")
+                .run(
+                    &self.object.ingest_table.project,
+                    text,
+                    "checking which replayed rows landed",
+                )
                 .await?;
             Ok(answer
                 .rows

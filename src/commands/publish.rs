@@ -45,9 +45,7 @@ pub async fn run(
     file: &Path,
     format: LineFormat,
 ) -> anyhow::Result<()> {
-    let Some(o) = settings.objects.iter().find(|o| o.name == object) else {
-        bail!("no object named `{object}` in the configuration");
-    };
+    let o = settings.object(object).map_err(anyhow::Error::msg)?;
     let Some(topic) = &o.topic else {
         bail!("{}: field `topic` is not set", o.source_file);
     };

@@ -203,13 +203,10 @@ impl Sql {
         let Some(row) = response.rows.first() else {
             return Ok(None);
         };
-        let cells = row
-            .get("f")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let cells = row.get("f").and_then(Value::as_array);
         Ok(Some(
             cells
+                .map_or(&[][..], Vec::as_slice)
                 .iter()
                 .map(|c| match &c["v"] {
                     Value::String(s) => s.parse::<i64>().ok(),
@@ -219,4 +216,9 @@ impl Sql {
                 .collect(),
         ))
     }
+}
+
+/// Cell `i` of a row of a query answer, as text (`None` for NULL).
+pub fn cell(row: &serde_json::Map<String, Value>, i: usize) -> Option<&str> {
+    row.get("f")?.as_array()?.get(i)?.get("v")?.as_str()
 }

@@ -100,7 +100,7 @@ fn default_max_outstanding_bytes() -> u64 {
     32 * 1024 * 1024
 }
 
-fn default_objects_dir() -> String {
+pub(crate) fn default_objects_dir() -> String {
     "objects".to_string()
 }
 
@@ -178,6 +178,14 @@ fn as_endpoint(host: &str) -> String {
 }
 
 impl Settings {
+    /// The object named `name`; the error lists the configured ones.
+    pub fn object(&self, name: &str) -> Result<&ObjectSettings, String> {
+        self.objects.iter().find(|o| o.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.objects.iter().map(|o| o.name.as_str()).collect();
+            format!("no object `{name}` (configured: {})", names.join(", "))
+        })
+    }
+
     /// Loads `<dir>/base.yaml`, `<dir>/<environment>.yaml`, `APP__…` variables and the object
     /// files. `environment` defaults to `APP_ENVIRONMENT`, else `local`.
     pub fn load(dir: &Path, environment: Option<&str>) -> Result<Settings, ConfigError> {

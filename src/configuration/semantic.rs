@@ -57,6 +57,17 @@ pub struct SemanticField {
     pub fields: Vec<SemanticField>,
 }
 
+impl SemanticField {
+    /// The column's type as BigQuery names it (`ARRAY<…>` when repeated).
+    pub fn column_type(&self) -> String {
+        if self.repeated {
+            format!("ARRAY<{}>", self.field_type.sql())
+        } else {
+            self.field_type.sql().to_string()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SemanticSettings {
     pub project: String,

@@ -438,16 +438,8 @@ fn fields(old: &[SemanticField], new: &[SemanticField], at: &str, c: &mut Change
         c.add(
             ChangeKind::FieldAdded,
             format!("{at}.{}", n.name),
-            type_name(n),
+            n.column_type(),
         );
-    }
-}
-
-fn type_name(f: &SemanticField) -> String {
-    if f.repeated {
-        format!("ARRAY<{}>", f.field_type.sql())
-    } else {
-        f.field_type.sql().to_string()
     }
 }
 

@@ -204,11 +204,7 @@ fn field(f: &SemanticField, never_null: bool) -> Value {
     let mut p = if f.repeated {
         // An array's `items` has no name of its own.
         element.remove("name");
-        let mut p = property(
-            &f.name,
-            Some("array"),
-            &format!("ARRAY<{}>", f.field_type.sql()),
-        );
+        let mut p = property(&f.name, Some("array"), &f.column_type());
         p.insert("items".into(), Value::Object(element));
         p
     } else {

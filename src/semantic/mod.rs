@@ -35,7 +35,8 @@ fn json_path(keys: &[String]) -> String {
     p
 }
 
-fn sql_string(s: &str) -> String {
+/// `s` as a BigQuery string literal.
+pub fn sql_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     for c in s.chars() {
