@@ -631,7 +631,7 @@ mod tests {
         ids.iter()
             .map(|id| Replayed {
                 row: IngestRow {
-                    event_id: format!("e-{id}"),
+                    event_id: format!("e-{id}").into(),
                     event_source: None,
                     event_type: "OrderCreated".into(),
                     event_time_us: 1,

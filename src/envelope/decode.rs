@@ -5,6 +5,7 @@ use super::spec::{DecoderSpec, Format, Limits, Locator};
 use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
 use base64::Engine as _;
 use bytes::Bytes;
+use bytestring::ByteString;
 use std::borrow::Cow;
 use std::collections::HashSet;
 
@@ -12,6 +13,9 @@ use std::collections::HashSet;
 /// compiled once.
 pub struct Decoder {
     envelope: DecoderSpec,
+    /// The top-level members of the document that the envelope reads: the parse keeps
+    /// these and skips the others.
+    members: Vec<String>,
     limits: Limits,
     event_types: Option<HashSet<String>>,
     schema: Option<jsonschema::Validator>,
@@ -74,11 +78,25 @@ impl<'a> Document<'_, 'a> {
     }
 
     /// A required, non-empty string field.
-    fn string(&self, source: &Locator, what: &str) -> Result<String, Rejection> {
+    fn string(&self, source: &Locator, what: &str) -> Result<ByteString, Rejection> {
         match self.get(source)? {
             None => Err(missing(source, what)),
-            Some(v) => text_of(v, source, what, false),
+            Some(v) => self.text_of(v, source, what, false),
         }
+    }
+
+    /// The text of a value ([`text_in`]), sharing the body's bytes where it lies in them.
+    fn text_of(
+        &self,
+        v: Value<'_>,
+        source: &Locator,
+        what: &str,
+        allow_integer: bool,
+    ) -> Result<ByteString, Rejection> {
+        Ok(match text_in(v, source, what, allow_integer)? {
+            Cow::Borrowed(text) => shared_text(&self.msg.data, text),
+            Cow::Owned(text) => ByteString::from(text),
+        })
     }
 }
 
@@ -112,17 +130,22 @@ fn missing(source: &Locator, what: &str) -> Rejection {
     )
 }
 
-/// The text of a value; ids may also be integers when `allow_integer`.
-fn text_of(
-    v: Value<'_>,
-    source: &Locator,
-    what: &str,
-    allow_integer: bool,
-) -> Result<String, Rejection> {
-    text_in(v, source, what, allow_integer).map(Cow::into_owned)
+/// `text` as a `ByteString`: a slice of `body` (no allocation) when it lies in it, as the
+/// envelope's fields mostly do; otherwise (an attribute's value) a copy.
+fn shared_text(body: &Bytes, text: &str) -> ByteString {
+    let inside = body.as_ptr_range();
+    let at = text.as_bytes().as_ptr_range();
+    if inside.start <= at.start && at.end <= inside.end {
+        // Cannot fail: the bytes are `text`'s own.
+        if let Ok(shared) = ByteString::try_from(body.slice_ref(text.as_bytes())) {
+            return shared;
+        }
+    }
+    ByteString::from(text)
 }
 
-/// [`text_of`], borrowed from the message wherever the text is there as is.
+/// The text of a value, borrowed from the message wherever it is there as is; ids may also
+/// be integers when `allow_integer`.
 fn text_in<'a>(
     v: Value<'a>,
     source: &Locator,
@@ -158,7 +181,10 @@ fn text_in<'a>(
             }
         },
     };
-    if text.trim().is_empty() {
+    // `trim` walks the text char by char; an id that starts with a visible ASCII character
+    // (nearly every one) cannot be blank.
+    let visible_first = text.as_bytes().first().is_some_and(u8::is_ascii_graphic);
+    if !visible_first && text.trim().is_empty() {
         return Err(Rejection::new(
             ReasonCode::InvalidField,
             format!("{what} at `{source}` is empty"),
@@ -177,6 +203,7 @@ impl Decoder {
             .transpose()
             .map_err(|e| format!("the payload JSON Schema does not compile: {e}"))?;
         Ok(Decoder {
+            members: document_members(&spec),
             limits: spec.limits,
             event_types: spec
                 .event_types
@@ -196,7 +223,9 @@ impl Decoder {
     ) -> Result<IngestRow, Box<DeadLetterRow>> {
         match self.decode_fields(&msg, now_us) {
             Ok(fields) => Ok(IngestRow {
-                event_id: fields.event_id.unwrap_or_else(|| msg.message_id.clone()),
+                event_id: fields
+                    .event_id
+                    .unwrap_or_else(|| ByteString::from(msg.message_id.as_str())),
                 event_source: fields.event_source,
                 event_type: fields.event_type,
                 event_time_us: fields.event_time_us,
@@ -242,7 +271,7 @@ impl Decoder {
             _ => "body",
         };
         let text = self.json_text(data, what_body)?;
-        let view = self.view(text, what_body, self.nested_id(binary_ce))?;
+        let view = self.view(text, what_body, &self.members, self.nested_id(binary_ce))?;
         let doc = Document {
             msg,
             view: &view,
@@ -262,7 +291,7 @@ impl Decoder {
         let env = &self.envelope;
         let object_id = match doc.get(&env.object_id)? {
             None => return Err(missing(&env.object_id, "object id")),
-            Some(v) => Some(text_of(v, &env.object_id, "object id", true)?),
+            Some(v) => Some(doc.text_of(v, &env.object_id, "object id", true)?),
         };
         if let Some(schema) = &self.schema {
             validate_schema(schema, &payload)?;
@@ -318,11 +347,11 @@ impl Decoder {
     }
 
     /// The event id; `None` lets the row fall back to the Pub/Sub message id.
-    fn event_id(&self, doc: &Document<'_, '_>) -> Result<Option<String>, Rejection> {
+    fn event_id(&self, doc: &Document<'_, '_>) -> Result<Option<ByteString>, Rejection> {
         let source = &self.envelope.event_id;
         let id = match doc.get(source)? {
             Some(Value::Json(raw)) if json_type(raw) == "null" => None,
-            Some(v) => Some(text_of(v, source, "event id", true)?),
+            Some(v) => Some(doc.text_of(v, source, "event id", true)?),
             None => None,
         };
         match id {
@@ -334,10 +363,10 @@ impl Decoder {
     }
 
     /// The event type, checked against the allow-list.
-    fn event_type(&self, doc: &Document<'_, '_>) -> Result<String, Rejection> {
+    fn event_type(&self, doc: &Document<'_, '_>) -> Result<ByteString, Rejection> {
         let event_type = doc.string(&self.envelope.event_type, "event type")?;
         if let Some(allowed) = &self.event_types
-            && !allowed.contains(&event_type)
+            && !allowed.contains(&*event_type)
         {
             return Err(Rejection::new(
                 ReasonCode::UnknownEventType,
@@ -389,12 +418,13 @@ impl Decoder {
         &self,
         text: &'a str,
         what: &str,
+        members: &[String],
         nested_id: Option<(&str, &'a str)>,
     ) -> Result<ObjectView<'a>, Rejection> {
         if depth_exceeds(text.as_bytes(), self.limits.max_json_depth) {
             return Err(too_deep(what, self.limits.max_json_depth));
         }
-        ObjectView::parse_with_inner(text, nested_id).map_err(|e| match e {
+        ObjectView::parse_only(text, members, nested_id).map_err(|e| match e {
             ViewError::NotAnObject(t) => Rejection::new(
                 ReasonCode::NotAnObject,
                 format!("{what} is {} {t}, expected a JSON object", article(t)),
@@ -446,7 +476,8 @@ impl Decoder {
             })?;
         let what = "CloudEvents data_base64";
         let text = self.json_text(&decoded, what)?;
-        self.view(text, what, None)?;
+        // Checked to be an object; none of its members is read.
+        self.view(text, what, &[], None)?;
         Ok(Bytes::from(decoded))
     }
 
@@ -465,7 +496,9 @@ impl Decoder {
                     )
                 })?;
         // Floor, not truncation: 1969-12-31T23:59:59.9999995Z must stay before the epoch.
-        let us = parsed.unix_timestamp_nanos().div_euclid(1000) as i64;
+        // Whole seconds are floored and the sub-second part is never negative, so this is
+        // the floor of the nanoseconds / 1000, without 128-bit division.
+        let us = parsed.unix_timestamp() * 1_000_000 + i64::from(parsed.microsecond());
         if us < 0 {
             return Err(Rejection::new(
                 ReasonCode::InvalidEventTime,
@@ -486,12 +519,43 @@ impl Decoder {
     }
 }
 
+/// The top-level members a decoder of `spec` may read from its document: the first key of
+/// every path, and for CloudEvents the members the format itself reads. In binary mode the
+/// document is `data`, so `data.…` paths also name their second key.
+fn document_members(spec: &DecoderSpec) -> Vec<String> {
+    let locators = [
+        &spec.event_id,
+        &spec.event_type,
+        &spec.event_time,
+        &spec.object_id,
+        &spec.payload,
+    ];
+    let mut members: Vec<String> = locators
+        .into_iter()
+        .filter_map(|l| match l {
+            Locator::Path(path) => Some(path),
+            Locator::Attribute(_) => None,
+        })
+        .flat_map(|path| match path.as_slice() {
+            [first, second, ..] if first == "data" => vec![first.clone(), second.clone()],
+            [first, ..] => vec![first.clone()],
+            [] => vec![],
+        })
+        .collect();
+    if spec.format == Format::CloudEvents {
+        members.extend(["specversion", "source", "data", "data_base64"].map(String::from));
+    }
+    members.sort_unstable();
+    members.dedup();
+    members
+}
+
 struct Fields {
-    event_id: Option<String>,
-    event_source: Option<String>,
-    event_type: String,
+    event_id: Option<ByteString>,
+    event_source: Option<ByteString>,
+    event_type: ByteString,
     event_time_us: i64,
-    object_id: Option<String>,
+    object_id: Option<ByteString>,
     payload: Bytes,
 }
 

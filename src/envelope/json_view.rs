@@ -23,7 +23,7 @@ pub enum ViewError {
 pub struct ObjectView<'a> {
     members: Vec<Member<'a>>,
     /// One member of a member that is itself an object, read in the same parse (see
-    /// [`ObjectView::parse_with_inner`]): the outer member's index in `members`, the inner
+    /// [`ObjectView::parse_only`]): the outer member's index in `members`, the inner
     /// member's name, and its value (`None`: absent).
     inner: Option<(usize, &'a str, Option<&'a str>)>,
 }
@@ -31,39 +31,56 @@ pub struct ObjectView<'a> {
 type Member<'a> = (Cow<'a, str>, &'a str);
 
 impl<'a> ObjectView<'a> {
-    /// Views `text` as an object. Validates the whole text as JSON in the same pass.
+    /// Views `text` as an object, every member. Validates the whole text as JSON in the same
+    /// pass.
     pub fn parse(text: &'a str) -> Result<ObjectView<'a>, ViewError> {
-        Self::parse_with_inner(text, None)
+        parse_seed(
+            text,
+            MembersSeed {
+                text,
+                keys: None,
+                inner: None,
+            },
+        )
+        .map(|m| ObjectView {
+            members: m.members,
+            inner: None,
+        })
     }
 
-    /// [`parse`](Self::parse), also reading member `inner.1` of member `inner.0` when that
-    /// is an object: the object id usually sits one level down (`payload.order_id`), and
-    /// reading it during the one parse costs next to nothing, where finding it afterwards
-    /// meant walking the payload a second time. When the outer member cannot be placed in
-    /// `text` (an escaped first key, an empty object, not an object at all) the view is
-    /// parsed again without it: rare inputs, same answer.
-    pub fn parse_with_inner(
+    /// [`parse`](Self::parse), keeping only the members named in `keys`, and also reading
+    /// member `inner.1` of member `inner.0` when that is an object.
+    ///
+    /// A decoder reads a handful of known members, and the validating parse is most of its
+    /// cost: the values of all other members are skipped as the floor scan skips them, and
+    /// a kept member's text is placed from where its key and the next key (or the closing
+    /// brace) sit, instead of being read as a raw value. The object id usually sits one level
+    /// down (`payload.order_id`): reading it during the one parse costs next to nothing,
+    /// where finding it afterwards meant walking the payload a second time.
+    ///
+    /// A key with escapes is not a slice of `text`, so a kept member next to one cannot be
+    /// placed: the text is then parsed again the plain way. Rare inputs, same answer.
+    pub fn parse_only(
         text: &'a str,
+        keys: &[String],
         inner: Option<(&str, &'a str)>,
     ) -> Result<ObjectView<'a>, ViewError> {
         let inner_key = inner.map_or("", |(_, key)| key);
-        let seed = MembersSeed { text, inner };
-        let mut de = serde_json::Deserializer::from_str(text);
-        let parsed = de::DeserializeSeed::deserialize(seed, &mut de).and_then(|m| {
-            de.end()?;
-            Ok(m)
-        });
-        match parsed {
-            Ok(Members {
+        let seed = MembersSeed {
+            text,
+            keys: Some(keys),
+            inner,
+        };
+        match parse_seed(text, seed)? {
+            Members {
                 members,
                 inner,
-                redo: false,
-            }) => Ok(ObjectView {
+                placed: true,
+            } => Ok(ObjectView {
                 members,
                 inner: inner.map(|(at, value)| (at, inner_key, value)),
             }),
-            Ok(_) => Self::parse_with_inner(text, None),
-            Err(e) => Err(classify(text, e)),
+            _ => Self::parse(text),
         }
     }
 
@@ -319,17 +336,31 @@ fn last<'a>(members: &[Member<'a>], key: &str) -> Option<(usize, &'a str)> {
         .map(|i| (i, members[i].1))
 }
 
-struct Members<'a> {
-    members: Vec<Member<'a>>,
-    /// The last outer member's index, and its inner member's value.
-    inner: Option<(usize, Option<&'a str>)>,
-    /// An outer member could not be placed in the text: parse again without reading inside.
-    redo: bool,
+/// Parses `text` with `seed`, then checks that nothing but whitespace follows the object.
+fn parse_seed<'a>(text: &'a str, seed: MembersSeed<'a, '_>) -> Result<Members<'a>, ViewError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de::DeserializeSeed::deserialize(seed, &mut de)
+        .and_then(|m| {
+            de.end()?;
+            Ok(m)
+        })
+        .map_err(|e| classify(text, e))
 }
 
-/// Parses an object's members; `inner` names the member of a member to read too.
+struct Members<'a> {
+    members: Vec<Member<'a>>,
+    /// The last outer member's index, and its inner member's value (`None`: absent); only
+    /// when that outer member is an object.
+    inner: Option<(usize, Option<&'a str>)>,
+    /// Every kept member was placed in the text (see [`ObjectView::parse_only`]).
+    placed: bool,
+}
+
+/// Parses an object's members: all of them as raw values (`keys: None`), or only `keys`,
+/// placed from where the keys sit; `inner` names the member of a member to read too.
 struct MembersSeed<'a, 's> {
     text: &'a str,
+    keys: Option<&'s [String]>,
     inner: Option<(&'s str, &'s str)>,
 }
 
@@ -349,68 +380,130 @@ impl<'de> Visitor<'de> for MembersSeed<'de, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        let Some(keys) = self.keys else {
+            let mut members = Vec::with_capacity(8);
+            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                let v: &'de RawValue = map.next_value()?;
+                members.push((k, v.get()));
+            }
+            return Ok(Members {
+                members,
+                inner: None,
+                placed: true,
+            });
+        };
+        let text = self.text;
+        let mut members: Vec<Member<'de>> = Vec::with_capacity(keys.len());
         let mut inner = None;
-        let mut redo = false;
+        let mut placed = true;
+        // The kept member whose end is not known yet: its index and where its value starts.
+        let mut open: Option<(usize, usize)> = None;
         while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            if let Some((outer, key)) = self.inner
-                && k == outer
-            {
-                let read = map.next_value_seed(InnerSeed { key })?;
-                let span = read.as_ref().and_then(|r| r.span(self.text));
-                inner = Some((members.len(), read.and_then(|r| r.value)));
-                redo |= span.is_none();
-                // A placeholder where the object could not be placed: never seen, as the
-                // text is then parsed again.
-                members.push((k, span.unwrap_or("null")));
+            // Where the key's text starts, when it is a slice of the text (no escapes).
+            let at = match k {
+                Cow::Borrowed(key) => offset_in(text, key),
+                Cow::Owned(_) => None,
+            };
+            if let Some((index, start)) = open.take() {
+                match at.and_then(|at| value_end_before_key(text.as_bytes(), at)) {
+                    Some(end) => placed &= place(&mut members[index], text, start, end),
+                    None => placed = false,
+                }
+            }
+            if !placed || !keys.iter().any(|w| *w == *k) {
+                map.next_value::<de::IgnoredAny>()?;
                 continue;
             }
-            let v: &'de RawValue = map.next_value()?;
-            members.push((k, v.get()));
+            let Some(start) = at.and_then(|at| value_start_after_key(text.as_bytes(), at, &k))
+            else {
+                placed = false;
+                map.next_value::<de::IgnoredAny>()?;
+                continue;
+            };
+            match self.inner {
+                Some((outer, key)) if k == outer => {
+                    let read = map.next_value_seed(InnerSeed { key })?;
+                    inner = read.map(|value| (members.len(), value));
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+            open = Some((members.len(), start));
+            members.push((k, ""));
+        }
+        if let Some((index, start)) = open {
+            match value_end_before_close(text.as_bytes()) {
+                Some(end) => placed &= place(&mut members[index], text, start, end),
+                None => placed = false,
+            }
         }
         Ok(Members {
             members,
             inner,
-            redo,
+            placed,
         })
     }
 }
 
-/// Reads one member of an object; any other value is consumed and reported as `None`.
+/// Sets `member`'s value to `text[start..end]`; false when that is not a slice of `text`.
+fn place<'a>(member: &mut Member<'a>, text: &'a str, start: usize, end: usize) -> bool {
+    match text.get(start..end) {
+        Some(value) if !value.is_empty() => {
+            member.1 = value;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Where `part`, a slice of `text`, starts in it.
+fn offset_in(text: &str, part: &str) -> Option<usize> {
+    let at = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    (at + part.len() <= text.len()).then_some(at)
+}
+
+/// Where the value of the member whose key text starts at `at` starts: past the key's
+/// closing quote, the colon and any whitespace.
+fn value_start_after_key(b: &[u8], at: usize, key: &str) -> Option<usize> {
+    let quote = at + key.len();
+    if b.get(quote) != Some(&b'"') {
+        return None;
+    }
+    let colon = skip_ws(b, quote + 1).filter(|&c| b[c] == b':')?;
+    skip_ws(b, colon + 1)
+}
+
+/// Where the previous member's value ends, given that the next key's text starts at `at`:
+/// in valid JSON only whitespace and one comma lie between them.
+fn value_end_before_key(b: &[u8], at: usize) -> Option<usize> {
+    let quote = at.checked_sub(1).filter(|&q| b[q] == b'"')?;
+    let comma = skip_ws_back(b, quote).filter(|&c| b[c] == b',')?;
+    skip_ws_back(b, comma).map(|last| last + 1)
+}
+
+/// Where the last member's value ends: before the object's closing brace, which is the
+/// last non-whitespace byte of the text.
+fn value_end_before_close(b: &[u8]) -> Option<usize> {
+    let close = skip_ws_back(b, b.len()).filter(|&c| b[c] == b'}')?;
+    skip_ws_back(b, close).map(|last| last + 1)
+}
+
+/// The last non-whitespace index before `i`.
+fn skip_ws_back(b: &[u8], i: usize) -> Option<usize> {
+    b[..i]
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Reads one member of an object: `Some(value)` for an object (`value` `None` when the
+/// member is absent), `None` for any other JSON value, which is consumed.
 struct InnerSeed<'s> {
     key: &'s str,
 }
 
-/// What [`InnerSeed`] read of an object.
-struct InnerRead<'a> {
-    /// The first key, when it was borrowed from the text (no escapes).
-    first_key: Option<&'a str>,
-    /// The last member's value.
-    last_value: Option<&'a str>,
-    /// The wanted member's value, the last one of that name.
-    value: Option<&'a str>,
-}
-
-impl<'a> InnerRead<'a> {
-    /// The object's text, from where its first key and last value sit in `text` (both
-    /// borrowed from it). `None` when it cannot be placed: an escaped first key (not
-    /// borrowed) or no members at all.
-    fn span(&self, text: &'a str) -> Option<&'a str> {
-        let offset = |s: &str| (s.as_ptr() as usize).checked_sub(text.as_ptr() as usize);
-        let (first_key, last_value) = (self.first_key?, self.last_value?);
-        let b = text.as_bytes();
-        // Back from the first key's opening quote over whitespace to the brace.
-        let key_quote = offset(first_key)?.checked_sub(1)?;
-        let start = b[..key_quote]
-            .iter()
-            .rposition(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))?;
-        let end = skip_ws(b, offset(last_value)? + last_value.len())?;
-        (b[key_quote] == b'"' && b[start] == b'{' && b[end] == b'}').then(|| &text[start..=end])
-    }
-}
-
 impl<'de> de::DeserializeSeed<'de> for InnerSeed<'_> {
-    type Value = Option<InnerRead<'de>>;
+    type Value = Option<Option<&'de str>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
@@ -418,32 +511,22 @@ impl<'de> de::DeserializeSeed<'de> for InnerSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for InnerSeed<'_> {
-    type Value = Option<InnerRead<'de>>;
+    type Value = Option<Option<&'de str>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut read = InnerRead {
-            first_key: None,
-            last_value: None,
-            value: None,
-        };
-        let mut first = true;
+        let mut value = None;
         while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            if std::mem::take(&mut first)
-                && let Cow::Borrowed(k) = k
-            {
-                read.first_key = Some(k);
-            }
-            let v = map.next_value::<&'de RawValue>()?.get();
             if k == self.key {
-                read.value = Some(v);
+                value = Some(map.next_value::<&'de RawValue>()?.get());
+            } else {
+                map.next_value::<de::IgnoredAny>()?;
             }
-            read.last_value = Some(v);
         }
-        Ok(Some(read))
+        Ok(Some(value))
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -543,15 +626,21 @@ mod tests {
         ];
         let paths = ["p.id", "p.n", "p.n.id", "p.a", "p", "q"]
             .map(|p| p.split('.').map(String::from).collect::<Vec<_>>());
+        let kept = ["p".to_string(), "q".to_string()];
         for text in texts {
             let plain = ObjectView::parse(text).unwrap();
-            let gathered = ObjectView::parse_with_inner(text, Some(("p", "id"))).unwrap();
+            let gathered = ObjectView::parse_only(text, &kept, Some(("p", "id"))).unwrap();
             for path in &paths {
                 assert_eq!(gathered.lookup(path), plain.lookup(path), "{text} {path:?}");
             }
         }
-        let v = ObjectView::parse_with_inner(texts[0], Some(("p", "id"))).unwrap();
+        let v = ObjectView::parse_only(texts[0], &kept, Some(("p", "id"))).unwrap();
         assert!(v.inner.is_some(), "the placeable case must not parse twice");
+        assert_eq!(
+            v.members.len(),
+            2,
+            "members not asked for are skipped, not kept"
+        );
     }
 
     #[test]
@@ -610,9 +699,46 @@ mod tests {
             let outer = format!("{{\"p\":{text}, \"z\": 0}}");
             let path = ["p".to_string(), "id".to_string()];
             let plain = ObjectView::parse(&outer).unwrap();
-            let gathered = ObjectView::parse_with_inner(&outer, Some(("p", "id"))).unwrap();
+            let kept = ["p".to_string()];
+            let gathered = ObjectView::parse_only(&outer, &kept, Some(("p", "id"))).unwrap();
             proptest::prop_assert_eq!(gathered.lookup(&path), plain.lookup(&path), "{}", outer);
             proptest::prop_assert_eq!(gathered.get("p"), Some(text.trim()), "{}", outer);
+        }
+    }
+
+    proptest::proptest! {
+        /// Kept members are placed from where the keys sit: whatever the keys, values and
+        /// whitespace around them, each kept member reads what the plain parse reads, and the
+        /// others are not kept.
+        #[test]
+        fn kept_members_read_what_the_plain_parse_reads(
+            members in proptest::collection::vec(
+                (0usize..KEYS.len(), 0usize..VALUES.len(), 0usize..SPACES.len()),
+                0..8,
+            ),
+            kept in proptest::sample::subsequence(KEYS.to_vec(), 0..4),
+        ) {
+            let text = format!(
+                "{{{}}}",
+                members
+                    .iter()
+                    .map(|&(k, v, w)| format!("{w}{}{w}:{w}{}{w}", KEYS[k], VALUES[v], w = SPACES[w]))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let kept: Vec<String> =
+                kept.iter().map(|k| serde_json::from_str(k).unwrap()).collect();
+            let plain = ObjectView::parse(&text).unwrap();
+            let only = ObjectView::parse_only(&text, &kept, None).unwrap();
+            for key in &kept {
+                proptest::prop_assert_eq!(only.get(key), plain.get(key), "{} {}", text, key);
+            }
+            if !text.contains('\\') {
+                proptest::prop_assert!(
+                    only.members.iter().all(|(k, _)| kept.contains(&k.to_string())),
+                    "{}", text
+                );
+            }
         }
     }
 

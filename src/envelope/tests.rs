@@ -160,6 +160,15 @@ fn every_json_rejection_has_its_reason_code() {
             "before 1970",
         ),
         (
+            // Half a microsecond before the epoch: floored, not truncated to 0.
+            GOOD.replace(
+                "2026-11-24T10:00:00.123456Z",
+                "1969-12-31T23:59:59.9999995Z",
+            ),
+            ReasonCode::InvalidEventTime,
+            "before 1970",
+        ),
+        (
             GOOD.replace("2026-11-24T10:00:00.123456Z", "2099-01-01T00:00:00Z"),
             ReasonCode::InvalidEventTime,
             "ahead of the clock",
@@ -176,6 +185,12 @@ fn every_json_rejection_has_its_reason_code() {
         ),
         (
             GOOD.replace(r#""o-1""#, r#""""#),
+            ReasonCode::InvalidField,
+            "object id at `payload.order_id` is empty",
+        ),
+        (
+            // Blank is empty, Unicode whitespace included.
+            GOOD.replace(r#""o-1""#, "\"\u{a0} \u{2003}\""),
             ReasonCode::InvalidField,
             "object id at `payload.order_id` is empty",
         ),

@@ -4,20 +4,23 @@
 use super::ReceivedMessage;
 use super::{attributes_json, attributes_json_len};
 use bytes::Bytes;
+use bytestring::ByteString;
 use serde::Serialize;
 use std::collections::HashMap;
 
 /// One row of the append-only ingest table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestRow {
-    pub event_id: String,
+    /// The envelope's texts are `ByteString`s: usually slices of the body, like `payload`,
+    /// so a row costs no allocation of its own for them.
+    pub event_id: ByteString,
     /// The CloudEvents `source` (an event id is unique only within it); `None` for the other
     /// envelope formats.
-    pub event_source: Option<String>,
-    pub event_type: String,
+    pub event_source: Option<ByteString>,
+    pub event_type: ByteString,
     /// Microseconds since the Unix epoch.
     pub event_time_us: i64,
-    pub object_id: Option<String>,
+    pub object_id: Option<ByteString>,
     /// The payload's JSON text exactly as published (a slice of `raw` where possible).
     pub payload: Bytes,
     /// The message's attributes, moved from it as received. The sink writes them as JSON
@@ -43,9 +46,9 @@ impl IngestRow {
     /// What the row weighs in an append request, for batch limits.
     pub fn approx_bytes(&self) -> usize {
         96 + self.event_id.len()
-            + self.event_source.as_ref().map_or(0, String::len)
+            + self.event_source.as_ref().map_or(0, |s| s.len())
             + self.event_type.len()
-            + self.object_id.as_ref().map_or(0, String::len)
+            + self.object_id.as_ref().map_or(0, |s| s.len())
             + self.payload.len()
             + attributes_json_len(&self.attributes)
             + self.message_id.len()
@@ -67,7 +70,7 @@ impl IngestRow {
             data,
             reason_code: code,
             reason: with_truncation_note(reason, truncated),
-            event_id: Some(self.event_id),
+            event_id: Some(self.event_id.to_string()),
             delivery_attempt: self.delivery_attempt,
         }
     }

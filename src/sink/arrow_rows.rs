@@ -264,7 +264,7 @@ mod tests {
     fn row(i: usize) -> IngestRow {
         let raw = Bytes::from(format!(r#"{{"payload":{{"n":{i}}}}}"#));
         IngestRow {
-            event_id: format!("e{i}"),
+            event_id: format!("e{i}").into(),
             event_source: None,
             event_type: "T".into(),
             event_time_us: 1_700_000_000_000_000,

@@ -154,7 +154,7 @@ impl Harness {
 
     async fn row(&self, id: &str) {
         let row = IngestRow {
-            event_id: format!("e-{id}"),
+            event_id: format!("e-{id}").into(),
             event_source: None,
             event_type: "OrderUpdated".into(),
             event_time_us: 1,
