@@ -142,7 +142,7 @@ fuzz_target!(|data: &[u8]| {
                 "blank event type accepted"
             );
             assert!(row.event_time_us >= 0, "event time before 1970 accepted");
-            assert_eq!(row.attributes_json, attributes_json);
+            assert_eq!(row.attributes_json(), attributes_json);
         }
         Err(dead) => {
             let kept = body.len().min(setup.max_data);

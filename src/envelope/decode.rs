@@ -136,7 +136,8 @@ fn shared_text(body: &Bytes, text: &str) -> ByteString {
     let inside = body.as_ptr_range();
     let at = text.as_bytes().as_ptr_range();
     if inside.start <= at.start && at.end <= inside.end {
-        // Cannot fail: the bytes are `text`'s own.
+        // Checks the (short) text's UTF-8 once more rather than assert it unsafely; cannot
+        // fail, the bytes are `text`'s own.
         if let Ok(shared) = ByteString::try_from(body.slice_ref(text.as_bytes())) {
             return shared;
         }
@@ -181,10 +182,7 @@ fn text_in<'a>(
             }
         },
     };
-    // `trim` walks the text char by char; an id that starts with a visible ASCII character
-    // (nearly every one) cannot be blank.
-    let visible_first = text.as_bytes().first().is_some_and(u8::is_ascii_graphic);
-    if !visible_first && text.trim().is_empty() {
+    if text.trim().is_empty() {
         return Err(Rejection::new(
             ReasonCode::InvalidField,
             format!("{what} at `{source}` is empty"),
@@ -520,8 +518,8 @@ impl Decoder {
 }
 
 /// The top-level members a decoder of `spec` may read from its document: the first key of
-/// every path, and for CloudEvents the members the format itself reads. In binary mode the
-/// document is `data`, so `data.…` paths also name their second key.
+/// every path, and for CloudEvents the members the format itself reads. In CloudEvents binary
+/// mode the document is `data` itself, so `data.…` paths also name their second key.
 fn document_members(spec: &DecoderSpec) -> Vec<String> {
     let locators = [
         &spec.event_id,
@@ -537,7 +535,9 @@ fn document_members(spec: &DecoderSpec) -> Vec<String> {
             Locator::Attribute(_) => None,
         })
         .flat_map(|path| match path.as_slice() {
-            [first, second, ..] if first == "data" => vec![first.clone(), second.clone()],
+            [first, second, ..] if first == "data" && spec.format == Format::CloudEvents => {
+                vec![first.clone(), second.clone()]
+            }
             [first, ..] => vec![first.clone()],
             [] => vec![],
         })

@@ -18,8 +18,8 @@ pub enum ViewError {
     Malformed(serde_json::Error),
 }
 
-/// The members of one JSON object, keys unescaped, values as raw JSON text (already
-/// validated by the parse that produced them).
+/// Members of one JSON object (all of them, or those a decoder asked for), keys unescaped,
+/// values as raw JSON text (already validated by the parse that produced them).
 pub struct ObjectView<'a> {
     members: Vec<Member<'a>>,
     /// One member of a member that is itself an object, read in the same parse (see
@@ -48,18 +48,18 @@ impl<'a> ObjectView<'a> {
         })
     }
 
-    /// [`parse`](Self::parse), keeping only the members named in `keys`, and also reading
-    /// member `inner.1` of member `inner.0` when that is an object.
+    /// [`parse`](Self::parse), keeping only the members named in `keys` (and `inner.0`), and
+    /// also reading member `inner.1` of member `inner.0` when that is an object.
     ///
-    /// A decoder reads a handful of known members, and the validating parse is most of its
-    /// cost: the values of all other members are skipped as the floor scan skips them, and
-    /// a kept member's text is placed from where its key and the next key (or the closing
-    /// brace) sit, instead of being read as a raw value. The object id usually sits one level
-    /// down (`payload.order_id`): reading it during the one parse costs next to nothing,
-    /// where finding it afterwards meant walking the payload a second time.
+    /// A decoder reads a handful of known members: the others are skipped, not kept. The
+    /// object id usually sits one level down (`payload.order_id`): reading it during the one
+    /// parse costs next to nothing, where finding it afterwards meant walking the payload a
+    /// second time. While that member is read inside, its own text is not captured; it is
+    /// placed afterwards from where its key and the next key (or the closing brace) sit.
     ///
-    /// A key with escapes is not a slice of `text`, so a kept member next to one cannot be
-    /// placed: the text is then parsed again the plain way. Rare inputs, same answer.
+    /// Where it cannot be placed (the next key has escapes, so it is not a slice of `text`),
+    /// or the read inside refuses what a plain skip accepts (a key that is a lone surrogate
+    /// escape), the text is parsed again the plain way: rare inputs, the plain parse's answer.
     pub fn parse_only(
         text: &'a str,
         keys: &[String],
@@ -71,15 +71,16 @@ impl<'a> ObjectView<'a> {
             keys: Some(keys),
             inner,
         };
-        match parse_seed(text, seed)? {
-            Members {
+        match parse_seed(text, seed) {
+            Ok(Members {
                 members,
                 inner,
                 placed: true,
-            } => Ok(ObjectView {
+            }) => Ok(ObjectView {
                 members,
                 inner: inner.map(|(at, value)| (at, inner_key, value)),
             }),
+            Err(e) if inner_key.is_empty() => Err(e),
             _ => Self::parse(text),
         }
     }
@@ -124,7 +125,8 @@ impl<'a> ObjectView<'a> {
                 Scan::Found(text) => Some(text),
                 Scan::Absent => None,
                 // A key with escapes (or text the scanner does not expect): parse for real.
-                // Already validated as part of the enclosing document, so this cannot fail.
+                // Validated as part of the enclosing document, which skipped its keys: only
+                // a key that is a lone surrogate escape can make this parse fail.
                 Scan::NeedsParse => ObjectView::parse(value)
                     .map_err(|_| "unreadable object")?
                     .get(key),
@@ -352,12 +354,12 @@ struct Members<'a> {
     /// The last outer member's index, and its inner member's value (`None`: absent); only
     /// when that outer member is an object.
     inner: Option<(usize, Option<&'a str>)>,
-    /// Every kept member was placed in the text (see [`ObjectView::parse_only`]).
+    /// The outer member read inside was placed in the text (see [`ObjectView::parse_only`]).
     placed: bool,
 }
 
-/// Parses an object's members: all of them as raw values (`keys: None`), or only `keys`,
-/// placed from where the keys sit; `inner` names the member of a member to read too.
+/// Parses an object's members as raw values: all of them (`keys: None`), or only `keys`;
+/// `inner` names the member of a member to read too.
 struct MembersSeed<'a, 's> {
     text: &'a str,
     keys: Option<&'s [String]>,
@@ -393,50 +395,48 @@ impl<'de> Visitor<'de> for MembersSeed<'de, '_> {
             });
         };
         let text = self.text;
-        let mut members: Vec<Member<'de>> = Vec::with_capacity(keys.len());
+        let b = text.as_bytes();
+        let mut members: Vec<Member<'de>> = Vec::with_capacity(keys.len() + 1);
         let mut inner = None;
         let mut placed = true;
-        // The kept member whose end is not known yet: its index and where its value starts.
+        // The member read inside, whose end is not known yet: its index and where it starts.
         let mut open: Option<(usize, usize)> = None;
         while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            // Where the key's text starts, when it is a slice of the text (no escapes).
-            let at = match k {
-                Cow::Borrowed(key) => offset_in(text, key),
-                Cow::Owned(_) => None,
-            };
             if let Some((index, start)) = open.take() {
-                match at.and_then(|at| value_end_before_key(text.as_bytes(), at)) {
-                    Some(end) => placed &= place(&mut members[index], text, start, end),
-                    None => placed = false,
-                }
+                let end = key_offset(text, &k).and_then(|at| value_end_before_key(b, at));
+                placed &= end.is_some_and(|end| place(&mut members[index], text, start, end));
             }
-            if !placed || !keys.iter().any(|w| *w == *k) {
+            if let Some((outer, key)) = self.inner
+                && k == outer
+            {
+                let start = key_offset(text, &k).and_then(|at| value_start_after_key(b, at, &k));
+                match start {
+                    // Only an object is read inside: any other value is skipped as the plain
+                    // parse skips it (`1e400` is valid JSON, but no f64).
+                    Some(start) if b[start] == b'{' => {
+                        let value = map.next_value_seed(InnerSeed { key })?;
+                        inner = Some((members.len(), value));
+                        open = Some((members.len(), start));
+                        members.push((k, ""));
+                    }
+                    // Not an object (a later duplicate replaces an earlier object), or a key
+                    // with escapes: a raw value, read inside by `lookup` if need be.
+                    _ => {
+                        let v: &'de RawValue = map.next_value()?;
+                        inner = None;
+                        members.push((k, v.get()));
+                    }
+                }
+            } else if keys.iter().any(|w| *w == *k) {
+                let v: &'de RawValue = map.next_value()?;
+                members.push((k, v.get()));
+            } else {
                 map.next_value::<de::IgnoredAny>()?;
-                continue;
             }
-            let Some(start) = at.and_then(|at| value_start_after_key(text.as_bytes(), at, &k))
-            else {
-                placed = false;
-                map.next_value::<de::IgnoredAny>()?;
-                continue;
-            };
-            match self.inner {
-                Some((outer, key)) if k == outer => {
-                    let read = map.next_value_seed(InnerSeed { key })?;
-                    inner = read.map(|value| (members.len(), value));
-                }
-                _ => {
-                    map.next_value::<de::IgnoredAny>()?;
-                }
-            }
-            open = Some((members.len(), start));
-            members.push((k, ""));
         }
         if let Some((index, start)) = open {
-            match value_end_before_close(text.as_bytes()) {
-                Some(end) => placed &= place(&mut members[index], text, start, end),
-                None => placed = false,
-            }
+            let end = value_end_before_close(b);
+            placed &= end.is_some_and(|end| place(&mut members[index], text, start, end));
         }
         Ok(Members {
             members,
@@ -446,7 +446,8 @@ impl<'de> Visitor<'de> for MembersSeed<'de, '_> {
     }
 }
 
-/// Sets `member`'s value to `text[start..end]`; false when that is not a slice of `text`.
+/// Sets `member`'s value to `text[start..end]`; false when that is not a non-empty slice of
+/// `text` (no JSON value is empty).
 fn place<'a>(member: &mut Member<'a>, text: &'a str, start: usize, end: usize) -> bool {
     match text.get(start..end) {
         Some(value) if !value.is_empty() => {
@@ -457,10 +458,11 @@ fn place<'a>(member: &mut Member<'a>, text: &'a str, start: usize, end: usize) -
     }
 }
 
-/// Where `part`, a slice of `text`, starts in it.
-fn offset_in(text: &str, part: &str) -> Option<usize> {
-    let at = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-    (at + part.len() <= text.len()).then_some(at)
+/// Where `key`'s text starts in `text`; `None` when it is not a slice of `text`, as a key with
+/// escapes is not (it was unescaped into memory of its own).
+fn key_offset(text: &str, key: &str) -> Option<usize> {
+    let at = (key.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    (at + key.len() <= text.len()).then_some(at)
 }
 
 /// Where the value of the member whose key text starts at `at` starts: past the key's
@@ -496,25 +498,25 @@ fn skip_ws_back(b: &[u8], i: usize) -> Option<usize> {
         .rposition(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-/// Reads one member of an object: `Some(value)` for an object (`value` `None` when the
-/// member is absent), `None` for any other JSON value, which is consumed.
+/// Reads one member of an object, the last of that name (`None`: absent); the others are
+/// skipped.
 struct InnerSeed<'s> {
     key: &'s str,
 }
 
 impl<'de> de::DeserializeSeed<'de> for InnerSeed<'_> {
-    type Value = Option<Option<&'de str>>;
+    type Value = Option<&'de str>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
+        d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for InnerSeed<'_> {
-    type Value = Option<Option<&'de str>>;
+    type Value = Option<&'de str>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
+        f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -526,36 +528,7 @@ impl<'de> Visitor<'de> for InnerSeed<'_> {
                 map.next_value::<de::IgnoredAny>()?;
             }
         }
-        Ok(Some(value))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(value)
     }
 }
 
@@ -636,6 +609,9 @@ mod tests {
         }
         let v = ObjectView::parse_only(texts[0], &kept, Some(("p", "id"))).unwrap();
         assert!(v.inner.is_some(), "the placeable case must not parse twice");
+        let text = r#"{"p": {"id": "x"}, "q": 1, "r": 2}"#;
+        let v = ObjectView::parse_only(text, &kept[1..], Some(("p", "id"))).unwrap();
+        assert_eq!(v.get("p"), Some(r#"{"id": "x"}"#));
         assert_eq!(
             v.members.len(),
             2,
@@ -681,14 +657,7 @@ mod tests {
                 0..8,
             )
         ) {
-            let text = format!(
-                "{{{}}}",
-                members
-                    .iter()
-                    .map(|&(k, v, w)| format!("{w}{}{w}:{w}{}{w}", KEYS[k], VALUES[v], w = SPACES[w]))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
+            let text = object_of(&members);
             let expected = ObjectView::parse(&text).unwrap().get("id");
             match find_member(&text, "id") {
                 Scan::Found(t) => proptest::prop_assert_eq!(Some(t), expected, "{}", text),
@@ -707,9 +676,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Kept members are placed from where the keys sit: whatever the keys, values and
-        /// whitespace around them, each kept member reads what the plain parse reads, and the
-        /// others are not kept.
+        /// Whatever the keys, values and whitespace (inside and around the object), each kept
+        /// member reads what the plain parse reads, the member read inside (`p`) is placed
+        /// where the plain parse finds it, and the others are not kept.
         #[test]
         fn kept_members_read_what_the_plain_parse_reads(
             members in proptest::collection::vec(
@@ -717,33 +686,39 @@ mod tests {
                 0..8,
             ),
             kept in proptest::sample::subsequence(KEYS.to_vec(), 0..4),
+            around in 0usize..SPACES.len(),
         ) {
-            let text = format!(
-                "{{{}}}",
-                members
-                    .iter()
-                    .map(|&(k, v, w)| format!("{w}{}{w}:{w}{}{w}", KEYS[k], VALUES[v], w = SPACES[w]))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
+            let text = format!("{w}{}{w}", object_of(&members), w = SPACES[around]);
             let kept: Vec<String> =
                 kept.iter().map(|k| serde_json::from_str(k).unwrap()).collect();
             let plain = ObjectView::parse(&text).unwrap();
-            let only = ObjectView::parse_only(&text, &kept, None).unwrap();
-            for key in &kept {
+            let only = ObjectView::parse_only(&text, &kept, Some(("p", "id"))).unwrap();
+            for key in kept.iter().map(String::as_str).chain(["p"]) {
                 proptest::prop_assert_eq!(only.get(key), plain.get(key), "{} {}", text, key);
             }
+            let path = ["p".to_string(), "id".to_string()];
+            proptest::prop_assert_eq!(only.lookup(&path), plain.lookup(&path), "{}", text);
             if !text.contains('\\') {
                 proptest::prop_assert!(
-                    only.members.iter().all(|(k, _)| kept.contains(&k.to_string())),
+                    only.members.iter().all(|(k, _)| k == "p" || kept.contains(&k.to_string())),
                     "{}", text
                 );
             }
         }
     }
 
-    const KEYS: [&str; 6] = [
+    /// An object from generated members: indexes into `KEYS`, `VALUES` and `SPACES`.
+    fn object_of(members: &[(usize, usize, usize)]) -> String {
+        let members: Vec<String> = members
+            .iter()
+            .map(|&(k, v, w)| format!("{w}{}{w}:{w}{}{w}", KEYS[k], VALUES[v], w = SPACES[w]))
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
+    const KEYS: [&str; 7] = [
         r#""id""#,
+        r#""p""#,
         r#""idx""#,
         r#""i""#,
         r#""""#,

@@ -79,12 +79,40 @@ fn fields_beside_the_object_id_in_the_payload_keep_their_own_values() {
     assert_eq!(row.object_id.as_deref(), Some("o-7"));
     assert_eq!(row.event_id, "e-7");
     assert_eq!(row.event_time_us, 1_795_514_400_000_000);
-    // An empty payload object cannot be placed by the one-pass read: same answer anyway.
+    // An empty payload object: read inside and placed like any other.
     let body = r#"{"event_type":"OrderCreated","payload":{}}"#;
     assert_eq!(
         rejected(&d, msg(body)).reason_code,
         ReasonCode::MissingField
     );
+}
+
+/// The parse keeps only the members the decoder reads: members it skips (before, between and
+/// after them, with escaped keys, and a duplicate `payload` that is no object) change nothing.
+#[test]
+fn members_the_decoder_does_not_read_change_nothing() {
+    let d = json_decoder();
+    let bodies = [
+        r#"{"a":[1,{"b":"}"}],"event_id":"e-1","n\u0061me":"x","event_type":"OrderCreated","event_time":"2026-11-24T10:00:00.123456Z","z":null,"payload":{"order_id":"o-1","total":12.5},"tail":{"x":1}}"#,
+        r#"{"event_id":"e-1","\u0065xtra":1,"event_type":"OrderCreated","event_time":"2026-11-24T10:00:00.123456Z","payload":{"order_id":"o-1","total":12.5}}"#,
+        r#"{"event_id":"e-1","event_type":"OrderCreated","event_time":"2026-11-24T10:00:00.123456Z","payload":{"order_id":"o-1","total":12.5},"\u0065xtra":1}"#,
+        r#"{"payload":1e400,"event_id":"e-1","event_type":"OrderCreated","event_time":"2026-11-24T10:00:00.123456Z","payload":{"order_id":"o-1","total":12.5}}"#,
+        r#"{"payload":{"order_id":"o-0"},"event_id":"e-1","event_type":"OrderCreated","event_time":"2026-11-24T10:00:00.123456Z","payload":{"order_id":"o-1","total":12.5}}"#,
+    ];
+    for body in bodies {
+        let row = d
+            .decode(msg(body), NOW)
+            .unwrap_or_else(|e| panic!("{body}: {}", e.reason));
+        assert_eq!(row.event_id, "e-1", "{body}");
+        assert_eq!(row.event_type, "OrderCreated", "{body}");
+        assert_eq!(row.event_time_us, 1_795_514_400_123_456, "{body}");
+        assert_eq!(row.object_id.as_deref(), Some("o-1"), "{body}");
+        assert_eq!(
+            &row.payload[..],
+            br#"{"order_id":"o-1","total":12.5}"#,
+            "{body}"
+        );
+    }
 }
 
 #[test]
@@ -349,6 +377,32 @@ fn binary_cloudevents_decode_from_ce_attributes() {
     assert_eq!(row.event_type, "CustomerUpdated");
     assert_eq!(row.object_id.as_deref(), Some("c-2"));
     assert_eq!(&row.payload[..], br#"{"customer_id":"c-2"}"#);
+}
+
+/// `data.…` paths read the data: inside the event in structured mode, the body itself in
+/// binary mode.
+#[test]
+fn cloudevents_object_id_from_the_data() {
+    let d = decoder_for(&object(
+        "envelope:\n  format: cloudevents\n  object_id: data.customer_id\n",
+    ))
+    .unwrap();
+    let structured = CE.replace(r#""c-1","tier""#, r#""c-9","tier""#);
+    let row = d.decode(msg(&structured), NOW).unwrap();
+    assert_eq!(row.object_id.as_deref(), Some("c-9"));
+    let binary = with_attrs(
+        msg(r#"{"tier":"gold","customer_id":"c-3"}"#),
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", "ce-3"),
+            ("ce-source", "/crm"),
+            ("ce-type", "CustomerUpdated"),
+            ("ce-time", "2026-11-24T11:00:00Z"),
+        ],
+    );
+    let row = d.decode(binary, NOW).unwrap();
+    assert_eq!(row.object_id.as_deref(), Some("c-3"));
+    assert_eq!(&row.payload[..], br#"{"tier":"gold","customer_id":"c-3"}"#);
 }
 
 #[test]

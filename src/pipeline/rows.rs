@@ -70,7 +70,7 @@ impl IngestRow {
             data,
             reason_code: code,
             reason: with_truncation_note(reason, truncated),
-            event_id: Some(self.event_id.to_string()),
+            event_id: Some(String::from(self.event_id)),
             delivery_attempt: self.delivery_attempt,
         }
     }
