@@ -258,10 +258,13 @@ impl Decoder {
                 ),
             ));
         }
-        let binary_ce = self.envelope.format == Format::CloudEvents
-            && msg.attributes.contains_key("ce-specversion");
+        let ce_specversion = match self.envelope.format {
+            Format::CloudEvents => attribute(msg, "ce-specversion"),
+            _ => None,
+        };
+        let binary_ce = ce_specversion.is_some();
         if binary_ce {
-            check_specversion(msg.attributes.get("ce-specversion").map(String::as_str))?;
+            check_specversion(ce_specversion)?;
         }
         let what_body = match self.envelope.format {
             Format::Attributes => "payload (the message body)",

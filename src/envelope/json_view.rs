@@ -382,21 +382,10 @@ impl<'de> Visitor<'de> for MembersSeed<'de, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let Some(keys) = self.keys else {
-            let mut members = Vec::with_capacity(8);
-            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                let v: &'de RawValue = map.next_value()?;
-                members.push((k, v.get()));
-            }
-            return Ok(Members {
-                members,
-                inner: None,
-                placed: true,
-            });
-        };
         let text = self.text;
         let b = text.as_bytes();
-        let mut members: Vec<Member<'de>> = Vec::with_capacity(keys.len() + 1);
+        let mut members: Vec<Member<'de>> =
+            Vec::with_capacity(self.keys.map_or(8, |keys| keys.len() + 1));
         let mut inner = None;
         let mut placed = true;
         // The member read inside, whose end is not known yet: its index and where it starts.
@@ -427,7 +416,7 @@ impl<'de> Visitor<'de> for MembersSeed<'de, '_> {
                         members.push((k, v.get()));
                     }
                 }
-            } else if keys.iter().any(|w| *w == *k) {
+            } else if self.keys.is_none_or(|keys| keys.iter().any(|w| *w == *k)) {
                 let v: &'de RawValue = map.next_value()?;
                 members.push((k, v.get()));
             } else {
