@@ -1,9 +1,11 @@
 //! Writing a part of a batch to one table, and deciding who a refusal blames. Rows BigQuery
 //! names are *row* refusals. A refusal of a whole append is the *content* only once the table
 //! is seen taking rows after it — a sibling part, or any other append, lands — and the part
-//! is then split in halves until each refused row is alone. A refusal that no landing follows
-//! (the batch's halves are refused too) is the *table*: it halts, nothing is blamed on the
-//! rows, and the part waits, leased, until the table takes rows again.
+//! is then split in halves until each refused row is alone. Before that proof a refused part
+//! is halved at most `SPLITS_WITHOUT_PROOF` times, and every part is tried before any waits.
+//! A refusal that no landing follows (every part is refused) is the *table*: it halts,
+//! nothing is blamed on the rows, and the parts wait, leased, until the table takes rows
+//! again.
 
 use super::ObjectSink;
 use super::append::Outcome;
@@ -34,18 +36,47 @@ pub(super) trait Lane<R> {
     fn refused(&self, row: R, ack: Ack, blame: Blame);
 }
 
+/// How many times a refused part is halved before anything has landed. A batch holding fewer
+/// than 2^4 rows BigQuery refuses then always has a part that lands, which proves the table
+/// takes rows; a table that refuses every row costs at most 31 appends per batch to see.
+const SPLITS_WITHOUT_PROOF: u32 = 4;
+
 impl ObjectSink {
     /// Writes `part` through `lane` until every row landed or was refused for its content, or
     /// the drain deadline passed (what is left stays unacknowledged).
     pub(super) async fn write<R: Send, L: Lane<R> + Sync>(&self, lane: &L, part: Part<R>) {
         let dest = lane.destination();
         let wait = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        // `refused_at`: landings counted at the batch's first refusal; a landing after it
-        // proves the table takes rows. `split`: the batch was already halved once without it.
+        // Landings counted at the batch's first refusal: a landing after it proves that the
+        // table takes rows, so a refusal is the content's.
         let mut refused_at: Option<u64> = None;
         let mut waits: u32 = 0;
-        let mut pending = vec![(part, false)];
-        while let Some((part, split)) = pending.pop() {
+        // Each part with the number of splits made without that proof.
+        let mut pending = vec![(part, 0)];
+        // Parts refused before any proof, once they may not be split further: every other
+        // part is tried first (its landing is the proof they wait for).
+        let mut unproven: Vec<(Part<R>, u32)> = Vec::new();
+        let mut last_refusal = String::new();
+        loop {
+            let Some((part, splits)) = pending.pop() else {
+                if unproven.is_empty() {
+                    return;
+                }
+                let table_takes_rows = refused_at.is_some_and(|mark| dest.landings() > mark);
+                if !table_takes_rows {
+                    // Refused, and nothing landed since: the table refuses every row.
+                    self.metrics.retry(dest.kind, "INVALID_ARGUMENT");
+                    dest.halt("refuses every row (INVALID_ARGUMENT)", &last_refusal)
+                        .await;
+                    waits = waits.saturating_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait.delay(waits)) => {}
+                        _ = self.shutdown.gave_up() => return,
+                    }
+                }
+                pending.append(&mut unproven);
+                continue;
+            };
             let outcome = self
                 .append(dest, part.len(), || lane.encode(&part.rows))
                 .await;
@@ -57,7 +88,7 @@ impl ObjectSink {
                 Outcome::Rows(named) => {
                     let rest = blame_named(lane, part, named);
                     if !rest.rows.is_empty() {
-                        pending.push((rest, split));
+                        pending.push((rest, splits));
                     }
                     continue;
                 }
@@ -74,23 +105,15 @@ impl ObjectSink {
                 for (row, ack) in part.into_pairs() {
                     lane.refused(row, ack, Blame::Alone(why.clone()));
                 }
-            } else if table_takes_rows || (!split && part.len() > 1) {
+            } else if table_takes_rows || (splits < SPLITS_WITHOUT_PROOF && part.len() > 1) {
                 tracing::debug!(object = %self.object, rows = part.len(),
                     "append refused; splitting to find whom it blames");
                 let (a, b) = part.split();
-                pending.push((b, true));
-                pending.push((a, true));
+                pending.push((b, splits + 1));
+                pending.push((a, splits + 1));
             } else {
-                // Refused, and nothing landed since: the table refuses every row.
-                self.metrics.retry(dest.kind, "INVALID_ARGUMENT");
-                dest.halt("refuses every row (INVALID_ARGUMENT)", &why)
-                    .await;
-                waits = waits.saturating_add(1);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait.delay(waits)) => {}
-                    _ = self.shutdown.gave_up() => return,
-                }
-                pending.push((part, split));
+                last_refusal = why;
+                unproven.push((part, splits));
             }
         }
     }

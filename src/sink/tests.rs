@@ -277,6 +277,49 @@ async fn a_refused_row_is_dead_lettered_alone_once_its_siblings_land() {
     ));
 }
 
+/// A table that refuses any append holding one of `bad`, and takes every other.
+fn refusing(bad: &'static [&'static str]) -> Answer {
+    Box::new(move |ids, _| {
+        if ids.iter().any(|id| bad.contains(&id.as_str())) {
+            Err(failure("INVALID_ARGUMENT"))
+        } else {
+            Ok(())
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_row_in_the_first_half_of_the_last_batch_does_not_hold_its_siblings() {
+    // One batch and nothing after it: the half holding m-1 is refused before anything has
+    // landed. Its sibling half must still be tried (its landing is the proof that the table
+    // takes rows), not wait behind it for a landing that only it could bring.
+    let h = start(refusing(&["m-1"]), Box::new(|_, _| Ok(())));
+    for id in ids(0..10) {
+        h.row(&id).await;
+    }
+    h.until_acked(10, Duration::from_secs(60)).await;
+    assert_eq!(Harness::landed(&h.dead_letter), ["m-1"]);
+    let mut landed = Harness::landed(&h.ingest);
+    landed.sort();
+    let mut want: Vec<String> = ids(0..10).into_iter().filter(|i| i != "m-1").collect();
+    want.sort();
+    assert_eq!(landed, want, "each valid row once");
+    assert!(h.health.readiness().is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_rows_in_both_halves_are_each_dead_lettered_alone() {
+    let h = start(refusing(&["m-0", "m-9"]), Box::new(|_, _| Ok(())));
+    for id in ids(0..10) {
+        h.row(&id).await;
+    }
+    h.until_acked(10, Duration::from_secs(60)).await;
+    let mut dead = Harness::landed(&h.dead_letter);
+    dead.sort();
+    assert_eq!(dead, ["m-0", "m-9"]);
+    assert_eq!(Harness::landed(&h.ingest).len(), 8, "each valid row once");
+}
+
 #[tokio::test(start_paused = true)]
 async fn permission_denied_for_two_hours_loses_nothing_and_dead_letters_nothing() {
     // Longer than the Pub/Sub client's default maximum lease (one hour): the sink keeps the
