@@ -232,14 +232,26 @@ fn logged_port(log: &Path) -> Option<u16> {
     mesh_ingest::app::port_from_log(&std::fs::read_to_string(log).ok()?)
 }
 
-/// The last 8000 characters of a log, for failure messages.
+/// A log for failure messages: its warnings and errors first, then its last 6000 characters.
 pub fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
+    // Warnings and errors other than the routine dead-letter lines come first: a long failure
+    // message is shown cut in the middle, and these say what the service was stuck on.
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(r#""severity":"ERROR""#) || l.contains(r#""severity":"WARNING""#))
+        .filter(|l| !l.contains(r#""message":"message dead-lettered""#))
+        .collect();
+    let problems = &problems[problems.len().saturating_sub(40)..];
     let len = text.len();
-    let start = (len.saturating_sub(8000)..len)
+    let start = (len.saturating_sub(6000)..len)
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(len);
-    text[start..].to_string()
+    format!(
+        "--- warnings and errors (last 40, without dead-letter lines) ---\n{}\n--- end of the log ---\n{}",
+        problems.join("\n"),
+        &text[start..]
+    )
 }
 
 impl App {
@@ -295,7 +307,7 @@ impl App {
         }
     }
 
-    /// The end of the service's log, for failure messages.
+    /// The service's log for failure messages (see `log_tail`).
     pub fn log_text(&self) -> String {
         log_tail(&self.log)
     }
