@@ -182,7 +182,8 @@ fn text_in<'a>(
             }
         },
     };
-    if text.trim().is_empty() {
+    // `trim().is_empty()`, answered at the first character that is not white space.
+    if text.chars().all(char::is_whitespace) {
         return Err(Rejection::new(
             ReasonCode::InvalidField,
             format!("{what} at `{source}` is empty"),
