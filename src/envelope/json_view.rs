@@ -641,10 +641,7 @@ mod tests {
         /// parser finds, or defers to it.
         #[test]
         fn member_scan_matches_the_parser_on_generated_objects(
-            members in proptest::collection::vec(
-                (0usize..KEYS.len(), 0usize..VALUES.len(), 0usize..SPACES.len()),
-                0..8,
-            )
+            members in generated_members()
         ) {
             let text = object_of(&members);
             let expected = ObjectView::parse(&text).unwrap().get("id");
@@ -662,18 +659,13 @@ mod tests {
             proptest::prop_assert_eq!(gathered.lookup(&path), plain.lookup(&path), "{}", outer);
             proptest::prop_assert_eq!(gathered.get("p"), Some(text.trim()), "{}", outer);
         }
-    }
 
-    proptest::proptest! {
         /// Whatever the keys, values and whitespace (inside and around the object), each kept
         /// member reads what the plain parse reads, the member read inside (`p`) is placed
         /// where the plain parse finds it, and the others are not kept.
         #[test]
         fn kept_members_read_what_the_plain_parse_reads(
-            members in proptest::collection::vec(
-                (0usize..KEYS.len(), 0usize..VALUES.len(), 0usize..SPACES.len()),
-                0..8,
-            ),
+            members in generated_members(),
             kept in proptest::sample::subsequence(KEYS.to_vec(), 0..4),
             around in 0usize..SPACES.len(),
         ) {
@@ -694,6 +686,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Up to 8 members, each as indexes into `KEYS`, `VALUES` and `SPACES` (see [`object_of`]).
+    fn generated_members() -> impl proptest::strategy::Strategy<Value = Vec<(usize, usize, usize)>>
+    {
+        proptest::collection::vec(
+            (
+                0usize..KEYS.len(),
+                0usize..VALUES.len(),
+                0usize..SPACES.len(),
+            ),
+            0..8,
+        )
     }
 
     /// An object from generated members: indexes into `KEYS`, `VALUES` and `SPACES`.

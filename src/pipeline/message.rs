@@ -96,11 +96,14 @@ mod tests {
             ],
             &[("", "")],
         ];
-        for attrs in cases {
-            let map: HashMap<String, String> = attrs
+        let map_of = |attrs: &[(&str, &str)]| -> HashMap<String, String> {
+            attrs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+                .collect()
+        };
+        for attrs in cases {
+            let map = map_of(attrs);
             let json = attributes_json(&map);
             assert_eq!(attributes_json_len(&map), json.len(), "{json}");
             let back: std::collections::BTreeMap<String, String> =
@@ -108,12 +111,7 @@ mod tests {
             assert_eq!(back.len(), map.len());
             assert!(back.iter().all(|(k, v)| map.get(k) == Some(v)), "{json}");
         }
-        let sorted = attributes_json(
-            &[("b", "2"), ("a", "1")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        let sorted = attributes_json(&map_of(&[("b", "2"), ("a", "1")]));
         assert_eq!(sorted, r#"{"a":"1","b":"2"}"#);
     }
 }
