@@ -21,3 +21,31 @@ macro_rules! configured {
 }
 
 pub(crate) use configured;
+
+/// A gRPC status code as Google's documentation writes it (`RESOURCE_EXHAUSTED`), for metric
+/// labels, readiness and logs.
+pub fn code_name(code: google_cloud_gax::error::rpc::Code) -> String {
+    format!("{code:?}")
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+            sep.into_iter()
+                .chain(std::iter::once(c.to_ascii_uppercase()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use google_cloud_gax::error::rpc::Code;
+
+    #[test]
+    fn code_names_are_screaming_snake() {
+        assert_eq!(
+            super::code_name(Code::ResourceExhausted),
+            "RESOURCE_EXHAUSTED"
+        );
+        assert_eq!(super::code_name(Code::Unavailable), "UNAVAILABLE");
+    }
+}

@@ -12,8 +12,9 @@ use crate::http::{HttpState, router};
 use crate::pipeline::Decoded;
 use crate::shutdown::Shutdown;
 use crate::sink::ObjectSink;
-use crate::sink::destination::{Destination, State};
+use crate::sink::destination::{Destination, RECHECK_INTERVAL};
 use crate::sink::writer::WriteClient;
+use crate::source::probe::{PROBE_INTERVAL, subscription_reporter};
 use crate::source::pubsub::Subscriptions;
 use crate::source::{ObjectSource, decoder_for};
 use crate::tables::TableKind;
@@ -86,7 +87,7 @@ impl ObjectPipeline {
             let state = metrics.destination_state(kind);
             let dest = Destination::new(kind, &object.name, Arc::new(io), health.clone(), state);
             let dest = Arc::new(dest);
-            preflight(dest.clone());
+            tokio::spawn(dest.clone().watch(RECHECK_INTERVAL, shutdown.clone()));
             tables.push(dest);
         }
         let (ingest, dead_letter) = (tables.remove(0), tables.remove(0));
@@ -101,7 +102,10 @@ impl ObjectPipeline {
         });
         let decoder =
             decoder_for(&object).map_err(|e| anyhow::anyhow!("{}: {e}", object.source_file))?;
+        let subscription_state =
+            subscription_reporter(health.clone(), &object.subscription, metrics.source_state());
         let source = Arc::new(ObjectSource {
+            subscription_state,
             decoder: Arc::new(decoder),
             object: object.clone(),
             subscriber: clients.subscriptions.clone(),
@@ -124,7 +128,9 @@ impl Application {
     /// the clients and wires every object's pipeline.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::new());
-        let health = Health::new();
+        let health = Health::with_stall_timeout(Duration::from_secs(
+            settings.application.stall_timeout_secs,
+        ));
         let shutdown = Shutdown::new();
         let address = (
             settings.application.host.as_str(),
@@ -159,7 +165,8 @@ impl Application {
                 streams * object.flow_control.max_outstanding_bytes,
                 object.contract.freshness_secs,
             );
-            let object_health = health.register(&object.name, object.streams);
+            let held = object_metrics.in_flight.messages.clone();
+            let object_health = health.register(&object.name, object.streams, held);
             let p =
                 ObjectPipeline::wire(object, &clients, object_metrics, object_health, &shutdown)
                     .await?;
@@ -187,7 +194,9 @@ impl Application {
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
         let mut supervisor = Supervisor::default();
         let mut counters = Vec::new();
+        let watchdog = tokio::spawn(watch_progress(self.health.clone()));
         for p in self.objects {
+            tokio::spawn(p.source.clone().watch(PROBE_INTERVAL));
             start(
                 &mut supervisor,
                 p.object.clone(),
@@ -227,6 +236,7 @@ impl Application {
             tracing::info!(object = %object, received = m.received.get(), written = m.written.get(),
                 acked = m.acked.get(), "message counts since start");
         }
+        watchdog.abort();
         self.http_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), self.http).await;
         match failure {
@@ -236,17 +246,13 @@ impl Application {
     }
 }
 
-/// Reads a table's schema at start, beside the first appends: a difference is reported by
-/// column, and the table counts as halted until an append proves it takes rows.
-fn preflight(dest: Arc<Destination>) {
-    tokio::spawn(async move {
-        if let Some(differences) = dest.check_schema(true).await
-            && let Some(first) = differences.first()
-            && dest.landings() == 0
-        {
-            dest.set(State::Halted, &format!("schema drift: {first}"), "");
-        }
-    });
+/// The progress watchdog's clock: one look a second (see `Health::watch_progress`).
+async fn watch_progress(health: Arc<Health>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        health.watch_progress();
+    }
 }
 
 /// Starts one object's sink and its streams under `supervisor`; a stream that panics is

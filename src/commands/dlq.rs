@@ -541,6 +541,7 @@ fn report(object: &ObjectSettings, options: &ReplayOptions, s: &Summary) -> Stri
 mod tests {
     use super::*;
     use crate::sink::arrow_rows::serialized_schema;
+    use crate::sink::destination::ReadError;
     use crate::tables::ExistingColumn;
     use arrow_array::{Array, StringArray};
     use std::sync::{Arc, Mutex};
@@ -606,7 +607,7 @@ mod tests {
             })
         }
 
-        fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, String>> {
+        fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, ReadError>> {
             Box::pin(async { Ok(Vec::new()) })
         }
     }

@@ -77,6 +77,9 @@ pub struct Settings {
     pub environment: String,
 }
 
+/// The shortest progress watchdog: two append attempt timeouts.
+pub const MIN_STALL_TIMEOUT_SECS: u64 = 60;
+
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationSettings {
@@ -94,6 +97,43 @@ pub struct ApplicationSettings {
     /// to more, each is scaled down to its share. The memory budget (`check`) starts here.
     #[serde(default = "default_max_outstanding_bytes")]
     pub max_outstanding_bytes: u64,
+    /// The progress watchdog: when an object holds messages and no append has finished for
+    /// this long, /healthz fails so that Kubernetes restarts the stuck process (its leases
+    /// would otherwise be kept for `flow_control.max_lease_secs`). Above the 30 s an append
+    /// attempt may take, so a slow table is never mistaken for a stuck process.
+    #[serde(default = "default_stall_timeout_secs")]
+    pub stall_timeout_secs: u64,
+}
+
+fn default_stall_timeout_secs() -> u64 {
+    300
+}
+
+impl ApplicationSettings {
+    fn validate(&self) -> Result<(), FieldError> {
+        if self.shutdown_deadline_secs == 0 {
+            return Err(FieldError::new(
+                "application.shutdown_deadline_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.stall_timeout_secs < MIN_STALL_TIMEOUT_SECS {
+            return Err(FieldError::new(
+                "application.stall_timeout_secs",
+                format!(
+                    "must be at least {MIN_STALL_TIMEOUT_SECS} (an append attempt may take 30 s; \
+                     a shorter watchdog would restart a process that is only waiting for BigQuery)"
+                ),
+            ));
+        }
+        if self.max_outstanding_bytes < 1024 * 1024 {
+            return Err(FieldError::new(
+                "application.max_outstanding_bytes",
+                "must be at least 1 MiB (1048576)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_max_outstanding_bytes() -> u64 {
@@ -238,20 +278,7 @@ impl Settings {
                 "must not be empty",
             ));
         }
-        if layered.application.shutdown_deadline_secs == 0 {
-            return Err(ConfigError::field(
-                &base,
-                "application.shutdown_deadline_secs",
-                "must be at least 1",
-            ));
-        }
-        if layered.application.max_outstanding_bytes < 1024 * 1024 {
-            return Err(ConfigError::field(
-                &base,
-                "application.max_outstanding_bytes",
-                "must be at least 1 MiB (1048576)",
-            ));
-        }
+        layered.application.validate().map_err(|e| e.at(&base))?;
         let objects_dir = dir.join(&layered.application.objects_dir);
         let mut objects = load_objects(&objects_dir, &gcp.project)?;
         memory::share_outstanding_bytes(&mut objects, layered.application.max_outstanding_bytes);

@@ -1,5 +1,6 @@
-//! The HTTP server: /healthz (the process is alive), /readyz (every object's streams and
-//! writers are up; the body names what is not) and /metrics (Prometheus text).
+//! The HTTP server: /healthz (the process makes progress: no object holds messages while no
+//! append finishes for `stall_timeout_secs`), /readyz (every object's subscription, streams
+//! and tables are up; the body names what is not) and /metrics (Prometheus text).
 
 use crate::health::Health;
 use crate::telemetry::metrics::Metrics;
@@ -24,8 +25,14 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(State(s): State<HttpState>) -> impl IntoResponse {
+    match s.health.liveness() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_string()),
+        Err(stuck) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stuck:\n{}\n", stuck.join("\n")),
+        ),
+    }
 }
 
 async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {

@@ -1,7 +1,8 @@
 //! Writing a part of a batch to one table, and deciding who a refusal blames. Rows BigQuery
 //! names are *row* refusals. A refusal of a whole append is the *content* only once the table
-//! is seen taking rows after it — a sibling part, or any other append, lands — and the part
-//! is then split in halves until each refused row is alone. Before that proof a refused part
+//! is seen taking rows after it — an append *sent after* the refusal (a sibling part, or any
+//! other) lands; one sent before may land late, from before a drift, and proves nothing — and
+//! the part is then split in halves until each refused row is alone. Before that proof a refused part
 //! is halved at most `SPLITS_WITHOUT_PROOF` times, and every part is tried before any waits.
 //! A refusal that no landing follows (every part is refused) is the *table*: it halts,
 //! nothing is blamed on the rows, and the parts wait, leased, until the table takes rows
@@ -46,9 +47,10 @@ impl ObjectSink {
     /// the drain deadline passed (what is left stays unacknowledged).
     pub(super) async fn write<R: Send, L: Lane<R> + Sync>(&self, lane: &L, part: Part<R>) {
         let dest = lane.destination();
+        let _writing = dest.writing();
         let wait = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        // Landings counted at the batch's first refusal: a landing after it proves that the
-        // table takes rows, so a refusal is the content's.
+        // The batch's first refusal, marked by the appends sent before it: a landing of one
+        // sent after it proves that the table takes rows, so a refusal is the content's.
         let mut refused_at: Option<u64> = None;
         let mut waits: u32 = 0;
         // Each part with the number of splits made without that proof.
@@ -62,7 +64,7 @@ impl ObjectSink {
                 if unproven.is_empty() {
                     return;
                 }
-                let table_takes_rows = refused_at.is_some_and(|mark| dest.landings() > mark);
+                let table_takes_rows = refused_at.is_some_and(|mark| dest.proven_since(mark));
                 if !table_takes_rows {
                     // Refused, and nothing landed since: the table refuses every row.
                     self.metrics.retry(dest.kind, "INVALID_ARGUMENT");
@@ -99,8 +101,8 @@ impl ObjectSink {
                 }
                 Outcome::Refused(why) => why,
             };
-            let mark = *refused_at.get_or_insert_with(|| dest.landings());
-            let table_takes_rows = dest.landings() > mark;
+            let mark = *refused_at.get_or_insert_with(|| dest.refusal_mark());
+            let table_takes_rows = dest.proven_since(mark);
             if table_takes_rows && part.len() == 1 {
                 for (row, ack) in part.into_pairs() {
                     lane.refused(row, ack, Blame::Alone(why.clone()));

@@ -1,16 +1,20 @@
 //! One table as the sink sees it: where its appends go ([`TableIo`]), the evidence that it
-//! takes rows (a count of appends that landed), and its state — ok, degraded (failing in a way
-//! that may pass) or halted (the table itself cannot take rows) — as readiness, the
-//! `mesh_ingest_destination_state` gauge and the log report it. The log speaks once per change
-//! of state, not per retry; readiness names the table and the class, never upstream text.
+//! takes rows (the newest append that landed, numbered in the order appends were sent), and
+//! its state — ok, degraded (failing in a way that may pass) or halted (the table itself
+//! cannot take rows) — as readiness, the `mesh_ingest_destination_state` gauge and the log
+//! report it. The log speaks once per change of state, not per retry; readiness names the
+//! table and the class, never upstream text. While a table is not ok and no rows are being
+//! written to it, [`Destination::watch`] reads it again on a timer, so it returns to ok (or
+//! shows what is wrong) without waiting for traffic.
 
 use super::writer::AppendFailure;
-use crate::health::ObjectHealth;
+use crate::health::{ObjectHealth, Part, Reporter};
+use crate::shutdown::Shutdown;
 use crate::tables::{ExistingColumn, SchemaDifference, TableKind, compare};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use prometheus_client::metrics::gauge::Gauge;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -23,7 +27,28 @@ pub trait TableIo: Send + Sync {
     /// Appends one serialised Arrow record batch of `rows` rows.
     fn append(&self, batch: Bytes, rows: usize) -> BoxFuture<'_, Result<(), AppendFailure>>;
     /// The table's columns as BigQuery has them.
-    fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, String>>;
+    fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, ReadError>>;
+}
+
+/// Why a table's columns could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// The table does not exist: a fault of the table.
+    NotFound,
+    /// We may not read it (the upstream message): a fault of the table's permissions.
+    PermissionDenied(String),
+    /// No answer, or an answer that says nothing about the table (the upstream message).
+    Unreachable(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::NotFound => f.write_str("the table does not exist"),
+            ReadError::PermissionDenied(m) => write!(f, "permission denied: {m}"),
+            ReadError::Unreachable(m) => write!(f, "unreachable: {m}"),
+        }
+    }
 }
 
 /// A destination's state; the gauge's value.
@@ -47,20 +72,38 @@ impl State {
 /// How often a failing table's schema is read again (one `tables.get`).
 const SCHEMA_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How often a table that is not ok, and that no rows are being written to, is read again.
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(15);
+
 pub struct Destination {
     pub kind: TableKind,
     object: String,
     io: Arc<dyn TableIo>,
-    landings: AtomicU64,
-    status: Mutex<(State, String)>,
+    /// Appends sent so far; each append is numbered by this count when it is sent.
+    sent: AtomicU64,
+    /// The highest number of an append that landed (0: none yet).
+    proven: AtomicU64,
+    /// Parts being written: while any is, their appends' outcomes set the state.
+    writing: AtomicUsize,
+    reporter: Reporter,
     last_schema_check: Mutex<Option<Instant>>,
     /// The first difference the last schema check found.
     drift: Mutex<Option<String>>,
     health: Arc<ObjectHealth>,
-    gauge: Gauge,
+}
+
+/// Counts a part as being written for as long as it lives.
+pub struct Writing<'a>(&'a AtomicUsize);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Destination {
+    /// A table not yet read: degraded ("not checked yet") until [`Destination::watch`] has read
+    /// it or an append has landed, so readiness never claims a table it has not seen.
     pub fn new(
         kind: TableKind,
         object: &str,
@@ -68,17 +111,24 @@ impl Destination {
         health: Arc<ObjectHealth>,
         gauge: Gauge,
     ) -> Self {
-        gauge.set(State::Ok as i64);
+        let part = match kind {
+            TableKind::Ingest => Part::Ingest,
+            TableKind::DeadLetter => Part::DeadLetter,
+        };
+        let cause = "not checked yet";
+        let problem = problem(kind, &io.name(), State::Degraded, cause);
+        let initial = (State::Degraded as i64, State::Degraded.as_str(), cause);
         Destination {
             kind,
             object: object.to_string(),
+            reporter: Reporter::new(health.clone(), part, gauge, initial, problem),
             io,
-            landings: AtomicU64::new(0),
-            status: Mutex::new((State::Ok, String::new())),
+            sent: AtomicU64::new(0),
+            proven: AtomicU64::new(0),
+            writing: AtomicUsize::new(0),
             last_schema_check: Mutex::new(None),
             drift: Mutex::new(None),
             health,
-            gauge,
         }
     }
 
@@ -86,22 +136,39 @@ impl Destination {
         self.io.name()
     }
 
-    /// Appends that landed since start: a refusal followed by a landing means the table takes
-    /// rows, so the refusal was about the refused rows.
-    pub fn landings(&self) -> u64 {
-        self.landings.load(Ordering::Acquire)
+    /// Marks a refusal seen now: every append sent so far was sent before it.
+    pub fn refusal_mark(&self) -> u64 {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    /// Whether an append sent after the refusal marked `mark` has landed: only that proves
+    /// the table takes rows now (an append sent before it may land late, from before a drift).
+    pub fn proven_since(&self, mark: u64) -> bool {
+        self.proven.load(Ordering::Acquire) > mark
     }
 
     pub fn state(&self) -> State {
-        self.status.lock().expect("status lock").0
+        match self.reporter.status().value {
+            0 => State::Ok,
+            1 => State::Degraded,
+            _ => State::Halted,
+        }
+    }
+
+    /// Counts a part as being written until the guard drops.
+    pub fn writing(&self) -> Writing<'_> {
+        self.writing.fetch_add(1, Ordering::AcqRel);
+        Writing(&self.writing)
     }
 
     /// One append attempt; a landing (or row errors: the table judged rows one by one) marks
     /// the table as taking rows.
     pub async fn append(&self, batch: Bytes, rows: usize) -> Result<(), AppendFailure> {
+        let number = self.sent.fetch_add(1, Ordering::AcqRel) + 1;
         let result = self.io.append(batch, rows).await;
+        self.health.progressed();
         if matches!(result, Ok(()) | Err(AppendFailure::Rows(_))) {
-            self.landings.fetch_add(1, Ordering::AcqRel);
+            self.proven.fetch_max(number, Ordering::AcqRel);
             self.set(State::Ok, "", "");
         }
         result
@@ -110,26 +177,19 @@ impl Destination {
     /// Records a new state. `cause` is our wording (readiness shows it); `upstream` is
     /// BigQuery's message, logged once with the change, never shown on /readyz.
     pub fn set(&self, state: State, cause: &str, upstream: &str) {
-        let mut status = self.status.lock().expect("status lock");
-        if status.0 == state && status.1 == cause {
+        self.set_unless_changed(state, cause, upstream, None);
+    }
+
+    fn set_unless_changed(&self, state: State, cause: &str, upstream: &str, since: Option<u64>) {
+        let table = self.io.name();
+        let problem = problem(self.kind, &table, state, cause);
+        let new = (state as i64, state.as_str(), cause);
+        let Some(was) = self.reporter.set(new, problem, since) else {
             return;
-        }
-        let was = status.0;
-        *status = (state, cause.to_string());
-        drop(status);
-        self.gauge.set(state as i64);
-        let problem = (state != State::Ok).then(|| format!("{} ({cause})", state.as_str()));
-        self.health
-            .set_destination(self.kind, &self.io.name(), problem);
-        let (object, table, kind) = (&self.object, self.io.name(), self.kind.as_str());
+        };
+        let (object, kind, was) = (&self.object, self.kind.as_str(), was.name);
         match state {
-            State::Ok => tracing::info!(
-                object,
-                table,
-                kind,
-                was = was.as_str(),
-                "destination takes rows again"
-            ),
+            State::Ok => tracing::info!(object, table, kind, was, "destination takes rows"),
             State::Degraded => tracing::warn!(
                 object,
                 table,
@@ -160,6 +220,12 @@ impl Destination {
             }
             *last = Some(Instant::now());
         }
+        self.read_schema().await.ok()
+    }
+
+    /// Reads the table's schema and compares it with what mesh-ingest writes; remembers the
+    /// first difference for the halt's cause.
+    async fn read_schema(&self) -> Result<Vec<SchemaDifference>, ReadError> {
         match self.io.columns().await {
             Ok(columns) => {
                 let differences = compare(self.kind.layout().columns, &columns);
@@ -169,12 +235,12 @@ impl Destination {
                     tracing::error!(object = %self.object, table = %self.io.name(),
                         difference = %d, "the table's schema differs from what mesh-ingest writes");
                 }
-                Some(differences)
+                Ok(differences)
             }
             Err(e) => {
                 tracing::warn!(object = %self.object, table = %self.io.name(), error = %e,
                     "cannot read the table's schema");
-                None
+                Err(e)
             }
         }
     }
@@ -197,4 +263,51 @@ impl Destination {
         };
         self.set(State::Halted, &cause, upstream);
     }
+
+    /// Reads the table at once, then every `interval` while it is not ok and no rows are being
+    /// written to it (their appends set the state then), until the drain begins. What a read
+    /// finds becomes the state unless an append changed it meanwhile.
+    pub async fn watch(self: Arc<Self>, interval: Duration, shutdown: Shutdown) {
+        let mut first = true;
+        loop {
+            let idle = self.writing.load(Ordering::Acquire) == 0;
+            if first || (idle && self.state() != State::Ok) {
+                self.recheck().await;
+            }
+            first = false;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.stopped_pulling() => return,
+            }
+        }
+    }
+
+    /// One read of the table: ok when it exists and its schema fits what mesh-ingest writes.
+    async fn recheck(&self) {
+        let before = self.reporter.status().changes;
+        let (state, cause, upstream) = match self.read_schema().await {
+            Ok(d) if d.is_empty() => (State::Ok, String::new(), String::new()),
+            Ok(d) => (
+                State::Halted,
+                format!("schema drift: {}", d[0]),
+                String::new(),
+            ),
+            Err(ReadError::NotFound) => (State::Halted, "NOT_FOUND".into(), String::new()),
+            Err(ReadError::PermissionDenied(m)) => (State::Halted, "PERMISSION_DENIED".into(), m),
+            Err(ReadError::Unreachable(m)) => (State::Degraded, "unreachable".into(), m),
+        };
+        *self.last_schema_check.lock().expect("check lock") = Some(Instant::now());
+        self.set_unless_changed(state, &cause, &upstream, Some(before));
+    }
+}
+
+/// What readiness shows for a table in `state` (`None` when it takes rows).
+fn problem(kind: TableKind, table: &str, state: State, cause: &str) -> Option<String> {
+    (state != State::Ok).then(|| {
+        format!(
+            "{} table {table} {} ({cause})",
+            kind.as_str(),
+            state.as_str()
+        )
+    })
 }

@@ -4,11 +4,13 @@
 
 use super::ObjectSink;
 use super::arrow_rows::serialized_schema;
-use super::destination::{Destination, TableIo};
+use super::destination::{Destination, RECHECK_INTERVAL, ReadError, TableIo};
 use super::writer::AppendFailure;
 use crate::configuration::BatchSettings;
 use crate::health::Health;
-use crate::pipeline::{Ack, Acknowledge, DeadLetterRow, Decoded, IngestRow, ReasonCode};
+use crate::pipeline::{
+    Ack, Acknowledge, DeadLetterRow, Decoded, InFlightGauges, IngestRow, ReasonCode,
+};
 use crate::shutdown::Shutdown;
 use crate::tables::{ExistingColumn, TableKind};
 use crate::telemetry::metrics::Metrics;
@@ -24,9 +26,13 @@ use tokio::time::Instant;
 /// How a scripted table answers an append of these message ids at this (virtual) time.
 type Answer = Box<dyn Fn(&[String], Instant) -> Result<(), AppendFailure> + Send + Sync>;
 
+/// How long a scripted table takes to answer an append of these message ids.
+type Delay = fn(&[String]) -> Duration;
+
 struct ScriptedTable {
     kind: TableKind,
     answer: Answer,
+    delay: Delay,
     /// Message ids of the rows that landed, in order.
     landed: Mutex<Vec<String>>,
 }
@@ -39,15 +45,27 @@ impl TableIo for ScriptedTable {
     fn append(&self, batch: Bytes, rows: usize) -> BoxFuture<'_, Result<(), AppendFailure>> {
         let ids = message_ids(self.kind, &batch);
         assert_eq!(ids.len(), rows);
+        let delay = (self.delay)(&ids);
         let result = (self.answer)(&ids, Instant::now());
         if result.is_ok() {
             self.landed.lock().unwrap().extend(ids);
         }
-        Box::pin(async move { result })
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            result
+        })
     }
 
-    fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, String>> {
-        Box::pin(async { Err("not readable in this test".to_string()) })
+    /// Exactly the columns mesh-ingest writes: the table fits.
+    fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, ReadError>> {
+        let columns = self.kind.layout().columns.iter();
+        let columns = columns.map(|c| ExistingColumn {
+            name: c.name.to_string(),
+            type_name: c.kind.bigquery_name().to_string(),
+            mode: if c.required { "REQUIRED" } else { "NULLABLE" }.to_string(),
+        });
+        let columns = columns.collect();
+        Box::pin(async { Ok(columns) })
     }
 }
 
@@ -80,6 +98,8 @@ struct Harness {
     acked: Arc<Mutex<Vec<String>>>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
+    /// The object's in-flight gauges, which the watchdog reads.
+    in_flight: InFlightGauges,
     tx: mpsc::Sender<Decoded>,
 }
 
@@ -93,31 +113,40 @@ fn failure(code: &str) -> AppendFailure {
 }
 
 fn start(ingest: Answer, dead_letter: Answer) -> Harness {
+    start_with_delay(ingest, dead_letter, |_| Duration::ZERO)
+}
+
+/// As [`start`], with the ingest table answering each append after `delay`.
+fn start_with_delay(ingest: Answer, dead_letter: Answer, delay: Delay) -> Harness {
     let metrics = Arc::new(Metrics::new());
     let object = metrics.object("order");
     let health = Health::new();
-    let object_health = health.register("order", 0);
-    let table = |kind, answer| {
+    let in_flight = InFlightGauges::default();
+    let object_health = health.register("order", 0, in_flight.messages.clone());
+    let table = |kind, answer, delay| {
         Arc::new(ScriptedTable {
             kind,
             answer,
+            delay,
             landed: Mutex::new(Vec::new()),
         })
     };
     let (ingest, dead_letter) = (
-        table(TableKind::Ingest, ingest),
-        table(TableKind::DeadLetter, dead_letter),
+        table(TableKind::Ingest, ingest, delay),
+        table(TableKind::DeadLetter, dead_letter, |_| Duration::ZERO),
     );
     let dest = |t: &Arc<ScriptedTable>| {
         let io: Arc<dyn TableIo> = t.clone();
         let state = object.destination_state(t.kind);
-        Arc::new(Destination::new(
+        let dest = Arc::new(Destination::new(
             t.kind,
             "order",
             io,
             object_health.clone(),
             state,
-        ))
+        ));
+        tokio::spawn(dest.clone().watch(RECHECK_INTERVAL, Shutdown::new()));
+        dest
     };
     let sink = Arc::new(ObjectSink {
         object: "order".into(),
@@ -142,6 +171,7 @@ fn start(ingest: Answer, dead_letter: Answer) -> Harness {
         acked: Arc::default(),
         health,
         metrics,
+        in_flight,
         tx,
     }
 }
@@ -149,7 +179,7 @@ fn start(ingest: Answer, dead_letter: Answer) -> Harness {
 impl Harness {
     fn ack(&self, id: &str) -> Ack {
         let recorder = Recorder(id.to_string(), self.acked.clone());
-        Ack::new(Box::new(recorder), &Default::default(), 1)
+        Ack::new(Box::new(recorder), &self.in_flight, 1)
     }
 
     async fn row(&self, id: &str) {
@@ -248,6 +278,110 @@ async fn a_table_that_refuses_every_row_halts_and_blames_no_row() {
     assert_eq!(landed, ids(0..25).into_iter().collect());
     assert!(Harness::landed(&h.dead_letter).is_empty());
     assert!(h.health.readiness().is_ok(), "resumed by itself");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_landing_sent_before_a_drift_proves_nothing() {
+    // An append sent before the table drifted lands 5 s later, after the first refusal of
+    // the rows sent since. Only a landing sent after a refusal proves that the table takes
+    // rows: here none can, so the table halts and no valid row is dead-lettered.
+    let t0 = Instant::now();
+    let drift = t0 + Duration::from_millis(50);
+    let fixed = t0 + Duration::from_secs(600);
+    let h = start_with_delay(
+        Box::new(move |_, now| {
+            if (drift..fixed).contains(&now) {
+                Err(failure("INVALID_ARGUMENT"))
+            } else {
+                Ok(())
+            }
+        }),
+        Box::new(|_, _| Ok(())),
+        |ids| {
+            if ids[0].starts_with("slow") {
+                Duration::from_secs(5)
+            } else {
+                Duration::ZERO
+            }
+        },
+    );
+    let slow: Vec<String> = (0..10).map(|i| format!("slow-{i}")).collect();
+    for id in &slow {
+        h.row(id).await;
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    for id in ids(0..10) {
+        h.row(&id).await;
+    }
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(
+        h.acked(),
+        slow.iter().cloned().collect(),
+        "only the late landing"
+    );
+    assert!(
+        Harness::landed(&h.dead_letter).is_empty(),
+        "no valid row blamed"
+    );
+    let ready = h.health.readiness().unwrap_err();
+    assert!(
+        ready[0].contains("ingest table p.d.ingest halted"),
+        "{ready:?}"
+    );
+    h.until_acked(20, Duration::from_secs(900)).await;
+    assert!(Harness::landed(&h.dead_letter).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_table_fails_liveness_once_the_stall_timeout_passed() {
+    use crate::http::{HttpState, router};
+    use tower::ServiceExt;
+    // The table takes the appends and never answers: nothing fails, so readiness stays
+    // green; only the watchdog can see that nothing moves.
+    let h = start_with_delay(Box::new(|_, _| Ok(())), Box::new(|_, _| Ok(())), |_| {
+        Duration::from_secs(24 * 3600)
+    });
+    let health = h.health.clone();
+    tokio::spawn(async move {
+        loop {
+            health.watch_progress();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let healthz = |h: &Harness| {
+        let app = router(HttpState {
+            health: h.health.clone(),
+            metrics: h.metrics.clone(),
+        });
+        let request = axum::http::Request::get("/healthz").body(axum::body::Body::empty());
+        async move { app.oneshot(request.unwrap()).await.unwrap().status() }
+    };
+    tokio::time::sleep(Duration::from_secs(400)).await;
+    assert_eq!(
+        healthz(&h).await,
+        200,
+        "nothing held: alive however long idle"
+    );
+    for id in ids(0..5) {
+        h.row(&id).await;
+    }
+    tokio::time::sleep(Duration::from_secs(290)).await;
+    assert!(
+        h.health.readiness().is_ok(),
+        "a hanging table fails nothing"
+    );
+    assert_eq!(healthz(&h).await, 200, "within the stall timeout");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(
+        healthz(&h).await,
+        503,
+        "held, and no append finished for 300 s"
+    );
+    let stuck = h.health.liveness().unwrap_err();
+    assert!(
+        stuck[0].starts_with("order: 5 message(s) held"),
+        "{stuck:?}"
+    );
 }
 
 /// A table that refuses any append holding one of `bad`, and takes every other.

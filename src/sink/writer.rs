@@ -6,9 +6,9 @@
 //! are faults of the table, never of the rows.
 
 use super::arrow_rows::serialized_schema;
-use super::destination::TableIo;
+use super::destination::{ReadError, TableIo};
 use crate::configuration::{GcpSettings, TableRef};
-use crate::gcp::configured;
+use crate::gcp::{code_name, configured};
 use crate::tables::{Column, ExistingColumn};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -59,18 +59,6 @@ impl AppendFailure {
             | AppendFailure::Transient { message, .. } => message,
         }
     }
-}
-
-fn code_name(code: Code) -> String {
-    format!("{code:?}")
-        .chars()
-        .enumerate()
-        .flat_map(|(i, c)| {
-            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
-            sep.into_iter()
-                .chain(std::iter::once(c.to_ascii_uppercase()))
-        })
-        .collect()
 }
 
 fn transient(code: &str, message: impl Into<String>) -> AppendFailure {
@@ -240,18 +228,30 @@ impl TableIo for BigQueryTable {
         })
     }
 
-    fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, String>> {
+    fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, ReadError>> {
         Box::pin(async move {
             // A diagnosis must not hold the pipeline up: give up on a slow answer.
             let get = tokio::time::timeout(SCHEMA_TIMEOUT, table_fields(&self.tables, &self.table));
             match get.await {
                 Ok(Ok(Some(fields))) => Ok(existing_columns(&fields)),
-                Ok(Ok(None)) => Err("the table does not exist".to_string()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {SCHEMA_TIMEOUT:?}")),
+                Ok(Ok(None)) => Err(ReadError::NotFound),
+                Ok(Err(e)) if is_permission_denied(&e) => {
+                    Err(ReadError::PermissionDenied(e.to_string()))
+                }
+                Ok(Err(e)) => Err(ReadError::Unreachable(e.to_string())),
+                Err(_) => Err(ReadError::Unreachable(format!(
+                    "no answer within {SCHEMA_TIMEOUT:?}"
+                ))),
             }
         })
     }
+}
+
+/// Whether `tables.get` was refused for lack of permission (HTTP 403 on the REST API).
+fn is_permission_denied(e: &google_cloud_gax::error::Error) -> bool {
+    e.http_status_code() == Some(403)
+        || e.status()
+            .is_some_and(|s| matches!(s.code, Code::PermissionDenied | Code::Unauthenticated))
 }
 
 #[cfg(test)]
@@ -318,11 +318,5 @@ mod tests {
         for bad in [&[3][..], &[-1], &[0, 7], &[]] {
             assert_eq!(class(&row_errors(bad, 3)), "transient", "{bad:?}");
         }
-    }
-
-    #[test]
-    fn code_names_are_screaming_snake() {
-        assert_eq!(code_name(Code::ResourceExhausted), "RESOURCE_EXHAUSTED");
-        assert_eq!(code_name(Code::Unavailable), "UNAVAILABLE");
     }
 }

@@ -4,11 +4,12 @@
 //! memory. This module builds the object's decoder from its configuration: the envelope knows
 //! nothing of the configuration files.
 
+pub mod probe;
 pub mod pubsub;
 
 use crate::configuration::{EnvelopeFormat, FieldLocator, ObjectSettings};
 use crate::envelope::{Decoder, DecoderSpec, Format, Limits, Locator};
-use crate::health::ObjectHealth;
+use crate::health::{ObjectHealth, Reporter};
 use crate::pipeline::clock::now_us;
 use crate::pipeline::{Ack, Decoded, ReceivedMessage};
 use crate::shutdown::Shutdown;
@@ -52,6 +53,8 @@ pub struct ObjectSource {
     pub decoder: Arc<Decoder>,
     pub metrics: ObjectMetrics,
     pub health: Arc<ObjectHealth>,
+    /// The subscription's state as the probe last found it (`probe`).
+    pub subscription_state: Reporter,
     pub shutdown: Shutdown,
 }
 
@@ -70,6 +73,11 @@ impl ObjectSource {
                 Decoded::Rejected(*dead, ack)
             }
         };
-        tx.send(item).await.is_ok()
+        let sent = tx.send(item).await.is_ok();
+        // Set here too: while the batcher is blocked on a full table budget it reads nothing,
+        // and the depth it last saw would hide the backlog.
+        let depth = tx.max_capacity() - tx.capacity();
+        self.metrics.channel_depth.set(depth as i64);
+        sent
     }
 }

@@ -1,13 +1,18 @@
-//! Streaming pull from Pub/Sub: the only file that speaks to the Pub/Sub client library. A
-//! stream pulls with flow control, turns each message into a `ReceivedMessage` and an `Ack`
-//! backed by the client's handler, and reopens itself after a stream error.
+//! Streaming pull from Pub/Sub: the only file of the service that speaks to the Pub/Sub client
+//! library. A stream pulls with flow control, turns each message into a `ReceivedMessage` and
+//! an `Ack` backed by the client's handler, and reopens itself after a stream error. The
+//! client retries a broken stream inside itself and says nothing, so [`Subscriptions::probe`]
+//! reads the subscription (`subscriptions.get`) to tell whether Pub/Sub can be reached.
 
 use super::ObjectSource;
 use crate::configuration::GcpSettings;
-use crate::gcp::configured;
+use crate::gcp::{code_name, configured};
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::{Ack, Acknowledge, Decoded, ReceivedMessage};
-use google_cloud_pubsub::client::Subscriber;
+use google_cloud_gax::error::rpc::Code;
+use google_cloud_gax::options::RequestOptionsBuilder;
+use google_cloud_gax::retry_policy::NeverRetry;
+use google_cloud_pubsub::client::{Subscriber, SubscriptionAdmin};
 use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use google_cloud_pubsub::subscriber::handler::Handler;
@@ -15,19 +20,67 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// The subscriber client, shared by every stream of every object.
+/// The subscriber client, shared by every stream of every object, and the admin client the
+/// probe reads subscriptions with.
 #[derive(Clone, Debug)]
 pub struct Subscriptions {
     client: Subscriber,
+    admin: SubscriptionAdmin,
 }
+
+/// What one probe of a subscription found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    Connected,
+    /// No answer, or a status that may pass (our cause, the upstream message).
+    Failing(String, String),
+    NotFound(String),
+    /// Refused: the service account lacks `pubsub.subscriptions.get` or more.
+    PermissionDenied(String),
+}
+
+/// How long one probe may take before Pub/Sub counts as unreachable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Subscriptions {
     /// `subchannels`: gRPC connections, one per parallel stream of the busiest object.
     pub async fn connect(gcp: &GcpSettings, subchannels: usize) -> anyhow::Result<Self> {
         let b = configured!(Subscriber::builder(), &gcp.pubsub_endpoint, gcp);
+        let admin = configured!(SubscriptionAdmin::builder(), &gcp.pubsub_endpoint, gcp);
         Ok(Subscriptions {
             client: b.with_grpc_subchannel_count(subchannels).build().await?,
+            admin: admin.build().await?,
         })
+    }
+
+    /// Reads `subscription` once, without retries: can Pub/Sub be reached, and does it serve
+    /// the subscription to us?
+    pub async fn probe(&self, subscription: &str) -> Reach {
+        let call = self
+            .admin
+            .get_subscription()
+            .set_subscription(subscription)
+            .with_retry_policy(NeverRetry)
+            .with_attempt_timeout(PROBE_TIMEOUT)
+            .send();
+        let e = match tokio::time::timeout(PROBE_TIMEOUT + Duration::from_secs(1), call).await {
+            Ok(Ok(_)) => return Reach::Connected,
+            Ok(Err(e)) => e,
+            Err(_) => {
+                let waited = format!("no answer within {PROBE_TIMEOUT:?}");
+                return Reach::Failing("DEADLINE_EXCEEDED".into(), waited);
+            }
+        };
+        let message = e.to_string();
+        match e.status().map(|s| s.code) {
+            Some(Code::NotFound) => Reach::NotFound(message),
+            Some(Code::PermissionDenied | Code::Unauthenticated) => {
+                Reach::PermissionDenied(message)
+            }
+            Some(code) => Reach::Failing(code_name(code), message),
+            // No status: the request got no answer (connection refused, reset, timed out).
+            None => Reach::Failing("UNAVAILABLE".into(), message),
+        }
     }
 }
 

@@ -81,6 +81,7 @@ pub struct Metrics {
     in_flight_bytes: Family<ObjectLabel, Gauge>,
     channel_depth: Family<ObjectLabel, Gauge>,
     destination_state: Family<TableLabels, Gauge>,
+    source_state: Family<ObjectLabel, Gauge>,
     task_restarts: Family<TaskLabels, Counter>,
     flow_limit_messages: Family<ObjectLabel, Gauge>,
     flow_limit_bytes: Family<ObjectLabel, Gauge>,
@@ -112,6 +113,7 @@ impl Metrics {
             in_flight_bytes: Family::default(),
             channel_depth: Family::default(),
             destination_state: Family::default(),
+            source_state: Family::default(),
             task_restarts: Family::default(),
             flow_limit_messages: Family::default(),
             flow_limit_bytes: Family::default(),
@@ -202,6 +204,11 @@ impl Metrics {
             "destination_state",
             "State of each table: 0 ok, 1 degraded (retrying), 2 halted (the table cannot take rows)",
             m.destination_state.clone(),
+        );
+        registry.register(
+            "source_state",
+            "State of each object's Pub/Sub subscription, as a probe reads it every 10 s: 0 connected, 1 failing (unreachable, retrying), 2 not found, 3 permission denied",
+            m.source_state.clone(),
         );
         registry.register(
             "flow_control_limit_messages",
@@ -361,6 +368,16 @@ impl ObjectMetrics {
             &TableLabels {
                 object: self.object.clone(),
                 table: table.as_str().to_string(),
+            },
+        )
+    }
+
+    /// The gauge of the object's subscription state (see `source::probe::SourceState`).
+    pub fn source_state(&self) -> Gauge {
+        handle(
+            &self.metrics.source_state,
+            &ObjectLabel {
+                object: self.object.clone(),
             },
         )
     }
