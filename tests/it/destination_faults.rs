@@ -211,16 +211,6 @@ fn events(prefix: &str, range: std::ops::Range<usize>) -> Vec<Outgoing> {
         .collect()
 }
 
-async fn delete_table(emu: &Emulators, table: &str) {
-    let status = reqwest::Client::new()
-        .delete(emu.table_url(table))
-        .send()
-        .await
-        .expect("tables.delete")
-        .status();
-    assert!(status.is_success(), "deleting {table}: {status}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_table_halts_its_object_while_another_flows_and_provision_restores_it() {
     let config = TestConfig::new(vec![

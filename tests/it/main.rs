@@ -21,6 +21,7 @@ mod load_harness;
 mod many_objects;
 mod materialize;
 mod monitoring;
+mod no_silent_failure;
 mod observability;
 mod semantic_layer;
 mod shutdown_drain;

@@ -5,6 +5,12 @@
 //!
 //! The emulators must be running (`scripts/test.sh` starts them); a test never skips.
 
+mod cut_proxy;
+mod private_bigquery;
+
+pub use cut_proxy::CutProxy;
+pub use private_bigquery::PrivateBigQuery;
+
 use mesh_ingest::configuration::template::{ConfigTemplate, ObjectTemplate};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -258,6 +264,13 @@ impl App {
     /// Starts the service on a port it picks (port 0), reads the port from its log and waits
     /// until /readyz answers 200.
     pub async fn start(config: &TestConfig) -> App {
+        let app = App::spawn(config).await;
+        app.wait_ready(Duration::from_secs(30)).await;
+        app
+    }
+
+    /// Starts the service and reads its port from its log; does not wait for readiness.
+    pub async fn spawn(config: &TestConfig) -> App {
         static STARTS: AtomicU32 = AtomicU32::new(0);
         let n = STARTS.fetch_add(1, Ordering::Relaxed);
         let log = config.path().join(format!("app-{n}.log"));
@@ -281,9 +294,7 @@ impl App {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        let app = App { child, port, log };
-        app.wait_ready(Duration::from_secs(30)).await;
-        app
+        App { child, port, log }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -310,6 +321,14 @@ impl App {
     /// The service's log for failure messages (see `log_tail`).
     pub fn log_text(&self) -> String {
         log_tail(&self.log)
+    }
+
+    /// /readyz's status and body.
+    pub async fn readyz(&self) -> (u16, String) {
+        let r = reqwest::get(self.url("/readyz"))
+            .await
+            .expect("GET /readyz");
+        (r.status().as_u16(), r.text().await.unwrap())
     }
 
     pub async fn metrics(&self) -> String {
@@ -353,6 +372,17 @@ impl Drop for App {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Deletes a table through bqemulator's REST API (tables.delete).
+pub async fn delete_table(emu: &Emulators, table: &str) {
+    let status = reqwest::Client::new()
+        .delete(emu.table_url(table))
+        .send()
+        .await
+        .expect("tables.delete")
+        .status();
+    assert!(status.is_success(), "deleting {table}: {status}");
 }
 
 /// Runs a query on bqemulator's REST API and returns the whole `jobs.query` response; fails
