@@ -4,7 +4,8 @@
 //! made required, its repetition changed; the tables or the deletion/dedup rules moved), or
 //! what could make a producer's valid event a dead letter (an event type removed, an envelope
 //! path changed, a stricter JSON Schema or limit). Compatible: additions, descriptions,
-//! widening, and removing a field that the old version had already marked `deprecated`.
+//! lossless widening (INT64 → NUMERIC; not to FLOAT64, which rounds), and removing a field
+//! that the old version had already marked `deprecated`.
 
 use super::Class;
 use super::json_schema;
@@ -49,6 +50,7 @@ pub enum ChangeKind {
     SchemaAdded,
     SchemaRemoved,
     SchemaPropertyAdded,
+    SchemaPropertyAddedToOpen,
     SchemaPropertyRequired,
     SchemaPropertyRemoved,
     SchemaEnumValueAdded,
@@ -93,6 +95,7 @@ impl ChangeKind {
             | FieldRepeatedChanged
             | FieldPathChanged
             | SchemaAdded
+            | SchemaPropertyAddedToOpen
             | SchemaPropertyRequired
             | SchemaPropertyRemoved
             | SchemaEnumValueRemoved
@@ -443,14 +446,27 @@ fn fields(old: &[SemanticField], new: &[SemanticField], at: &str, c: &mut Change
     }
 }
 
-/// BigQuery's lossless column type changes (`ALTER COLUMN … SET DATA TYPE`): INT64 to
-/// NUMERIC or FLOAT64, NUMERIC to FLOAT64.
+/// Whether every value of `from` has an exact value in `to`. BigQuery lets `ALTER COLUMN …
+/// SET DATA TYPE` coerce INT64 and NUMERIC to FLOAT64 as well, but FLOAT64 holds 53 bits of
+/// mantissa: ids above 2^53 and exact decimals (money) come back rounded, and the semantic
+/// layer's state table no longer matches. Only INT64 to NUMERIC (29 integer digits) keeps
+/// every value.
 fn widens(from: FieldType, to: FieldType) -> bool {
-    matches!(
-        (from, to),
-        (FieldType::Int64, FieldType::Numeric | FieldType::Float64)
-            | (FieldType::Numeric, FieldType::Float64)
-    )
+    matches!((from, to), (FieldType::Int64, FieldType::Numeric))
+}
+
+/// Why a type change that BigQuery would coerce still breaks: said in the detail, so that
+/// "INT64 → FLOAT64" does not read like a widening.
+fn loses_precision(from: FieldType, to: FieldType) -> Option<&'static str> {
+    match (from, to) {
+        (FieldType::Int64, FieldType::Float64) => {
+            Some("FLOAT64 rounds integers above 2^53 (large ids, counters)")
+        }
+        (FieldType::Numeric, FieldType::Float64) => Some(
+            "FLOAT64 rounds exact decimals (money) and NUMERIC's 38 significant digits to about 15–17",
+        ),
+        _ => None,
+    }
 }
 
 fn field(o: &SemanticField, n: &SemanticField, at: &str, c: &mut Changes) {
@@ -460,7 +476,10 @@ fn field(o: &SemanticField, n: &SemanticField, at: &str, c: &mut Changes) {
         } else {
             ChangeKind::FieldTypeChanged
         };
-        let detail = format!("{} → {}", o.field_type.sql(), n.field_type.sql());
+        let mut detail = format!("{} → {}", o.field_type.sql(), n.field_type.sql());
+        if let Some(why) = loses_precision(o.field_type, n.field_type) {
+            detail.push_str(&format!(": loses precision, {why}"));
+        }
         c.add(kind, format!("{at}.type"), detail);
     }
     if o.repeated != n.repeated {

@@ -125,6 +125,19 @@ const CASES: &[Case] = &[
         K::FieldTypeWidened,
         Compatible,
     ),
+    // BigQuery coerces these, but FLOAT64 rounds money and ids above 2^53.
+    y(
+        "{name: total, type: NUMERIC}",
+        "{name: total, type: FLOAT64}",
+        K::FieldTypeChanged,
+        Breaking,
+    ),
+    y(
+        "{name: qty, type: INT64}",
+        "{name: qty, type: FLOAT64}",
+        K::FieldTypeChanged,
+        Breaking,
+    ),
     y(
         "{name: total, type: NUMERIC}",
         "{name: total, type: NUMERIC, required: true}",
@@ -290,9 +303,16 @@ const CASES: &[Case] = &[
         K::SchemaClosed,
         Breaking,
     ),
+    // The base schema is open: a payload may already carry `currency` as a number.
     s(
         r#""properties": {"#,
         r#""properties": {"currency": {"type": "string"},"#,
+        K::SchemaPropertyAddedToOpen,
+        Breaking,
+    ),
+    s(
+        r#""properties": {"#,
+        r#""properties": {"currency": {"description": "ISO 4217"},"#,
         K::SchemaPropertyAdded,
         Compatible,
     ),
@@ -480,4 +500,263 @@ fn the_text_report_lists_breaking_changes_first() {
         "{text}"
     );
     assert_eq!(lines[2], "2 change(s): 1 breaking, 1 compatible");
+}
+
+/// A pair of whole payload schemas (old, new), the change that must follow, its class, and
+/// words its detail must hold. For what the base schema cannot show: closed and partially
+/// open content models (`additionalProperties: {schema}`, `patternProperties`).
+struct SchemaPair {
+    old: &'static str,
+    new: &'static str,
+    kind: ChangeKind,
+    class: Class,
+    says: &'static str,
+}
+
+const fn pair(
+    old: &'static str,
+    new: &'static str,
+    kind: ChangeKind,
+    class: Class,
+    says: &'static str,
+) -> SchemaPair {
+    SchemaPair {
+        old,
+        new,
+        kind,
+        class,
+        says,
+    }
+}
+
+const OPEN: &str = r#"{"type": "object", "properties": {"id": {"type": "string"}}}"#;
+const CLOSED: &str = r#"{"type": "object", "properties": {"id": {"type": "string"}}, "additionalProperties": false}"#;
+/// Closed but for the names `x_…`, which must be strings.
+const X_STRINGS: &str = r#"{"type": "object", "properties": {"id": {"type": "string"}},
+ "additionalProperties": false, "patternProperties": {"^x_": {"type": "string"}}}"#;
+
+const SCHEMA_PAIRS: &[SchemaPair] = &[
+    // A property added: narrowing unless the old schema refused the name, or the new
+    // description accepts all the old schema accepted under it.
+    pair(
+        OPEN,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}, "n": {"type": "integer"}}}"#,
+        K::SchemaPropertyAddedToOpen,
+        Breaking,
+        "`n` added to an open schema",
+    ),
+    pair(
+        OPEN,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}, "n": true}}"#,
+        K::SchemaPropertyAdded,
+        Compatible,
+        "`n` described without constraining it",
+    ),
+    pair(
+        CLOSED,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}, "n": {"type": "integer"}},
+         "additionalProperties": false}"#,
+        K::SchemaPropertyAdded,
+        Compatible,
+        "the old schema refused it",
+    ),
+    pair(
+        r#"{"type": "object", "additionalProperties": {"type": "string"}}"#,
+        r#"{"type": "object", "properties": {"n": {"type": "string", "maxLength": 3}},
+         "additionalProperties": {"type": "string"}}"#,
+        K::SchemaPropertyAddedToOpen,
+        Breaking,
+        "`n` added where `additionalProperties` accepted it",
+    ),
+    pair(
+        r#"{"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}}"#,
+        r#"{"type": "object", "properties": {"n": {"type": "string"}},
+         "additionalProperties": {"type": "string", "maxLength": 3}}"#,
+        K::SchemaPropertyAdded,
+        Compatible,
+        "accepts all that `additionalProperties` accepted",
+    ),
+    pair(
+        X_STRINGS,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}, "x_n": {"type": "integer"}},
+         "additionalProperties": false, "patternProperties": {"^x_": {"type": "string"}}}"#,
+        K::SchemaPropertyAddedToOpen,
+        Breaking,
+        "`x_n` added where `patternProperties` `^x_` accepted it",
+    ),
+    pair(
+        X_STRINGS,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}, "x_n": {"type": "string"}},
+         "additionalProperties": false, "patternProperties": {"^x_": {"type": "string"}}}"#,
+        K::SchemaPropertyAdded,
+        Compatible,
+        "accepts all that `patternProperties` `^x_` accepted",
+    ),
+    pair(
+        X_STRINGS,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}, "n": {"type": "integer"}},
+         "additionalProperties": false, "patternProperties": {"^x_": {"type": "string"}}}"#,
+        K::SchemaPropertyAdded,
+        Compatible,
+        "the old schema refused it",
+    ),
+    // A property removed: its values now fall to what covers the name in the new schema.
+    pair(
+        r#"{"type": "object", "properties": {"note": {"type": "string"}},
+         "additionalProperties": {"type": "integer"}}"#,
+        r#"{"type": "object", "additionalProperties": {"type": "integer"}}"#,
+        K::SchemaPropertyRemoved,
+        Breaking,
+        "`note` removed; `additionalProperties` now checks the values",
+    ),
+    pair(
+        r#"{"type": "object", "properties": {"note": {"type": "string", "maxLength": 5}},
+         "additionalProperties": {"type": "string"}}"#,
+        r#"{"type": "object", "additionalProperties": {"type": "string"}}"#,
+        K::SchemaConstraintRemoved,
+        Compatible,
+        "`note` no longer described; `additionalProperties` still accepts all that its description did",
+    ),
+    pair(
+        r#"{"type": "object", "properties": {"x_n": {"type": "string", "maxLength": 8}},
+         "additionalProperties": false, "patternProperties": {"^x_": {"type": "string"}}}"#,
+        r#"{"type": "object", "additionalProperties": false,
+         "patternProperties": {"^x_": {"type": "string"}}}"#,
+        K::SchemaConstraintRemoved,
+        Compatible,
+        "`patternProperties` `^x_` still accepts all that its description did",
+    ),
+    // The pattern held before too, so it refuses nothing the old schema accepted.
+    pair(
+        r#"{"type": "object", "properties": {"x_n": {"type": ["string", "null"]}},
+         "additionalProperties": false, "patternProperties": {"^x_": {"type": "string"}}}"#,
+        r#"{"type": "object", "additionalProperties": false,
+         "patternProperties": {"^x_": {"type": "string"}}}"#,
+        K::SchemaConstraintRemoved,
+        Compatible,
+        "`x_n` no longer described",
+    ),
+    pair(
+        r#"{"type": "object", "properties": {"x_n": {"type": "string"}}, "additionalProperties": false}"#,
+        r#"{"type": "object", "additionalProperties": false,
+         "patternProperties": {"^x_": {"type": "integer"}}}"#,
+        K::SchemaPropertyRemoved,
+        Breaking,
+        "`x_n` removed; `patternProperties` `^x_` now checks the values",
+    ),
+    pair(
+        r#"{"type": "object", "properties": {"a": true, "b": {"type": "string"}},
+         "unevaluatedProperties": false}"#,
+        r#"{"type": "object", "properties": {"a": true}, "unevaluatedProperties": false}"#,
+        K::SchemaNotAnalysed,
+        Breaking,
+        "`b` removed",
+    ),
+    // A pattern removed: the names it matched fall to `additionalProperties`.
+    pair(
+        X_STRINGS,
+        CLOSED,
+        K::SchemaPropertyRemoved,
+        Breaking,
+        "properties matching `^x_` removed while additional properties are refused",
+    ),
+    pair(
+        r#"{"type": "object", "patternProperties": {"^x_": {"type": "string"}}}"#,
+        r#"{"type": "object"}"#,
+        K::SchemaConstraintRemoved,
+        Compatible,
+        "properties matching `^x_` no longer described",
+    ),
+    pair(
+        r#"{"type": "object", "additionalProperties": {"type": "integer"},
+         "patternProperties": {"^x_": {"type": "string"}}}"#,
+        r#"{"type": "object", "additionalProperties": {"type": "integer"}}"#,
+        K::SchemaPropertyRemoved,
+        Breaking,
+        "properties matching `^x_` removed; `additionalProperties` now checks the values",
+    ),
+    pair(
+        X_STRINGS,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}},
+         "additionalProperties": false, "patternProperties": {"^x_": {"type": "integer"}}}"#,
+        K::SchemaTypeNarrowed,
+        Breaking,
+        "\"string\" became \"integer\"",
+    ),
+    // `additionalProperties` itself.
+    pair(
+        OPEN,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}},
+         "additionalProperties": {"type": "string"}}"#,
+        K::SchemaTypeNarrowed,
+        Breaking,
+        "type any became \"string\"",
+    ),
+    pair(
+        CLOSED,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}},
+         "additionalProperties": {"type": "string"}}"#,
+        K::SchemaConstraintRemoved,
+        Compatible,
+        "properties not listed are now accepted",
+    ),
+    pair(
+        r#"{"type": "object", "additionalProperties": {"type": "string"}}"#,
+        r#"{"type": "object", "additionalProperties": false}"#,
+        K::SchemaClosed,
+        Breaking,
+        "properties not listed are now refused",
+    ),
+];
+
+#[test]
+fn open_and_partly_open_schemas_have_their_class() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, case) in SCHEMA_PAIRS.iter().enumerate() {
+        let old = load(&dir.path().join(format!("old{i}")), BASE, case.old);
+        let new = load(&dir.path().join(format!("new{i}")), BASE, case.new);
+        let changes = diff(std::slice::from_ref(&old), std::slice::from_ref(&new));
+        let found = changes.iter().find(|c| c.kind == case.kind);
+        let Some(found) = found else {
+            panic!("pair {i}: no {:?} in {changes:#?}", case.kind)
+        };
+        assert_eq!(found.class, case.class, "pair {i}: {found:#?}");
+        assert!(found.detail.contains(case.says), "pair {i}: {found:#?}");
+        assert_eq!(
+            breaking(&changes) > 0,
+            case.class == Breaking,
+            "pair {i}: {changes:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_precision_losing_type_change_names_the_field_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = load(&dir.path().join("old"), BASE, SCHEMA);
+    let new = load(
+        &dir.path().join("new"),
+        &BASE
+            .replace(
+                "{name: total, type: NUMERIC}",
+                "{name: total, type: FLOAT64}",
+            )
+            .replace(QTY, "    - {name: qty, type: FLOAT64}\n"),
+        SCHEMA,
+    );
+    let changes = diff(&[old], &[new]);
+    let detail = |subject: &str| {
+        let change = changes.iter().find(|c| c.subject == subject);
+        change.map_or(String::new(), |c| c.detail.clone())
+    };
+    let total = detail("semantic.fields.total.type");
+    assert!(
+        total.starts_with("NUMERIC → FLOAT64: loses precision") && total.contains("money"),
+        "{changes:#?}"
+    );
+    let qty = detail("semantic.fields.qty.type");
+    assert!(
+        qty.starts_with("INT64 → FLOAT64: loses precision") && qty.contains("2^53"),
+        "{changes:#?}"
+    );
 }
