@@ -187,6 +187,17 @@ resource "google_pubsub_subscription_iam_member" "mesh_ingest_subscriber" {
   member       = local.mesh_ingest_member
 }
 
+# mesh-ingest's probe reads each subscription (`subscriptions.get`) every 10 s to tell whether
+# Pub/Sub answers: roles/pubsub.subscriber does not include pubsub.subscriptions.get.
+resource "google_pubsub_subscription_iam_member" "mesh_ingest_viewer" {
+  for_each = local.objects
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.ingest[each.key].name
+  role         = "roles/pubsub.viewer"
+  member       = local.mesh_ingest_member
+}
+
 # --- BigQuery -----------------------------------------------------------------------------------
 
 # The ingest log and dead-letter tables live here (tables by `mesh-ingest provision`).

@@ -13,7 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("shutdown", &[]),
     ("gcp", &[]),
     ("configuration", &["tables"]),
-    ("health", &["tables"]),
+    ("health", &[]),
     ("telemetry", &["configuration", "pipeline", "tables"]),
     ("envelope", &["pipeline"]),
     ("batch", &["configuration"]),
