@@ -106,6 +106,7 @@ impl ObjectPipeline {
             subscription_reporter(health.clone(), &object.subscription, metrics.source_state());
         let source = Arc::new(ObjectSource {
             subscription_state,
+            reopen_streams: tokio::sync::Notify::new(),
             decoder: Arc::new(decoder),
             object: object.clone(),
             subscriber: clients.subscriptions.clone(),

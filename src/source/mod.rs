@@ -55,6 +55,8 @@ pub struct ObjectSource {
     pub health: Arc<ObjectHealth>,
     /// The subscription's state as the probe last found it (`probe`).
     pub subscription_state: Reporter,
+    /// Wakes the streams to reopen themselves (the probe, when Pub/Sub answers again).
+    pub reopen_streams: tokio::sync::Notify,
     pub shutdown: Shutdown,
 }
 

@@ -90,10 +90,14 @@ impl ObjectSource {
         else {
             return;
         };
+        let recovered = was.changes > 0;
         let (object, was) = (&self.object.name, was.name);
         match state {
             SourceState::Connected => {
-                tracing::info!(object, subscription, was, "Pub/Sub subscription reachable")
+                tracing::info!(object, subscription, was, "Pub/Sub subscription reachable");
+                if recovered {
+                    self.reopen_streams.notify_waiters();
+                }
             }
             SourceState::Failing => tracing::warn!(
                 object,

@@ -106,7 +106,8 @@ pub fn received_message(msg: Message, delivery_attempt: Option<i32>) -> Received
 }
 
 impl ObjectSource {
-    /// Runs one stream until shutdown; reopens it after a stream error.
+    /// Runs one stream until shutdown; reopens it after a stream error, and when the probe
+    /// finds Pub/Sub answering again after an outage (`reopen_streams`).
     pub async fn run_stream(self: Arc<Self>, index: usize, tx: mpsc::Sender<Decoded>) {
         let o = &self.object;
         let reopen = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
@@ -132,6 +133,9 @@ impl ObjectSource {
                 let next = tokio::select! {
                     biased;
                     _ = self.shutdown.stopped_pulling() => break None,
+                    // The client backs off up to 60 s between its own attempts to resume: a
+                    // fresh stream starts pulling as soon as Pub/Sub answers again.
+                    _ = self.reopen_streams.notified() => break Some(String::new()),
                     next = stream.next() => next,
                 };
                 match next {
@@ -160,6 +164,11 @@ impl ObjectSource {
                 tracing::info!(object = %o.name, stream = index, "streaming pull stopped");
                 return;
             };
+            if error.is_empty() {
+                tracing::info!(object = %o.name, stream = index,
+                    "Pub/Sub answers again: reopening the streaming pull");
+                continue;
+            }
             failures = failures.saturating_add(1);
             let delay = reopen.delay(failures);
             tracing::error!(object = %o.name, stream = index, error, retry_in_ms = delay.as_millis() as u64,
