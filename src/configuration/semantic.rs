@@ -2,6 +2,7 @@
 //! from the ingest table — its dataset and view name, typed fields read from the payload, and
 //! the event types that delete an object.
 
+use super::table_ref::project_id_ok;
 use super::{FieldError, TableRef};
 use serde::{Deserialize, Serialize};
 
@@ -198,6 +199,12 @@ fn parse_path(s: &str) -> Result<Vec<String>, String> {
         if key.contains(['"', '\'', '\\', '`']) {
             return Err(format!("`{s}`: key `{key}` holds a quote or backslash"));
         }
+        if key.contains("${") || key.chars().any(char::is_control) {
+            // JSON_VALUE takes its path as one literal, and SQLX would evaluate a `${`.
+            return Err(format!(
+                "`{s}`: key `{key}` holds `${{` or a control character"
+            ));
+        }
         keys.push(key.to_string());
         rest = match after.strip_prefix('.') {
             Some(r) if !r.is_empty() => r,
@@ -294,6 +301,14 @@ impl SemanticFile {
             Some((p, d)) => (p.to_string(), d.to_string()),
             None => (project.to_string(), self.dataset.clone()),
         };
+        if !project_id_ok(&project) {
+            return Err(FieldError::new(
+                "semantic.dataset",
+                format!(
+                    "project `{project}` is not a valid project id (lowercase letters, digits, hyphens)"
+                ),
+            ));
+        }
         if !ident_ok(&dataset) {
             return Err(FieldError::new(
                 "semantic.dataset",
@@ -311,6 +326,17 @@ impl SemanticFile {
             return Err(FieldError::new(
                 "semantic.deleted_when",
                 format!("`{t}` is blank"),
+            ));
+        }
+        if let Some(t) = self
+            .deleted_when
+            .iter()
+            .find(|t| t.chars().any(char::is_control))
+        {
+            // The SQL would hold it in a literal; a line break there is what nobody means.
+            return Err(FieldError::new(
+                "semantic.deleted_when",
+                format!("{t:?} holds a control character (a line break, a tab…)"),
             ));
         }
         if let (Some(allowed), Some(t)) = (
@@ -396,5 +422,35 @@ mod tests {
                 .resolve("order", "p", Some(&allowed))
                 .unwrap_err();
         assert_eq!(e.field, "semantic.deleted_when");
+        // Every config string that reaches SQL text is checked where it is read.
+        for (yaml, field, says) in [
+            (
+                "dataset: \"Evil`x.sem\"",
+                "semantic.dataset",
+                "project `Evil`x`",
+            ),
+            ("dataset: \"p q.sem\"", "semantic.dataset", "project `p q`"),
+            ("dataset: \"p.se-m\"", "semantic.dataset", "`se-m`"),
+            (
+                "dataset: sem\ndeleted_when: [\"A\\nB\"]",
+                "semantic.deleted_when",
+                "control",
+            ),
+        ] {
+            let e = file(&format!("{yaml}\nfields:\n  - {{name: a, type: STRING}}\n"))
+                .resolve("order", "p", None)
+                .unwrap_err();
+            assert_eq!(e.field, field, "{yaml}");
+            assert!(e.message.contains(says), "{yaml}: {}", e.message);
+        }
+        let e = file("dataset: sem\nfields:\n  - {name: a, type: STRING}\n")
+            .resolve("order", "My_Project", None)
+            .unwrap_err();
+        assert_eq!(
+            e.field, "semantic.dataset",
+            "the default project is checked too"
+        );
+        assert!(parse_path("a${b}").is_err());
+        assert_eq!(parse_path("$oid").unwrap(), ["$oid"]);
     }
 }

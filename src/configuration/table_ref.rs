@@ -10,6 +10,14 @@ pub struct TableRef {
     pub table: String,
 }
 
+/// A project id as SQL may name it between backticks: lowercase letters, digits, hyphens (and
+/// the colon of a domain-scoped id). Every table reference's project is checked with it.
+pub fn project_id_ok(x: &str) -> bool {
+    !x.is_empty()
+        && x.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == ':')
+}
+
 impl TableRef {
     /// Parses `project.dataset.table` or `dataset.table` (in `default_project`).
     pub fn parse(s: &str, default_project: &str) -> Result<TableRef, String> {
@@ -24,12 +32,7 @@ impl TableRef {
                 && x.len() <= 1024
                 && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         };
-        let project_ok = |x: &str| {
-            !x.is_empty()
-                && x.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == ':')
-        };
-        if !project_ok(project) {
+        if !project_id_ok(project) {
             return Err(format!(
                 "project `{project}` in `{s}` is not a valid project id"
             ));

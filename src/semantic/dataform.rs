@@ -1,12 +1,14 @@
 //! Dataform SQLX for teams that manage their BigQuery SQL with Dataform: a declaration of the
 //! ingest table; the state table as an `incremental` table keyed by `object_id` (its
 //! incremental branch reads only what was ingested since the newest event it holds, less the
-//! safety lag); and the three views, with column descriptions and assertions. The SQL is the
-//! text `provision` and `materialize` run, with tables written as `${ref(...)}` / `${self()}`.
+//! safety lag; everything while it is empty); and the three views, with column descriptions
+//! and assertions. The SQL is the text `provision` and `materialize` run, with tables written
+//! as `${ref(...)}` / `${self()}`; config strings reach it only through `sql_string`, which
+//! leaves no `${` for Dataform to evaluate.
 
 use super::{
     KEY_COLUMN, LATEST_EVENT_COLUMNS, Slice, UNIQUE_KEY, generate, non_null_columns,
-    required_fields, state_select,
+    required_fields, state_select, watermark,
 };
 use crate::configuration::{ObjectSettings, SemanticField};
 use serde_json::{Map, Value, json};
@@ -22,8 +24,30 @@ fn config_block(config: &Value) -> String {
     // JSON is a valid JavaScript object literal, which is what a Dataform config block is.
     format!(
         "config {}\n",
-        serde_json::to_string_pretty(config).expect("JSON values always serialise")
+        serde_json::to_string_pretty(&lexable(config)).expect("JSON values always serialise")
     )
+}
+
+/// `config` with every control character of its strings (a description's line breaks, tabs)
+/// made a space. Dataform finds the end of the config block with a lexer whose quoted
+/// strings admit no escape but `\"` and `\\`: JSON's `\n` or `\u0001` would make it lose
+/// track of the quotes, and a `}` in a later description would then end the block.
+fn lexable(config: &Value) -> Value {
+    match config {
+        Value::String(s) => Value::String(
+            s.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(lexable).collect()),
+        Value::Object(members) => Value::Object(
+            members
+                .iter()
+                .map(|(k, v)| (k.clone(), lexable(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 fn column_docs(fields: &[SemanticField]) -> Map<String, Value> {
@@ -55,13 +79,16 @@ fn live_column_docs(fields: &[SemanticField]) -> Map<String, Value> {
 /// merge with the current rows inside `when(incremental(), …)`.
 fn state_table_file(object: &ObjectSettings, source: &str) -> Option<SqlxFile> {
     let semantic = object.semantic.as_ref()?;
+    // A JavaScript template literal inside the SQLX: what it encloses is generated text and
+    // validated column names only (no config string, so nothing there needs escaping).
     let incremental = |sql: String| format!("${{when(incremental(), `{sql}`)}}");
-    let slice = Slice::since(
-        semantic,
-        "(SELECT MAX(ingested_at) FROM ${self()})",
-        "${self()}",
-        incremental,
+    // The newest event the table holds; the epoch while it is empty (MAX of no rows is NULL,
+    // and `ingested_at > NULL` would read nothing, the table staying empty for good).
+    let watermark = format!(
+        "COALESCE((SELECT MAX(ingested_at) FROM ${{self()}}), {})",
+        watermark::as_sql(None)
     );
+    let slice = Slice::since(semantic, &watermark, "${self()}", incremental);
     let body = state_select(object, source, &slice)?;
     let mut columns = live_column_docs(&semantic.fields);
     columns.insert(

@@ -159,7 +159,7 @@ fn dataform_files_declare_the_source_and_assert_uniqueness() {
     assert!(state.contains("\"type\": \"incremental\""), "{state}");
     assert!(state.contains("FROM ${ref(\"order_events\")}"), "{state}");
     assert!(
-        state.contains("${when(incremental(), `AND ingested_at > TIMESTAMP_SUB((SELECT MAX(ingested_at) FROM ${self()}), INTERVAL 300 SECOND)`)}"),
+        state.contains("${when(incremental(), `AND ingested_at > TIMESTAMP_SUB(COALESCE((SELECT MAX(ingested_at) FROM ${self()}), TIMESTAMP_MICROS(0)), INTERVAL 300 SECOND)`)}"),
         "{state}"
     );
     assert!(state.contains("FROM ${self()}"), "{state}");
@@ -177,4 +177,156 @@ fn dataform_files_declare_the_source_and_assert_uniqueness() {
         "required fields are asserted non-null"
     );
     assert!(!non_null.split(']').next().unwrap().contains("\"qty\""));
+}
+
+/// Reads back the STRING expression `sql_string` writes at the start of `sql`: a quoted
+/// literal or a CONCAT of them. Returns the value and the rest of the text.
+fn read_string_expr(sql: &str) -> (String, &str) {
+    fn literal(sql: &str) -> (String, &str) {
+        let mut chars = sql.char_indices();
+        assert_eq!(chars.next().map(|(_, c)| c), Some('\''), "a literal: {sql}");
+        let mut value = String::new();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\'' => return (value, &sql[i + 1..]),
+                '\\' => value.push(match chars.next().expect("escape").1 {
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    c @ ('\'' | '\\') => c,
+                    c => panic!("an escape bqemulator does not read: \\{c}"),
+                }),
+                '\n' | '\r' => panic!("a raw line break in a quoted string: {sql}"),
+                c => value.push(c),
+            }
+        }
+        panic!("unterminated literal: {sql}")
+    }
+    let Some(mut rest) = sql.strip_prefix("CONCAT(") else {
+        return literal(sql);
+    };
+    let mut value = String::new();
+    loop {
+        let (piece, after) = literal(rest);
+        value.push_str(&piece);
+        match after.strip_prefix(", ") {
+            Some(more) => rest = more,
+            None => return (value, after.strip_prefix(')').expect("CONCAT closed")),
+        }
+    }
+}
+
+/// The SQL of a SQLX body with Dataform's own placeholders (the ones mesh-ingest writes)
+/// taken out: what is left must hold no `${`, and backticks only inside quoted strings and
+/// comments, where Dataform escapes them for its JavaScript template.
+fn assert_no_javascript(body: &str, source: &str) {
+    let sql = body
+        .replace(&format!("${{ref(\"{source}\")}}"), "T")
+        .replace("${ref(\"order_state\")}", "T")
+        .replace("${self()}", "T")
+        .replace("${when(incremental(), `", "")
+        .replace("`)}", "");
+    assert!(
+        !sql.contains("${"),
+        "a `${{` Dataform would evaluate:\n{sql}"
+    );
+    let mut rest = sql.as_str();
+    while let Some(i) = rest.find(['\'', '`', '-']) {
+        let after = &rest[i..];
+        rest = if after.starts_with('`') {
+            panic!("a backtick outside a quoted string:\n{after}")
+        } else if after.starts_with("--") {
+            after.split_once('\n').map_or("", |(_, r)| r)
+        } else if after.starts_with('\'') {
+            read_string_expr(after).1
+        } else {
+            &after[1..]
+        };
+    }
+}
+
+/// The object file with `text` as its descriptions and, when `deletes`, as its one deletion
+/// event type.
+fn hostile(text: &str, deletes: bool) -> Result<ObjectSettings, crate::configuration::ConfigError> {
+    let json = serde_json::to_string(text).unwrap();
+    let mut yaml = ORDER
+        .replace(
+            "deleted_when: [OrderDeleted]",
+            &format!("deleted_when: [OrderDeleted]\n  description: {json}"),
+        )
+        .replace(
+            "description: \"The order's id\"",
+            &format!("description: {json}"),
+        );
+    if deletes {
+        yaml = yaml
+            .replace(
+                "[OrderCreated, OrderDeleted]",
+                &format!("[OrderCreated, {json}]"),
+            )
+            .replace(
+                "deleted_when: [OrderDeleted]",
+                &format!("deleted_when: [{json}]"),
+            );
+    }
+    ObjectSettings::parse(&yaml, Path::new("objects/order.yaml"), "p")
+}
+
+/// Every SQLX file: its config block is one Dataform's lexer reads (a quoted string there
+/// admits no escape but \" and \\), its body holds nothing Dataform would evaluate.
+fn assert_dataform_reads(object: &ObjectSettings) -> Vec<String> {
+    let mut bodies = Vec::new();
+    for f in dataform::sqlx_files(object).unwrap() {
+        let (config, body) = f.contents.split_once("\n}\n").unwrap_or((&f.contents, ""));
+        let mut chars = config.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                let escaped = chars.next();
+                assert!(matches!(escaped, Some('"' | '\\')), "{config}");
+            }
+        }
+        assert_no_javascript(body, "order_events");
+        bodies.push(body.to_string());
+    }
+    bodies
+}
+
+proptest::proptest! {
+    /// Awkward text as an event type that deletes: config refuses it with an error naming
+    /// `event_types` or `semantic.deleted_when` (blank, or a control character), or the SQL and the SQLX hold
+    /// it as a string that reads back exactly, with nothing Dataform would evaluate; as a
+    /// description, it leaves the config block one that Dataform's lexer reads.
+    #[test]
+    fn config_strings_reach_sql_and_sqlx_escaped_or_are_refused(
+        text in proptest::string::string_regex(
+            "([a-zA-Z ]|'|\"|\\\\|`|\\$|\\{|\\}|\\$\\{|\\n|\\r|\\t|é|😀|\\PC){0,12}"
+        ).unwrap()
+    ) {
+        assert_dataform_reads(&hostile(&text, false).expect("any description is taken"));
+        let object = match hostile(&text, true) {
+            Err(e) => {
+                let message = e.to_string();
+                proptest::prop_assert!(
+                    message.contains("objects/order.yaml")
+                        && (message.contains("semantic.deleted_when") || message.contains("event_types")),
+                    "{}", message
+                );
+                proptest::prop_assert!(
+                    text.trim().is_empty() || text.chars().any(char::is_control),
+                    "refused without a reason: {:?}: {}", text, message
+                );
+                return Ok(());
+            }
+            Ok(o) => o,
+        };
+        let plain = generate(&object, "`p.ing.order_events`", "`p.sem.order_state`").unwrap();
+        let mut texts = vec![plain.history, plain.rejected];
+        texts.extend(assert_dataform_reads(&object));
+        for sql in texts.iter().filter(|s| s.contains(" AS deleted")) {
+            let at = sql.find("event_type IN (").expect("the deletion test") + "event_type IN (".len();
+            let (value, rest) = read_string_expr(&sql[at..]);
+            proptest::prop_assert_eq!(&value, &text);
+            proptest::prop_assert!(rest.starts_with(") AS deleted"), "{}", rest);
+        }
+    }
 }
