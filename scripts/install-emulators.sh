@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the two local emulators the integration tests run against: Google's Pub/Sub
 # emulator (Debian packages google-cloud-cli + google-cloud-cli-pubsub-emulator, needs Java)
-# and bqemulator (PyPI, in a venv at $MESH_VENV); and promtool, for the tests of the alert
-# rules (from Debian's prometheus package, into $MESH_PROMTOOL_DIR). Idempotent: work already
-# done is skipped.
+# and bqemulator (PyPI, in a venv at $MESH_VENV); promtool, for the tests of the alert
+# rules (from Debian's prometheus package, into $MESH_PROMTOOL_DIR); and the Dataform CLI
+# with the @dataform/core it compiles with (npm, into $MESH_DATAFORM_DIR), for the test that
+# compiles the generated SQLX. Idempotent: work already done is skipped.
 #
 # Environment:
 #   MESH_VENV    venv for bqemulator (default: $HOME/.cache/mesh-ingest/venv)
@@ -188,7 +189,37 @@ install_promtool() {
     log "installed promtool: $("$PROMTOOL_DIR/promtool" --version 2>&1 | head -n1)"
 }
 
+# ---------------------------------------------------------------------------
+# Dataform CLI (npm)
+# ---------------------------------------------------------------------------
+
+# The newest 3.0.x of each package on the registry when pinned; the core is what a project's
+# node_modules holds (tests/it/dataform_cli.rs copies it there: compiling then needs no network).
+DATAFORM_CLI_VERSION=3.0.69
+DATAFORM_CORE_VERSION=3.0.62
+DATAFORM_DIR="${MESH_DATAFORM_DIR:-$HOME/.cache/mesh-ingest/dataform}"
+
+dataform_ok() {
+    [[ -x "$DATAFORM_DIR/node_modules/.bin/dataform" ]] &&
+        [[ "$("$DATAFORM_DIR/node_modules/.bin/dataform" --version 2>/dev/null)" == "$DATAFORM_CLI_VERSION" ]] &&
+        [[ "$(node -p "require('$DATAFORM_DIR/node_modules/@dataform/core/package.json').version" 2>/dev/null)" == "$DATAFORM_CORE_VERSION" ]]
+}
+
+install_dataform() {
+    if dataform_ok; then
+        log "Dataform CLI $DATAFORM_CLI_VERSION (core $DATAFORM_CORE_VERSION) present in $DATAFORM_DIR"
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || die "the Dataform CLI is missing and npm is not available: install Node.js (>= 18) and npm"
+    mkdir -p "$DATAFORM_DIR"
+    log "installing @dataform/cli@$DATAFORM_CLI_VERSION and @dataform/core@$DATAFORM_CORE_VERSION into $DATAFORM_DIR"
+    npm install --prefix "$DATAFORM_DIR" --no-audit --no-fund --save-exact --loglevel=error \
+        "@dataform/cli@$DATAFORM_CLI_VERSION" "@dataform/core@$DATAFORM_CORE_VERSION"
+    dataform_ok || die "npm finished but $DATAFORM_DIR does not hold dataform $DATAFORM_CLI_VERSION with core $DATAFORM_CORE_VERSION"
+}
+
 install_pubsub
 install_bqemulator
 install_promtool
+install_dataform
 log "done"

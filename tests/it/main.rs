@@ -12,6 +12,7 @@ mod bigquery_restart;
 mod chaos_sigkill;
 mod check_command;
 mod contracts;
+mod dataform_cli;
 mod deploy_manifests;
 mod destination_faults;
 mod dlq_replay;

@@ -1,0 +1,230 @@
+//! The generated SQLX as the real Dataform CLI compiles it (npm `@dataform/cli`, installed by
+//! scripts/install-emulators.sh; `MESH_DATAFORM` names its directory), run on bqemulator as
+//! Dataform runs an incremental table: the full query builds the state table while the ingest
+//! log is empty, three events arrive, and the compiled incremental query, in the MERGE Dataform
+//! makes of a table with a unique key, brings all three in. Two of them have hostile event
+//! types listed in `deleted_when` (`Evil${1+1}`, a backtick): they reach the compiled SQL as
+//! the same text, so they delete.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The directory holding `node_modules/.bin/dataform` and `node_modules/@dataform/core`:
+/// `MESH_DATAFORM`, else where install-emulators.sh puts them.
+fn dataform_dir() -> PathBuf {
+    let dir = std::env::var_os("MESH_DATAFORM").map_or_else(
+        || {
+            Path::new(&std::env::var("HOME").unwrap_or_default())
+                .join(".cache/mesh-ingest/dataform")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("node_modules/.bin/dataform").is_file()
+            && dir
+                .join("node_modules/@dataform/core/package.json")
+                .is_file(),
+        "the Dataform CLI is not in {}: run scripts/install-emulators.sh (npm @dataform/cli and \
+         @dataform/core) or set MESH_DATAFORM",
+        dir.display()
+    );
+    dir
+}
+
+/// A Dataform project around the SQLX in `definitions/`, compiled offline: the core the CLI
+/// compiles with is copied into the project's node_modules (the CLI would otherwise fetch the
+/// `dataformCoreVersion` of workflow_settings.yaml from the registry; a symlink out of the
+/// project is refused by its sandbox). Returns the compiled graph.
+fn compile(project: &Path, dataset: &str) -> Value {
+    let dir = dataform_dir();
+    std::fs::write(
+        project.join("workflow_settings.yaml"),
+        format!(
+            "defaultProject: {PROJECT}\ndefaultLocation: US\ndefaultDataset: {dataset}\n\
+             defaultAssertionDataset: {dataset}_assertions\n"
+        ),
+    )
+    .unwrap();
+    let core = dir.join("node_modules/@dataform/core");
+    let version: Value =
+        serde_json::from_str(&std::fs::read_to_string(core.join("package.json")).unwrap()).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        json!({"dependencies": {"@dataform/core": version["version"]}}).to_string(),
+    )
+    .unwrap();
+    let target = project.join("node_modules/@dataform/core");
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(&core).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+    }
+    let out = Command::new(dir.join("node_modules/.bin/dataform"))
+        .args(["compile", "--json"])
+        .arg(project)
+        .output()
+        .expect("run dataform");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dataform compile failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let graph: Value = serde_json::from_str(&stdout).expect("dataform compile --json");
+    assert!(
+        graph.get("graphErrors").is_none_or(|e| e == &json!({})),
+        "{}",
+        graph["graphErrors"]
+    );
+    graph
+}
+
+fn compiled_table<'a>(graph: &'a Value, name: &str) -> &'a Value {
+    graph["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"]["name"] == name)
+        .unwrap_or_else(|| panic!("no table {name} in {graph}"))
+}
+
+fn event(id: &str, event_type: &str, order: &str) -> Outgoing {
+    Outgoing::body(
+        json!({"event_id": id, "event_type": event_type, "event_time": rfc3339(1_795_000_000_000_000),
+            "payload": {"order_id": order, "status": "placed"}})
+        .to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
+    let object = TestObject::new(
+        "orders",
+        "envelope:\n  format: json\n  object_id: payload.order_id\n\
+         batch:\n  max_rows: 10\n  max_delay_ms: 100\n",
+    );
+    let dataset = format!("sem_{}", object.dataset);
+    let yaml = format!(
+        "semantic:\n  dataset: {dataset}\n  view: orders\n  safety_lag_secs: 0\n  \
+         deleted_when: [OrderDeleted, \"Evil${{1+1}}\", \"Back`tick\"]\n  fields:\n    \
+         - {{name: order_id, type: STRING, required: true}}\n    - {{name: status, type: STRING}}\n"
+    );
+    let object = TestObject {
+        yaml: format!("{}{yaml}", object.yaml),
+        ..object
+    };
+    let config = TestConfig::new(vec![object]);
+    config.provision();
+    let emu = config.emulators.clone();
+    let project = config.path().join("dataform");
+    let status = config
+        .command(&["semantic", "--format", "dataform", "--out"])
+        .arg(project.join("definitions"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let graph = compile(&project, &dataset);
+    let state = compiled_table(&graph, "orders_state");
+    assert_eq!(state["enumType"], "INCREMENTAL", "{state}");
+    let incremental = state["incrementalQuery"].as_str().unwrap();
+    assert!(
+        !incremental.contains("Evil2"),
+        "Dataform evaluated a config string:\n{incremental}"
+    );
+    let target = format!("`{PROJECT}.{dataset}.orders_state`");
+
+    // Dataform's first run: the table from the full query, while the log is empty.
+    query(
+        &emu,
+        &format!(
+            "CREATE OR REPLACE TABLE {target} PARTITION BY TIMESTAMP_TRUNC(updated_at, MONTH) \
+             CLUSTER BY object_id AS {}",
+            state["query"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(
+        count(&emu, &format!("SELECT COUNT(*) AS n FROM {target}")).await,
+        0
+    );
+
+    let app = App::start(&config).await;
+    let orders = config.object("orders");
+    let events = vec![
+        event("e-1", "OrderCreated", "o-1"),
+        event("e-2", "Evil${1+1}", "o-2"),
+        event("e-3", "Back`tick", "o-3"),
+    ];
+    publish(&emu, &orders.topic_path(), events).await;
+    let landed = wait_for_count(
+        &emu,
+        &format!("SELECT COUNT(*) AS n FROM `{}`", orders.ingest_table()),
+        3,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(landed, 3, "{}", app.log_text());
+
+    // The next run: the incremental query, merged on the unique key as Dataform does.
+    let read = count(&emu, &format!("SELECT COUNT(*) AS n FROM ({incremental})")).await;
+    assert_eq!(
+        read, 3,
+        "the incremental query reads every event:\n{incremental}"
+    );
+    // Dataform's MERGE: the target's columns (it reads them from the table), matched on the
+    // compiled uniqueKey.
+    let table: Value = reqwest::get(emu.table_url(&target.replace('`', "")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let columns: Vec<&str> = table["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(state["uniqueKey"], json!(["object_id"]));
+    let set: Vec<String> = columns.iter().map(|c| format!("{c} = S.{c}")).collect();
+    let values: Vec<String> = columns.iter().map(|c| format!("S.{c}")).collect();
+    query(
+        &emu,
+        &format!(
+            "MERGE {target} T USING ({incremental}) S ON T.object_id = S.object_id \
+             WHEN MATCHED THEN UPDATE SET {} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+            set.join(", "),
+            columns.join(", "),
+            values.join(", ")
+        ),
+    )
+    .await;
+    let rows = query(
+        &emu,
+        &format!("SELECT object_id, deleted FROM {target} ORDER BY object_id"),
+    )
+    .await;
+    let got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["object_id"].as_str().unwrap().to_string(),
+                r["deleted"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("o-1".to_string(), "false".to_string()),
+            ("o-2".to_string(), "true".to_string()),
+            ("o-3".to_string(), "true".to_string()),
+        ],
+        "3 of 3 events in the table; the hostile event types delete as configured"
+    );
+    let (code, _) = app.terminate().await;
+    assert_eq!(code, Some(0));
+}
