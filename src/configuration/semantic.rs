@@ -333,7 +333,8 @@ impl SemanticFile {
             .iter()
             .find(|t| t.chars().any(char::is_control))
         {
-            // The SQL would hold it in a literal; a line break there is what nobody means.
+            // Its SQL literal could spell a line break or a tab, but no other control character
+            // the way bqemulator reads too; and no event type holds one.
             return Err(FieldError::new(
                 "semantic.deleted_when",
                 format!("{t:?} holds a control character (a line break, a tab…)"),
