@@ -3,8 +3,11 @@
 //! the safety lag, for appends that were in flight), then moves the watermark. Idempotent: a
 //! run that dies between the MERGE and the watermark leaves a state that the next run, reading
 //! the same slice again, merges to the same result. Prints one JSON line per object: rows
-//! merged, slice size, and freshness (now − newest `ingested_at` applied).
+//! merged, slice size, and freshness (now − newest `ingested_at` applied). Refuses (exit 1)
+//! an object whose state table was built from another definition than the configuration's,
+//! naming what differs: `provision` rebuilds it.
 
+use super::provision::StateTables;
 use super::sql::Sql;
 use crate::configuration::{ObjectSettings, Settings};
 use crate::pipeline::clock::now_us;
@@ -35,7 +38,11 @@ pub async fn run(settings: &Settings, object: Option<&str>) -> anyhow::Result<()
         });
     }
     let sql = Sql::connect(&settings.gcp).await?;
+    let states = StateTables::connect(&settings.gcp).await?;
     for o in objects {
+        // A state table built from another definition holds rows the MERGE would not
+        // recompute (or cannot write, for a widened type): refuse rather than mix the two.
+        states.verify(o).await?;
         let applied = materialize(&sql, o)
             .await
             .with_context(|| format!("materializing {}", o.name))?;

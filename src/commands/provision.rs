@@ -5,10 +5,11 @@
 //! datasets, tables, topics and subscriptions are kept.
 
 use super::sql::Sql;
-use crate::configuration::{GcpSettings, ObjectSettings, Settings, TableRef};
+use crate::configuration::{GcpSettings, ObjectSettings, SemanticSettings, Settings, TableRef};
 use crate::gcp::configured;
+use crate::semantic::fingerprint::{Agreement, agreement};
 use crate::semantic::{build_state_table, ddl, state_columns, watermark};
-use crate::sink::writer::{existing_columns, table_fields};
+use crate::sink::writer::{existing_columns, get_table, table_fields};
 use crate::tables::{Column, DEAD_LETTER, INGEST, SchemaDifference, TableLayout, compare};
 use anyhow::Context;
 use google_cloud_bigquery_v2::client::{DatasetService, TableService};
@@ -136,8 +137,8 @@ pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Repo
 }
 
 /// Per object with a semantic layer: the watermark table, the state table (built from the
-/// whole ingest log when it is missing or its columns no longer match the YAML, with its
-/// watermark set to what that build read), then the views over it.
+/// whole ingest log when it is missing, its columns no longer match the YAML or it records
+/// another definition, with its watermark set to what that build read), then the views.
 async fn provision_semantic(
     settings: &Settings,
     tables: &TableService,
@@ -161,26 +162,23 @@ async fn provision_semantic(
             "creating the watermark table",
         )
         .await?;
-        let state = TableRef {
-            project: project.clone(),
-            dataset: semantic.dataset.clone(),
-            table: semantic.state_table(),
-        };
-        let existing = table_fields(tables, &state)
-            .await
-            .with_context(|| format!("reading table {state}"))?;
-        let names: Option<Vec<String>> =
-            existing.map(|fields| fields.into_iter().map(|f| f.name).collect());
-        if names.as_ref() != Some(&state_columns(semantic)) {
-            build_state(&sql, object).await?;
-            let what = if names.is_some() {
-                "rebuilt (fields changed)"
-            } else {
-                "built"
-            };
-            report.note(true, format!("table {state} ({what} from the ingest log)"));
-        } else {
-            report.note(false, format!("table {state}"));
+        let state = state_table_ref(semantic);
+        let existing = read_state(tables, &state).await?;
+        match rebuild_reason(object, existing.as_ref()) {
+            Some(_) if existing.is_none() => {
+                build_state(&sql, object).await?;
+                report.note(true, format!("table {state} (built from the ingest log)"));
+            }
+            Some(why) => {
+                tracing::info!(object = %object.name, table = %state, why = %why,
+                    "definition changed: rebuilding the state table from the ingest log");
+                build_state(&sql, object).await?;
+                report.note(
+                    true,
+                    format!("table {state} (rebuilt from the ingest log: {why})"),
+                );
+            }
+            None => report.note(false, format!("table {state}")),
         }
         for view in ddl(object).unwrap_or_default() {
             let what = format!("creating view {}", view.name);
@@ -189,6 +187,86 @@ async fn provision_semantic(
         }
     }
     Ok(())
+}
+
+/// The state table of a semantic section.
+fn state_table_ref(semantic: &SemanticSettings) -> TableRef {
+    semantic.qualified(&semantic.state_table())
+}
+
+/// What a state table holds that decides whether it follows the configuration.
+struct StateTable {
+    columns: Vec<String>,
+    /// Where the build recorded the definition it was built from.
+    description: Option<String>,
+}
+
+/// Reads the state table; `None` when it does not exist.
+async fn read_state(tables: &TableService, state: &TableRef) -> anyhow::Result<Option<StateTable>> {
+    let table = get_table(tables, state)
+        .await
+        .with_context(|| format!("reading table {state}"))?;
+    Ok(table.map(|t| StateTable {
+        columns: t
+            .schema
+            .map(|s| s.fields.into_iter().map(|f| f.name).collect())
+            .unwrap_or_default(),
+        description: t.description,
+    }))
+}
+
+/// Why the state table must be (re)built, `None` when it follows the configuration: it is
+/// missing, its columns differ, or it was built from another definition (a path, a type,
+/// `required`, `deleted_when`, …: its rows would not be what the configuration computes).
+fn rebuild_reason(object: &ObjectSettings, existing: Option<&StateTable>) -> Option<String> {
+    let semantic = object.semantic.as_ref()?;
+    let Some(table) = existing else {
+        return Some("the table does not exist".into());
+    };
+    match agreement(object, table.description.as_deref()) {
+        Agreement::Same if table.columns == state_columns(semantic) => None,
+        Agreement::Same => Some("its columns differ from the configuration's fields".into()),
+        other => Some(other.explain()),
+    }
+}
+
+/// Reads state tables for `materialize`: a state table that does not follow the
+/// configuration's definition is not merged into.
+pub struct StateTables {
+    tables: TableService,
+}
+
+impl StateTables {
+    pub async fn connect(gcp: &GcpSettings) -> anyhow::Result<StateTables> {
+        let tables = configured!(TableService::builder(), &gcp.bigquery_endpoint, gcp)
+            .build()
+            .await?;
+        Ok(StateTables { tables })
+    }
+
+    /// Errors, naming what differs, unless `object`'s state table exists and was built from
+    /// the configuration's definition.
+    pub async fn verify(&self, object: &ObjectSettings) -> anyhow::Result<()> {
+        let Some(semantic) = object.semantic.as_ref() else {
+            return Ok(());
+        };
+        let state = state_table_ref(semantic);
+        let existing = read_state(&self.tables, &state).await?;
+        let Some(why) = rebuild_reason(object, existing.as_ref()) else {
+            return Ok(());
+        };
+        if existing.is_none() {
+            anyhow::bail!(
+                "{}: the state table {state} does not exist; run `mesh-ingest provision`",
+                object.source_file
+            );
+        }
+        anyhow::bail!(
+            "{}: the state table {state} was built from another definition; run \
+             `mesh-ingest provision` (it rebuilds the table from the ingest log): {why}",
+            object.source_file
+        )
+    }
 }
 
 /// Builds the state table from the whole ingest log. The watermark is read before: what is

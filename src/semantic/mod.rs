@@ -15,6 +15,7 @@
 //! never a silently rounded number.
 
 pub mod dataform;
+pub mod fingerprint;
 pub mod watermark;
 
 use crate::configuration::{
@@ -283,7 +284,7 @@ WITH events AS (
   FROM {source}
   WHERE {OBJECT_ID} IS NOT NULL {filter}
   QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY {EVENT_SOURCE}, {EVENT_ID} ORDER BY {PUBLISH_TIME}, {MESSAGE_ID}) = 1
+    {dedup}) = 1
 ),
 checked AS (
   SELECT *,
@@ -293,7 +294,13 @@ checked AS (
 )",
         file = comment_text(&object.source_file),
         columns = ingest_columns(),
+        dedup = dedup_window(),
     )
+}
+
+/// Which copy of a redelivered event counts: the first published of each source and id.
+fn dedup_window() -> String {
+    format!("PARTITION BY {EVENT_SOURCE}, {EVENT_ID} ORDER BY {PUBLISH_TIME}, {MESSAGE_ID}")
 }
 
 /// The ingest table's columns the queries read, under the names the rest of the SQL uses
@@ -494,13 +501,15 @@ pub fn ddl(object: &ObjectSettings) -> Option<Vec<ViewDdl>> {
 
 /// The statement that (re)builds the state table from the whole ingest log: partitioned by
 /// month of `updated_at` (a month, not a day: event times may span centuries, and a table
-/// holds at most 10,000 partitions), clustered by `object_id`.
+/// holds at most 10,000 partitions), clustered by `object_id`. Its description records the
+/// definition it was built from (`fingerprint`), in the same statement as its rows.
 pub fn build_state_table(object: &ObjectSettings) -> Option<String> {
     let semantic = object.semantic.as_ref()?;
     let full = state_select(object, &object.ingest_table.sql_name(), &Slice::all())?;
     Some(format!(
-        "CREATE OR REPLACE TABLE {}\nPARTITION BY TIMESTAMP_TRUNC(updated_at, MONTH)\nCLUSTER BY object_id\nAS\n{full}",
-        semantic.qualified(&semantic.state_table()).sql_name()
+        "CREATE OR REPLACE TABLE {}\nPARTITION BY TIMESTAMP_TRUNC(updated_at, MONTH)\nCLUSTER BY object_id\nOPTIONS(description = {})\nAS\n{full}",
+        semantic.qualified(&semantic.state_table()).sql_name(),
+        sql_string(&fingerprint::description(object)?)
     ))
 }
 

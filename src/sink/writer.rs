@@ -19,7 +19,7 @@ use google_cloud_bigquery::write::DefaultWriter;
 use google_cloud_bigquery::write::format::Arrow;
 use google_cloud_bigquery::write::retry_policy::RetryableErrors;
 use google_cloud_bigquery_v2::client::TableService;
-use google_cloud_bigquery_v2::model::TableFieldSchema;
+use google_cloud_bigquery_v2::model::{Table, TableFieldSchema};
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::retry_policy::RetryPolicyExt;
 use std::time::Duration;
@@ -180,6 +180,16 @@ pub async fn table_fields(
     tables: &TableService,
     table: &TableRef,
 ) -> Result<Option<Vec<TableFieldSchema>>, google_cloud_gax::error::Error> {
+    Ok(get_table(tables, table)
+        .await?
+        .map(|t| t.schema.map(|s| s.fields).unwrap_or_default()))
+}
+
+/// A table as `tables.get` describes it; `None` when it does not exist.
+pub async fn get_table(
+    tables: &TableService,
+    table: &TableRef,
+) -> Result<Option<Table>, google_cloud_gax::error::Error> {
     let result = tables
         .get_table()
         .set_project_id(&table.project)
@@ -188,7 +198,7 @@ pub async fn table_fields(
         .send()
         .await;
     match result {
-        Ok(t) => Ok(Some(t.schema.map(|s| s.fields).unwrap_or_default())),
+        Ok(t) => Ok(Some(t)),
         Err(e)
             if e.http_status_code() == Some(404)
                 || e.status().is_some_and(|s| s.code == Code::NotFound) =>

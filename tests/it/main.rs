@@ -26,3 +26,4 @@ mod no_silent_failure;
 mod observability;
 mod semantic_layer;
 mod shutdown_drain;
+mod state_definition;
