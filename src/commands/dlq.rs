@@ -20,7 +20,7 @@ use crate::sink::arrow_rows::encode_ingest;
 use crate::sink::destination::TableIo;
 use crate::sink::writer::{AppendFailure, WriteClient};
 use crate::source::decoder_for;
-use crate::tables::INGEST_COLUMNS;
+use crate::tables::{INGEST_COLUMNS, compare};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -384,10 +384,26 @@ struct Appender<'a> {
     table: Box<dyn TableIo + 'a>,
     ledger: Box<dyn Ledger + 'a>,
     backoff: Backoff,
+    /// Appends that landed, or whose rows BigQuery judged one by one: the table takes rows.
+    /// As in the sink, a refusal is blamed on a row only when one of these follows it.
+    landings: u64,
 }
 
 /// Attempts per append before the run stops (nothing lost: re-run later).
 const MAX_ATTEMPTS: u32 = 8;
+
+/// What the bisection of one call to `Appender::append` has seen of refusals.
+#[derive(Default)]
+struct Refusals {
+    /// `landings` at the first refusal: a landing after it proves the table takes rows.
+    mark: Option<u64>,
+    /// Rows refused alone before that proof: tried again once it comes.
+    unproven: Vec<Replayed>,
+    /// The last refusal, `CODE: message`.
+    last: String,
+    /// Whether the table's schema was compared with what mesh-ingest writes.
+    schema_checked: bool,
+}
 
 impl<'a> Appender<'a> {
     async fn open(
@@ -413,15 +429,36 @@ impl<'a> Appender<'a> {
             table,
             ledger,
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
+            landings: 0,
         }
     }
 
-    /// Appends `rows`; rows BigQuery refuses are counted as still failing. Errors when the
-    /// table cannot take rows or keeps failing.
+    /// Appends `rows`; rows BigQuery refuses for their content are counted as still failing.
+    /// Errors, naming the table and the cause, when the table cannot take rows (a fault of
+    /// the table: missing, no permission, its schema drifted, or it refuses every row) or
+    /// keeps failing; no row is then counted as failing, and every dead letter stays.
     async fn append(&mut self, rows: Vec<Replayed>, summary: &mut Summary) -> anyhow::Result<()> {
         let mut pending = vec![rows];
         let mut failures = 0;
-        while let Some(mut part) = pending.pop() {
+        let mut refusals = Refusals::default();
+        loop {
+            let Some(mut part) = pending.pop() else {
+                if refusals.unproven.is_empty() {
+                    return Ok(());
+                }
+                if !self.took_rows_since(&refusals) {
+                    bail!(
+                        "the ingest table {} refused every append of this replay ({}) and took \
+                         no row after: a fault of the table, not of the rows. Nothing was \
+                         lost: the dead letters stay; re-run once the table takes rows",
+                        self.table.name(),
+                        refusals.last
+                    );
+                }
+                // The table took rows after these refusals: alone again, a refusal is the row's.
+                pending.extend(refusals.unproven.drain(..).map(|r| vec![r]));
+                continue;
+            };
             if part.is_empty() {
                 continue;
             }
@@ -434,10 +471,12 @@ impl<'a> Appender<'a> {
             let batch = encode_ingest(&ingest, &subscription, now_us())?;
             match self.table.append(batch, ingest.len()).await {
                 Ok(()) => {
+                    self.landings += 1;
                     summary.appended += part.len();
                     failures = 0;
                 }
                 Err(AppendFailure::Rows(named)) => {
+                    self.landings += 1;
                     let bad: HashSet<usize> = named.iter().map(|(i, _)| *i).collect();
                     let (refused, rest): (Vec<_>, Vec<_>) = part
                         .into_iter()
@@ -448,16 +487,10 @@ impl<'a> Appender<'a> {
                     }
                     pending.push(rest.into_iter().map(|(_, r)| r).collect());
                 }
-                Err(AppendFailure::Refused { .. }) if part.len() == 1 => {
-                    summary.fail(
-                        &part[0].stored_reason,
-                        ReasonCode::BigqueryRejected.as_str(),
-                    );
-                }
-                Err(AppendFailure::Refused { .. }) => {
-                    let half = part.split_off(part.len() / 2);
-                    pending.push(half);
-                    pending.push(part);
+                Err(AppendFailure::Refused { code, message }) => {
+                    refusals.last = format!("{code}: {message}");
+                    self.refused(part, &mut refusals, &mut pending, summary)
+                        .await?;
                 }
                 Err(AppendFailure::Table { code, message }) => bail!(
                     "the ingest table {} cannot take rows ({code}: {message}); nothing was lost: \
@@ -466,6 +499,11 @@ impl<'a> Appender<'a> {
                 ),
                 Err(AppendFailure::Transient { code, message }) => {
                     failures += 1;
+                    // A proxy (or bqemulator) may answer a drifted table with UNKNOWN: as in
+                    // the sink, a failure that is not a verdict gets the schema read.
+                    if let Some(drift) = self.drift().await {
+                        return Err(self.drifted(&drift, &format!("{code}: {message}")));
+                    }
                     if failures >= MAX_ATTEMPTS {
                         bail!(
                             "appending to {} failed {failures} times ({code}: {message}); \
@@ -483,7 +521,68 @@ impl<'a> Appender<'a> {
                 }
             }
         }
+    }
+
+    fn took_rows_since(&self, refusals: &Refusals) -> bool {
+        refusals.mark.is_some_and(|mark| self.landings > mark)
+    }
+
+    /// A whole append was refused (INVALID_ARGUMENT): its content, or a table that takes no
+    /// row. A drifted schema says the table at once; otherwise the part is halved, and a row
+    /// refused alone is blamed only once the table took rows after the refusal.
+    async fn refused(
+        &mut self,
+        mut part: Vec<Replayed>,
+        refusals: &mut Refusals,
+        pending: &mut Vec<Vec<Replayed>>,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        refusals.mark.get_or_insert(self.landings);
+        if !refusals.schema_checked {
+            refusals.schema_checked = true;
+            if let Some(drift) = self.drift().await {
+                return Err(self.drifted(&drift, &refusals.last));
+            }
+        }
+        if part.len() > 1 {
+            let half = part.split_off(part.len() / 2);
+            pending.push(half);
+            pending.push(part);
+        } else if self.took_rows_since(refusals) {
+            summary.fail(
+                &part[0].stored_reason,
+                ReasonCode::BigqueryRejected.as_str(),
+            );
+        } else {
+            refusals.unproven.append(&mut part);
+        }
         Ok(())
+    }
+
+    /// The error of a replay stopped by a drifted table; `upstream` is BigQuery's answer.
+    fn drifted(&self, drift: &str, upstream: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "the ingest table {} cannot take rows: schema drift: {drift} ({upstream}). Nothing \
+             was lost: the dead letters stay; fix the table (`mesh-ingest check --remote` \
+             names each difference, `mesh-ingest provision` adds missing columns back) and \
+             re-run",
+            self.table.name()
+        )
+    }
+
+    /// The first way the table's schema differs from what mesh-ingest writes (the sink's
+    /// comparison), or `None` when it matches or cannot be read.
+    async fn drift(&self) -> Option<String> {
+        match self.table.columns().await {
+            Ok(columns) => compare(&INGEST_COLUMNS, &columns)
+                .first()
+                .map(ToString::to_string),
+            Err(e) => {
+                tracing::warn!(table = %self.table.name(), error = %e,
+                    "cannot read the table's schema");
+                None
+            }
+        }
     }
 }
 
@@ -556,6 +655,10 @@ mod tests {
         refuse: Option<String>,
         /// Every append fails as a fault of the table.
         broken: bool,
+        /// Every append is refused as a whole (INVALID_ARGUMENT).
+        refuse_all: bool,
+        /// The table lacks the `ordering_key` column.
+        drifted: bool,
     }
 
     fn message_ids(batch: &Bytes) -> Vec<String> {
@@ -588,7 +691,7 @@ mod tests {
                         message: "no".into(),
                     });
                 }
-                if self.refuse.as_ref().is_some_and(|r| ids.contains(r)) {
+                if self.refuse_all || self.refuse.as_ref().is_some_and(|r| ids.contains(r)) {
                     return Err(AppendFailure::Refused {
                         code: "INVALID_ARGUMENT".into(),
                         message: "bad row".into(),
@@ -608,7 +711,16 @@ mod tests {
         }
 
         fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, ReadError>> {
-            Box::pin(async { Ok(Vec::new()) })
+            let columns = INGEST_COLUMNS
+                .iter()
+                .filter(|c| !(self.drifted && c.name == "ordering_key"))
+                .map(|c| ExistingColumn {
+                    name: c.name.to_string(),
+                    type_name: c.kind.bigquery_name().to_string(),
+                    mode: if c.required { "REQUIRED" } else { "NULLABLE" }.to_string(),
+                })
+                .collect();
+            Box::pin(async { Ok(columns) })
         }
     }
 
@@ -714,5 +826,59 @@ mod tests {
         );
         assert!(table.landed.lock().unwrap().is_empty());
         assert_eq!(summary.appended, 0);
+    }
+
+    /// The table refuses every row: the replay stops naming the table and the cause, no row
+    /// is counted as failing, nothing lands. With a drifted schema, before any bisection.
+    #[tokio::test(start_paused = true)]
+    async fn a_table_that_refuses_every_row_stops_the_replay_and_blames_no_row() {
+        for (drifted, cause, appends) in [
+            (true, "schema drift: column `ordering_key` is missing", 1),
+            (
+                false,
+                "refused every append of this replay (INVALID_ARGUMENT: bad row)",
+                15,
+            ),
+        ] {
+            let table = Arc::new(Table {
+                refuse_all: true,
+                drifted,
+                ..Table::default()
+            });
+            let counted = Arc::new(Counted(table.clone(), Mutex::new(0)));
+            let rows = replayed(&["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]);
+            let mut summary = summary_for(&rows);
+            let mut appender = Appender::new(Box::new(counted.clone()), Box::new(table.clone()));
+            let error = appender.append(rows, &mut summary).await.unwrap_err();
+            let error = error.to_string();
+            assert!(
+                error.contains("the ingest table p.d.t") && error.contains(cause),
+                "{error}"
+            );
+            assert!(error.contains("the dead letters stay"), "{error}");
+            let tally = &summary.by_reason["schema_violation"];
+            assert!(tally.still_failing.is_empty(), "{:?}", tally.still_failing);
+            assert_eq!(tally.passed, 8);
+            assert!(table.landed.lock().unwrap().is_empty());
+            assert_eq!(*counted.1.lock().unwrap(), appends, "drifted: {drifted}");
+        }
+    }
+
+    /// A table that counts its appends.
+    struct Counted(Arc<Table>, Mutex<usize>);
+
+    impl TableIo for Arc<Counted> {
+        fn name(&self) -> String {
+            self.0.name()
+        }
+
+        fn append(&self, batch: Bytes, rows: usize) -> BoxFuture<'_, Result<(), AppendFailure>> {
+            *self.1.lock().unwrap() += 1;
+            self.0.append(batch, rows)
+        }
+
+        fn columns(&self) -> BoxFuture<'_, Result<Vec<ExistingColumn>, ReadError>> {
+            self.0.columns()
+        }
     }
 }

@@ -312,7 +312,7 @@ async fn count_rows(emu: &Emulators, table: &str) -> u64 {
 
 /// Replaces a table's schema on bqemulator (which, unlike BigQuery, lets tables.patch drop
 /// or retype a column): the drift a person could cause with DDL.
-async fn patch_schema(emu: &Emulators, table: &str, edit: impl Fn(&mut Vec<Value>)) {
+pub(crate) async fn patch_schema(emu: &Emulators, table: &str, edit: impl Fn(&mut Vec<Value>)) {
     let url = emu.table_url(table);
     let client = reqwest::Client::new();
     let t: Value = client.get(&url).send().await.unwrap().json().await.unwrap();

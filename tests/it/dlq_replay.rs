@@ -6,6 +6,7 @@
 //! original message id, publish time and attributes; a third run lands nothing; the semantic
 //! layer then shows the recovered state.
 
+use crate::destination_faults::patch_schema;
 use crate::support::*;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -309,4 +310,88 @@ async fn assert_semantic_layer_recovered(
         let got: f64 = r["total"].as_str().unwrap().parse().unwrap();
         assert_eq!(got, total, "{r:?}");
     }
+}
+
+/// A replay into a drifted ingest table (a column dropped) is a fault of the table: it exits
+/// non-zero naming the table and the column, counts no row as failing and loses nothing —
+/// every dead letter stays, and once the table is as provisioned again the replay lands them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_into_a_drifted_table_fails_naming_the_table_and_loses_nothing() {
+    let object = TestObject::new("orders", "");
+    let yaml = YAML.replace("DATASET", &format!("{}_sem", object.dataset));
+    let object = TestObject { yaml, ..object };
+    let config = TestConfig::new(vec![object]);
+    let schemas = config.path().join("schemas");
+    std::fs::create_dir_all(&schemas).unwrap();
+    std::fs::write(schemas.join("orders.json"), SCHEMA_V1).unwrap();
+    config.provision();
+    let emu = config.emulators.clone();
+    let object = config.object("orders");
+    let (ingest, dead) = (object.ingest_table(), object.dead_letter_table());
+
+    // Six shipped orders: a type the contract does not know yet, so dead-lettered.
+    let app = App::start(&config).await;
+    app.wait_ready(Duration::from_secs(60)).await;
+    let shipped: Vec<Outgoing> = (0..6)
+        .map(|o| {
+            event(
+                &format!("s{o}"),
+                "OrderShipped",
+                o,
+                60,
+                json!({"order_id": format!("o{o}"), "status": "shipped", "total": 10}),
+            )
+        })
+        .collect();
+    publish(&emu, &object.topic_path(), shipped).await;
+    let dead_sql = format!("SELECT COUNT(*) AS n FROM `{dead}`");
+    assert_eq!(
+        wait_for_count(&emu, &dead_sql, 6, Duration::from_secs(60)).await,
+        6,
+        "{}",
+        app.log_text()
+    );
+    app.terminate().await;
+
+    // The contract is fixed, and the ingest table has drifted.
+    let file = config.path().join("objects/orders.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("OrderUpdated]", "OrderUpdated, OrderShipped]"),
+    )
+    .unwrap();
+    let provisioned = std::sync::Mutex::new(Vec::new());
+    patch_schema(&emu, &ingest, |f| {
+        *provisioned.lock().unwrap() = f.clone();
+        f.retain(|c| c["name"] != "ordering_key")
+    })
+    .await;
+
+    let run = replay(&config, &[]);
+    assert_ne!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("the ingest table {ingest} cannot take rows"))
+            && run.stderr.contains("column `ordering_key` is missing"),
+        "names the table and the cause:\n{}",
+        run.stderr
+    );
+    assert!(
+        !run.stdout.contains("bigquery_rejected"),
+        "no row is reported as failing:\n{}",
+        run.stdout
+    );
+    assert_eq!(count(&emu, &dead_sql).await, 6, "every dead letter stays");
+    let replayed_sql =
+        format!("SELECT COUNT(*) AS n FROM `{ingest}` WHERE replayed_at IS NOT NULL");
+    assert_eq!(count(&emu, &replayed_sql).await, 0);
+
+    // Nothing was lost: with the table as provisioned again, the same replay lands them all.
+    let provisioned = provisioned.into_inner().unwrap();
+    patch_schema(&emu, &ingest, |f| f.clone_from(&provisioned)).await;
+    let run = replay(&config, &[]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(reason_row(&run.stdout, "unknown_event_type"), [6, 6, 0, 0]);
+    assert_eq!(count(&emu, &replayed_sql).await, 6);
 }
