@@ -387,6 +387,23 @@ async fn a_replay_into_a_drifted_table_fails_naming_the_table_and_loses_nothing(
         format!("SELECT COUNT(*) AS n FROM `{ingest}` WHERE replayed_at IS NOT NULL");
     assert_eq!(count(&emu, &replayed_sql).await, 0);
 
+    // `provision` adds the column back, at the end: the schema now reads as it should, but
+    // bqemulator (which inserts by position) refuses every append as INVALID_ARGUMENT — a
+    // table that refuses every row. Still the table's fault, not the rows'.
+    config.provision();
+    let run = replay(&config, &[]);
+    assert_ne!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "the ingest table {ingest} refused every append of this replay (INVALID_ARGUMENT"
+        )),
+        "names the table and the cause:\n{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("bigquery_rejected"), "{}", run.stdout);
+    assert_eq!(count(&emu, &dead_sql).await, 6, "every dead letter stays");
+    assert_eq!(count(&emu, &replayed_sql).await, 0);
+
     // Nothing was lost: with the table as provisioned again, the same replay lands them all.
     let provisioned = provisioned.into_inner().unwrap();
     patch_schema(&emu, &ingest, |f| f.clone_from(&provisioned)).await;
