@@ -334,15 +334,7 @@ async fn check_remote_names_a_drifted_column_and_provision_adds_it_back() {
     config.provision();
     let emu = config.emulators.clone();
     let table = config.object("orders").ingest_table();
-    let run = |args: &[&str]| {
-        let out = config.command(args).output().expect("run mesh-ingest");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
-    };
+    let run = |args: &[&str]| config.run(args);
     let (code, text) = run(&["check", "--remote"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("tables OK"), "{text}");

@@ -169,8 +169,8 @@ async fn killed_replay(config: &TestConfig, emu: &Emulators, table: &str) -> u64
     landed
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_replay_exactly_once_after_the_contract_is_fixed() {
+/// The orders object with contract v1, provisioned.
+fn provisioned() -> TestConfig {
     let object = TestObject::new("orders", "");
     let yaml = YAML.replace("DATASET", &format!("{}_sem", object.dataset));
     let object = TestObject { yaml, ..object };
@@ -179,29 +179,11 @@ async fn dead_letters_replay_exactly_once_after_the_contract_is_fixed() {
     std::fs::create_dir_all(&schemas).unwrap();
     std::fs::write(schemas.join("orders.json"), SCHEMA_V1).unwrap();
     config.provision();
-    let emu = config.emulators.clone();
-    let object = config.object("orders");
-    let (ingest, dead) = (object.ingest_table(), object.dead_letter_table());
+    config
+}
 
-    let app = App::start(&config).await;
-    app.wait_ready(Duration::from_secs(60)).await;
-    let (messages, recoverable) = history();
-    publish(&emu, &object.topic_path(), messages).await;
-    let dead_sql = format!("SELECT COUNT(*) AS n FROM `{dead}`");
-    assert_eq!(
-        wait_for_count(&emu, &dead_sql, 25, Duration::from_secs(60)).await,
-        25,
-        "{}",
-        app.log_text()
-    );
-    let ingest_sql = format!("SELECT COUNT(*) AS n FROM `{ingest}`");
-    assert_eq!(
-        wait_for_count(&emu, &ingest_sql, 20, Duration::from_secs(30)).await,
-        20
-    );
-    app.terminate().await;
-
-    // The contract is fixed: the new event type, and totals as strings.
+/// The contract is fixed: the new event type, and totals as strings.
+fn fix_contract(config: &TestConfig) {
     let file = config.path().join("objects/orders.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(
@@ -209,7 +191,43 @@ async fn dead_letters_replay_exactly_once_after_the_contract_is_fixed() {
         text.replace("OrderUpdated]", "OrderUpdated, OrderShipped]"),
     )
     .unwrap();
-    std::fs::write(schemas.join("orders.json"), SCHEMA_V2).unwrap();
+    std::fs::write(config.path().join("schemas/orders.json"), SCHEMA_V2).unwrap();
+}
+
+/// Runs the service and publishes `messages`; returns it once `n` dead letters are stored.
+async fn dead_lettered(config: &TestConfig, messages: Vec<Outgoing>, n: u64) -> App {
+    let emu = &config.emulators;
+    let object = config.object("orders");
+    let app = App::start(config).await;
+    app.wait_ready(Duration::from_secs(60)).await;
+    publish(emu, &object.topic_path(), messages).await;
+    let dead_sql = format!("SELECT COUNT(*) AS n FROM `{}`", object.dead_letter_table());
+    assert_eq!(
+        wait_for_count(emu, &dead_sql, n, Duration::from_secs(60)).await,
+        n,
+        "{}",
+        app.log_text()
+    );
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_replay_exactly_once_after_the_contract_is_fixed() {
+    let config = provisioned();
+    let emu = config.emulators.clone();
+    let object = config.object("orders");
+    let (ingest, dead) = (object.ingest_table(), object.dead_letter_table());
+
+    let (messages, recoverable) = history();
+    let app = dead_lettered(&config, messages, 25).await;
+    let ingest_sql = format!("SELECT COUNT(*) AS n FROM `{ingest}`");
+    assert_eq!(
+        wait_for_count(&emu, &ingest_sql, 20, Duration::from_secs(30)).await,
+        20
+    );
+    app.terminate().await;
+
+    fix_contract(&config);
 
     let dry = replay(&config, &["--dry-run"]);
     assert_eq!(dry.code, Some(0), "{}\n{}", dry.stdout, dry.stderr);
@@ -317,21 +335,12 @@ async fn assert_semantic_layer_recovered(
 /// every dead letter stays, and once the table is as provisioned again the replay lands them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_into_a_drifted_table_fails_naming_the_table_and_loses_nothing() {
-    let object = TestObject::new("orders", "");
-    let yaml = YAML.replace("DATASET", &format!("{}_sem", object.dataset));
-    let object = TestObject { yaml, ..object };
-    let config = TestConfig::new(vec![object]);
-    let schemas = config.path().join("schemas");
-    std::fs::create_dir_all(&schemas).unwrap();
-    std::fs::write(schemas.join("orders.json"), SCHEMA_V1).unwrap();
-    config.provision();
+    let config = provisioned();
     let emu = config.emulators.clone();
     let object = config.object("orders");
     let (ingest, dead) = (object.ingest_table(), object.dead_letter_table());
 
     // Six shipped orders: a type the contract does not know yet, so dead-lettered.
-    let app = App::start(&config).await;
-    app.wait_ready(Duration::from_secs(60)).await;
     let shipped: Vec<Outgoing> = (0..6)
         .map(|o| {
             event(
@@ -343,24 +352,11 @@ async fn a_replay_into_a_drifted_table_fails_naming_the_table_and_loses_nothing(
             )
         })
         .collect();
-    publish(&emu, &object.topic_path(), shipped).await;
+    dead_lettered(&config, shipped, 6).await.terminate().await;
     let dead_sql = format!("SELECT COUNT(*) AS n FROM `{dead}`");
-    assert_eq!(
-        wait_for_count(&emu, &dead_sql, 6, Duration::from_secs(60)).await,
-        6,
-        "{}",
-        app.log_text()
-    );
-    app.terminate().await;
 
     // The contract is fixed, and the ingest table has drifted.
-    let file = config.path().join("objects/orders.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
-        text.replace("OrderUpdated]", "OrderUpdated, OrderShipped]"),
-    )
-    .unwrap();
+    fix_contract(&config);
     let provisioned = std::sync::Mutex::new(Vec::new());
     patch_schema(&emu, &ingest, |f| {
         *provisioned.lock().unwrap() = f.clone();

@@ -187,15 +187,7 @@ async fn each_change_of_the_definition_is_refused_by_materialize_and_rebuilt_by_
     );
 
     let file = config.path().join("objects").join("orders.yaml");
-    let run = |args: &[&str]| {
-        let out = config.command(args).output().expect("run mesh-ingest");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
-    };
+    let run = |args: &[&str]| config.run(args);
     for change in CHANGES {
         let what = change.what;
         let yaml = std::fs::read_to_string(&file).unwrap();

@@ -204,6 +204,17 @@ impl TestConfig {
         out
     }
 
+    /// Runs `mesh-ingest <args>`: its exit code, and its stdout then stderr as one text.
+    pub fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = self.command(args).output().expect("run mesh-ingest");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    }
+
     /// `mesh-ingest provision`: datasets, tables, topic and subscription.
     pub fn provision(&self) {
         self.run_ok(&["provision"]);
