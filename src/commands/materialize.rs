@@ -39,10 +39,16 @@ pub async fn run(settings: &Settings, object: Option<&str>) -> anyhow::Result<()
     }
     let sql = Sql::connect(&settings.gcp).await?;
     let states = StateTables::connect(&settings.gcp).await?;
+    let mut refused = Vec::new();
     for o in objects {
         // A state table built from another definition holds rows the MERGE would not
         // recompute (or cannot write, for a widened type): refuse rather than mix the two.
-        states.verify(o).await?;
+        // The other objects are still brought up to date.
+        if let Err(e) = states.verify(o).await {
+            eprintln!("error: {e:#}");
+            refused.push(o.name.as_str());
+            continue;
+        }
         let applied = materialize(&sql, o)
             .await
             .with_context(|| format!("materializing {}", o.name))?;
@@ -55,6 +61,9 @@ pub async fn run(settings: &Settings, object: Option<&str>) -> anyhow::Result<()
                 "rows_merged": applied.rows_merged, "watermark_us": applied.watermark_us,
                 "freshness_secs": freshness})
         );
+    }
+    if !refused.is_empty() {
+        anyhow::bail!("not materialized: {}", refused.join(", "));
     }
     Ok(())
 }
