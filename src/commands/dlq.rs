@@ -499,8 +499,8 @@ impl<'a> Appender<'a> {
                 ),
                 Err(AppendFailure::Transient { code, message }) => {
                     failures += 1;
-                    // A proxy (or bqemulator) may answer a drifted table with UNKNOWN: as in
-                    // the sink, a failure that is not a verdict gets the schema read.
+                    // A proxy that hides the real error must not hide a drifted table: as in the
+                    // sink, a failure that is not a verdict on the rows gets the schema read.
                     if let Some(drift) = self.drift().await {
                         return Err(self.drifted(&drift, &format!("{code}: {message}")));
                     }

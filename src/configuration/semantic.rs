@@ -333,8 +333,8 @@ impl SemanticFile {
             .iter()
             .find(|t| t.chars().any(char::is_control))
         {
-            // Its SQL literal could spell a line break or a tab, but no other control character
-            // the way bqemulator reads too; and no event type holds one.
+            // An event type is a name: a control character in one is a mistake in the file (a
+            // stray line break from a YAML block scalar), not a type producers send.
             return Err(FieldError::new(
                 "semantic.deleted_when",
                 format!("{t:?} holds a control character (a line break, a tab…)"),

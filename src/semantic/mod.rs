@@ -40,9 +40,10 @@ fn json_path(keys: &[String]) -> String {
 /// `s` as a BigQuery STRING expression that reads the same in plain SQL and in Dataform SQLX:
 /// a quoted literal, or when `s` holds `${` a CONCAT of literals split between `$` and `{`.
 /// SQLX bodies are JavaScript template literals and Dataform evaluates a `${` even inside a
-/// quoted SQL string; BigQuery's `\x24` escape would avoid it, but bqemulator reads it as
-/// text, so the split is what means the same on both. Backslashes and backticks inside a
-/// quoted string need nothing more: Dataform escapes both there for its template.
+/// quoted SQL string. The split leaves no `${` anywhere in the text, so it relies on nothing
+/// but CONCAT of string literals (a constant expression, valid in OPTIONS too); an escape such
+/// as `\x24` would rely on how Dataform's lexer passes backslashes through. Backslashes and
+/// backticks inside a quoted string need nothing more: Dataform escapes both for its template.
 pub fn sql_string(s: &str) -> String {
     let pieces: Vec<&str> = s.split("${").collect();
     let last = pieces.len() - 1;
@@ -61,7 +62,8 @@ pub fn sql_string(s: &str) -> String {
     format!("CONCAT({})", literals.join(", "))
 }
 
-/// `s` between single quotes, with the escapes both BigQuery and bqemulator read.
+/// `s` between single quotes, with BigQuery's documented escapes for a quote, a backslash, a
+/// line break (which a single-quoted literal may not hold as is), a carriage return and a tab.
 fn quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
