@@ -51,9 +51,19 @@ pub struct ObjectHealth {
     progress: AtomicU64,
     /// Messages received and not yet acknowledged (the object's in-flight gauge).
     held: Gauge,
-    /// Since when messages have been held with `progress` at the value noted; `None` while
-    /// nothing is held or the last look saw progress.
-    stalled_since: Mutex<Option<(u64, Instant)>>,
+    /// Messages held and no progress since the last look; `None` while nothing is held or
+    /// the last look saw progress.
+    stalled: Mutex<Option<Stall>>,
+}
+
+/// A stall the watchdog is timing.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    /// The progress count it started at.
+    progress: u64,
+    since: Instant,
+    /// Whether passing the timeout was logged.
+    reported: bool,
 }
 
 impl Health {
@@ -78,7 +88,7 @@ impl Health {
             problems: Default::default(),
             progress: AtomicU64::new(0),
             held,
-            stalled_since: Mutex::new(None),
+            stalled: Mutex::new(None),
         });
         self.objects.lock().expect("health lock").push(o.clone());
         o
@@ -128,19 +138,24 @@ impl Health {
         let now = Instant::now();
         for o in self.objects.lock().expect("health lock").iter() {
             let progress = o.progress.load(Ordering::Acquire);
-            let mut stalled = o.stalled_since.lock().expect("health lock");
+            let mut stalled = o.stalled.lock().expect("health lock");
             *stalled = match *stalled {
                 _ if o.held.get() <= 0 => None,
-                Some((seen, since)) if seen == progress => {
-                    let waited = now - since;
-                    if waited >= self.stall_timeout && waited < self.stall_timeout + SECOND {
+                Some(mut stall) if stall.progress == progress => {
+                    let waited = now - stall.since;
+                    if waited >= self.stall_timeout && !stall.reported {
+                        stall.reported = true;
                         tracing::error!(object = %o.name, held = o.held.get(),
                             stalled_secs = waited.as_secs(),
                             "no progress: messages are held and no append has finished; /healthz fails so the process is restarted");
                     }
-                    Some((seen, since))
+                    Some(stall)
                 }
-                _ => Some((progress, now)),
+                _ => Some(Stall {
+                    progress,
+                    since: now,
+                    reported: false,
+                }),
             };
         }
     }
@@ -155,8 +170,8 @@ impl Health {
             .expect("health lock")
             .iter()
             .filter_map(|o| {
-                let (_, since) = (*o.stalled_since.lock().expect("health lock"))?;
-                let waited = now - since;
+                let stall = (*o.stalled.lock().expect("health lock"))?;
+                let waited = now - stall.since;
                 (waited >= self.stall_timeout).then(|| {
                     format!(
                         "{}: {} message(s) held and no append finished for {} s",
@@ -174,8 +189,6 @@ impl Health {
         }
     }
 }
-
-const SECOND: Duration = Duration::from_secs(1);
 
 /// A streaming-pull stream counted as up for as long as this lives: dropped on any exit of
 /// the stream's task, a panic included, it counts the stream down.
@@ -347,7 +360,7 @@ mod tests {
             async move {
                 for _ in 0..secs {
                     h.watch_progress();
-                    tokio::time::sleep(SECOND).await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         };

@@ -105,6 +105,15 @@ pub fn received_message(msg: Message, delivery_attempt: Option<i32>) -> Received
     }
 }
 
+/// Why a stream's pulling loop ended.
+enum StreamEnd {
+    /// Shutdown, or the sink is gone.
+    Stop,
+    /// Pub/Sub answers again after an outage: a fresh stream resumes sooner than this one.
+    Reopen,
+    Failed(String),
+}
+
 impl ObjectSource {
     /// Runs one stream until shutdown; reopens it after a stream error, and when the probe
     /// finds Pub/Sub answering again after an outage (`reopen_streams`).
@@ -129,13 +138,13 @@ impl ObjectSource {
             let token = stream.shutdown_token();
             let up = self.health.stream_up();
             tracing::info!(object = %o.name, stream = index, subscription = %o.subscription, "streaming pull started");
-            let error = loop {
+            let end = loop {
                 let next = tokio::select! {
                     biased;
-                    _ = self.shutdown.stopped_pulling() => break None,
+                    _ = self.shutdown.stopped_pulling() => break StreamEnd::Stop,
                     // The client backs off up to 60 s between its own attempts to resume: a
                     // fresh stream starts pulling as soon as Pub/Sub answers again.
-                    _ = self.reopen_streams.notified() => break Some(String::new()),
+                    _ = self.reopen_streams.notified() => break StreamEnd::Reopen,
                     next = stream.next() => next,
                 };
                 match next {
@@ -149,26 +158,29 @@ impl ObjectSource {
                             .await
                         {
                             // The sink is gone; nothing more can be written.
-                            break None;
+                            break StreamEnd::Stop;
                         }
                     }
-                    Some(Err(e)) => break Some(e.to_string()),
-                    None => break Some("the stream ended".to_string()),
+                    Some(Err(e)) => break StreamEnd::Failed(e.to_string()),
+                    None => break StreamEnd::Failed("the stream ended".to_string()),
                 }
             };
             drop(up);
-            let Some(error) = error else {
-                // Stop pulling; the sink drains once every stream dropped its sender.
-                drop(tx);
-                token.shutdown().await;
-                tracing::info!(object = %o.name, stream = index, "streaming pull stopped");
-                return;
+            let error = match end {
+                StreamEnd::Stop => {
+                    // Stop pulling; the sink drains once every stream dropped its sender.
+                    drop(tx);
+                    token.shutdown().await;
+                    tracing::info!(object = %o.name, stream = index, "streaming pull stopped");
+                    return;
+                }
+                StreamEnd::Reopen => {
+                    tracing::info!(object = %o.name, stream = index,
+                        "Pub/Sub answers again: reopening the streaming pull");
+                    continue;
+                }
+                StreamEnd::Failed(error) => error,
             };
-            if error.is_empty() {
-                tracing::info!(object = %o.name, stream = index,
-                    "Pub/Sub answers again: reopening the streaming pull");
-                continue;
-            }
             failures = failures.saturating_add(1);
             let delay = reopen.delay(failures);
             tracing::error!(object = %o.name, stream = index, error, retry_in_ms = delay.as_millis() as u64,

@@ -174,34 +174,9 @@ async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
         read, 3,
         "the incremental query reads every event:\n{incremental}"
     );
-    // Dataform's MERGE: the target's columns (it reads them from the table), matched on the
-    // compiled uniqueKey.
-    let table: Value = reqwest::get(emu.table_url(&target.replace('`', "")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let columns: Vec<&str> = table["schema"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    // Dataform's MERGE, matched on the compiled uniqueKey.
     assert_eq!(state["uniqueKey"], json!(["object_id"]));
-    let set: Vec<String> = columns.iter().map(|c| format!("{c} = S.{c}")).collect();
-    let values: Vec<String> = columns.iter().map(|c| format!("S.{c}")).collect();
-    query(
-        &emu,
-        &format!(
-            "MERGE {target} T USING ({incremental}) S ON T.object_id = S.object_id \
-             WHEN MATCHED THEN UPDATE SET {} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-            set.join(", "),
-            columns.join(", "),
-            values.join(", ")
-        ),
-    )
-    .await;
+    dataform_merge(&emu, &target, incremental).await;
     let rows = query(
         &emu,
         &format!("SELECT object_id, deleted FROM {target} ORDER BY object_id"),

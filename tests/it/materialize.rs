@@ -11,7 +11,7 @@ use crate::semantic_layer::{
     BASE_US, Event, SEMANTIC, assert_rows_eq, history, keyed_rows, payload, split_sqlx,
 };
 use crate::support::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
 struct Run {
@@ -224,31 +224,7 @@ async fn dataform_incremental_matches_materialize_and_only_the_slice_is_read() {
         .replace("${self()}", &copy)
         .replace(&format!("${{ref(\"{source}\")}}"), &format!("`{ingest}`"));
     assert!(!body.contains("${"), "every placeholder resolved: {body}");
-    let t: Value = reqwest::get(run.emu.table_url(&copy.replace('`', "")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let columns: Vec<String> = t["schema"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap().to_string())
-        .collect();
-    let set: Vec<String> = columns.iter().map(|c| format!("{c} = S.{c}")).collect();
-    let values: Vec<String> = columns.iter().map(|c| format!("S.{c}")).collect();
-    query(
-        &run.emu,
-        &format!(
-            "MERGE {copy} T USING ({body}) S ON T.object_id = S.object_id \
-             WHEN MATCHED THEN UPDATE SET {} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-            set.join(", "),
-            columns.join(", "),
-            values.join(", ")
-        ),
-    )
-    .await;
+    dataform_merge(&run.emu, &copy, &body).await;
     let all = |table: &str| format!("SELECT * EXCEPT (ingested_at) FROM {table}");
     let from_dataform = keyed_rows(&run.emu, &all(&copy)).await;
     let from_materialize = keyed_rows(&run.emu, &all(&state)).await;

@@ -428,6 +428,37 @@ pub async fn query_raw(emulators: &Emulators, sql: &str) -> serde_json::Value {
     body
 }
 
+/// Runs the MERGE Dataform makes of an incremental table with `uniqueKey: ["object_id"]`:
+/// `source` (the compiled incremental query) merged into `target` (a backquoted table name),
+/// every column of the target (Dataform reads them from the table) set or inserted.
+pub async fn dataform_merge(emulators: &Emulators, target: &str, source: &str) {
+    let table: serde_json::Value = reqwest::get(emulators.table_url(&target.replace('`', "")))
+        .await
+        .expect("tables.get")
+        .json()
+        .await
+        .expect("a table resource");
+    let columns: Vec<&str> = table["schema"]["fields"]
+        .as_array()
+        .expect("the target's fields")
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let set: Vec<String> = columns.iter().map(|c| format!("{c} = S.{c}")).collect();
+    let values: Vec<String> = columns.iter().map(|c| format!("S.{c}")).collect();
+    query(
+        emulators,
+        &format!(
+            "MERGE {target} T USING ({source}) S ON T.object_id = S.object_id \
+             WHEN MATCHED THEN UPDATE SET {} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+            set.join(", "),
+            columns.join(", "),
+            values.join(", ")
+        ),
+    )
+    .await;
+}
+
 /// Runs a query and returns the rows as JSON objects keyed by column name (values as
 /// BigQuery's REST API renders them: strings, or null).
 pub async fn query(
