@@ -132,6 +132,11 @@ fn default_safety_lag() -> u64 {
     300
 }
 
+/// The smallest safety lag: twice the 30 s an append attempt may take. An append lands up to
+/// that long after the `ingested_at` it carries; with a smaller lag `materialize`'s watermark
+/// could pass rows still in flight, and they would never reach the state table.
+pub const MIN_SAFETY_LAG_SECS: u64 = 60;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FieldFile {
@@ -340,6 +345,15 @@ impl SemanticFile {
                 format!("{t:?} holds a control character (a line break, a tab…)"),
             ));
         }
+        if self.safety_lag_secs < MIN_SAFETY_LAG_SECS {
+            return Err(FieldError::new(
+                "semantic.safety_lag_secs",
+                format!(
+                    "must be at least {MIN_SAFETY_LAG_SECS}: an append lands up to 30 s after \
+                     its `ingested_at`, and a smaller lag lets the watermark pass rows in flight"
+                ),
+            ));
+        }
         if let (Some(allowed), Some(t)) = (
             event_types,
             self.deleted_when
@@ -436,6 +450,11 @@ mod tests {
                 "dataset: sem\ndeleted_when: [\"A\\nB\"]",
                 "semantic.deleted_when",
                 "control",
+            ),
+            (
+                "dataset: sem\nsafety_lag_secs: 0",
+                "semantic.safety_lag_secs",
+                "at least 60",
             ),
         ] {
             let e = file(&format!("{yaml}\nfields:\n  - {{name: a, type: STRING}}\n"))

@@ -108,7 +108,7 @@ async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
     );
     let dataset = format!("sem_{}", object.dataset);
     let yaml = format!(
-        "semantic:\n  dataset: {dataset}\n  view: orders\n  safety_lag_secs: 0\n  \
+        "semantic:\n  dataset: {dataset}\n  view: orders\n  \
          deleted_when: [OrderDeleted, \"Evil${{1+1}}\", \"Back`tick\"]\n  fields:\n    \
          - {{name: order_id, type: STRING, required: true}}\n    - {{name: status, type: STRING}}\n"
     );

@@ -90,10 +90,10 @@ async fn start() -> (Run, App) {
          batch:\n  max_rows: 100\n  max_delay_ms: 100\n",
     );
     let dataset = format!("sem_{}", object.dataset);
-    // No safety lag: each increment has landed before materialize runs, and a sharp slice
-    // is what the corruption check needs.
+    // The smallest safety lag: every run re-reads the last minute, which in this test is the
+    // whole log; the corruption check moves what was applied out of that window.
     let yaml = format!(
-        "{}  safety_lag_secs: 0\n",
+        "{}  safety_lag_secs: 60\n",
         SEMANTIC.replace("DATASET", &dataset)
     );
     let object = TestObject {
@@ -234,7 +234,9 @@ async fn dataform_incremental_matches_materialize_and_only_the_slice_is_read() {
     );
 
     // Corrupt every row already applied, then bring one new event: the state of every other
-    // order stays exactly as it was, because the MERGE reads only the new slice.
+    // order stays exactly as it was, because the MERGE reads only the new slice. The applied
+    // rows are also moved two hours back, as if ingested long ago: the slice (from the
+    // watermark less the 60 s lag) then holds none of them.
     let before = keyed_rows(
         &run.emu,
         &format!("SELECT * FROM {}", run.table("orders_state")),
@@ -244,7 +246,8 @@ async fn dataform_incremental_matches_materialize_and_only_the_slice_is_read() {
     query(
         &run.emu,
         &format!(
-            "UPDATE `{ingest}` SET payload = PARSE_JSON('{{\"order_id\": \"o-000\", \"status\": \"CORRUPTED\", \"total\": \"0\"}}') \
+            "UPDATE `{ingest}` SET payload = PARSE_JSON('{{\"order_id\": \"o-000\", \"status\": \"CORRUPTED\", \"total\": \"0\"}}'), \
+             ingested_at = TIMESTAMP_SUB(ingested_at, INTERVAL 2 HOUR) \
              WHERE ingested_at <= TIMESTAMP_MICROS({watermark})"
         ),
     )
