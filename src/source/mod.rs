@@ -83,3 +83,58 @@ impl ObjectSource {
         sent
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::configuration::GcpSettings;
+    use crate::health::Health;
+    use crate::telemetry::metrics::Metrics;
+    use std::path::Path;
+
+    /// With nobody reading the channel (a batcher blocked on a full table budget), the depth
+    /// gauge still shows what waits: the source sets it after each hand-over.
+    #[tokio::test]
+    async fn channel_depth_shows_what_waits_while_the_batcher_reads_nothing() {
+        let yaml = "name: order\nsubscription: order-sub\ningest_table: p.d.events\n\
+                    dead_letter_table: p.d.dead\nenvelope: {format: json}\n";
+        let object = ObjectSettings::parse(yaml, Path::new("order.yaml"), "p").unwrap();
+        // The clients are built, never called: nothing listens at this endpoint.
+        let gcp = GcpSettings {
+            project: "p".into(),
+            pubsub_endpoint: Some("http://127.0.0.1:9".into()),
+            bigquery_endpoint: None,
+            bigquery_write_endpoint: None,
+            anonymous: true,
+        };
+        let metrics = Arc::new(Metrics::new()).object("order");
+        let health = Health::new().register("order", 1, metrics.in_flight.messages.clone());
+        let source = ObjectSource {
+            subscription_state: probe::subscription_reporter(
+                health.clone(),
+                "order-sub",
+                metrics.source_state(),
+            ),
+            reopen_streams: tokio::sync::Notify::new(),
+            decoder: Arc::new(decoder_for(&object).unwrap()),
+            object: Arc::new(object),
+            subscriber: pubsub::Subscriptions::connect(&gcp, 1).await.unwrap(),
+            metrics: metrics.clone(),
+            health,
+            shutdown: Shutdown::new(),
+        };
+        let (tx, _unread) = mpsc::channel(10);
+        for i in 0..3 {
+            let msg = ReceivedMessage {
+                data: bytes::Bytes::from_static(b"not json"),
+                attributes: Default::default(),
+                message_id: format!("m-{i}"),
+                publish_time_us: None,
+                ordering_key: String::new(),
+                delivery_attempt: None,
+            };
+            assert!(source.hand_over(msg, Ack::detached(), &tx).await);
+        }
+        assert_eq!(metrics.channel_depth.get(), 3);
+    }
+}
