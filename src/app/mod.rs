@@ -6,6 +6,7 @@
 
 mod supervisor;
 
+use crate::configuration::memory::VALIDATION_BYTES;
 use crate::configuration::{ObjectSettings, Settings};
 use crate::health::{Health, ObjectHealth};
 use crate::http::{HttpState, router};
@@ -65,6 +66,8 @@ struct ObjectPipeline {
 struct Clients {
     write: WriteClient,
     subscriptions: Subscriptions,
+    /// The decoding working-set budget every object's source shares (bytes).
+    validation: Arc<tokio::sync::Semaphore>,
 }
 
 impl ObjectPipeline {
@@ -107,6 +110,7 @@ impl ObjectPipeline {
         let source = Arc::new(ObjectSource {
             subscription_state,
             reopen_streams: tokio::sync::Notify::new(),
+            validation: clients.validation.clone(),
             decoder: Arc::new(decoder),
             object: object.clone(),
             subscriber: clients.subscriptions.clone(),
@@ -155,6 +159,7 @@ impl Application {
         let clients = Clients {
             write: WriteClient::connect(&settings.gcp).await?,
             subscriptions: Subscriptions::connect(&settings.gcp, subchannels.unwrap_or(1)).await?,
+            validation: Arc::new(tokio::sync::Semaphore::new(VALIDATION_BYTES as usize)),
         };
         let mut objects = Vec::with_capacity(settings.objects.len());
         for object in settings.objects {

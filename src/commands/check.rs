@@ -30,10 +30,12 @@ pub fn memory_report(settings: &Settings, cpus: u64) -> String {
     let b = budget(&settings.objects, cpus);
     let mut out = format!(
         "{BUDGET_LINE}{cpus} worker thread(s)): {}\n  baseline: {}\n  \
-         reused payload columns: {} ({cpus} × the largest batch)\n",
+         reused payload columns: {} ({cpus} × the largest batch)\n  \
+         JSON Schema checks: {} (all objects together)\n",
         mib(b.total),
         mib(b.baseline),
         mib(b.column_buffers),
+        mib(b.validation),
     );
     for o in &b.objects {
         out.push_str(&format!(

@@ -18,6 +18,10 @@
 //!   rather than unmapping them): three copies of at most `batch.max_bytes`. In flight are at
 //!   most `batch.max_in_flight` appends per table and never more rows than the messages held.
 //!   Plus, per worker thread, the payload column it reuses from batch to batch (one batch).
+//! - **validation**: the value trees JSON Schema checks build, process-wide: every source
+//!   holds a message's bound of its tree (`Decoder::working_set`) from one semaphore of
+//!   `VALIDATION_BYTES` while it decodes, and a payload that could need more is rejected
+//!   (`too_large`) unbuilt. Flat in the number of objects and of worker threads.
 //! - **baseline**: the runtime, the gRPC and HTTP clients, metrics: `BASELINE_BYTES`, measured
 //!   on the release build (docs/BENCHMARKS.md).
 
@@ -29,6 +33,9 @@ pub const BASELINE_BYTES: u64 = 32 * MIB;
 /// A decoded row's own memory besides the body it slices and the attributes it took over
 /// (ids, ack handle).
 pub const ROW_OVERHEAD_BYTES: u64 = 1024;
+/// The working set every JSON Schema check of the process shares (value trees), and the most
+/// one payload's check may use.
+pub const VALIDATION_BYTES: u64 = 64 * MIB;
 /// Copies of an append's rows while it is in flight: the IPC request, its gRPC frame, and the
 /// freed block the allocator keeps for the next append.
 pub const APPEND_COPIES: u64 = 3;
@@ -56,6 +63,8 @@ pub struct MemoryBudget {
     pub baseline: u64,
     /// The reused payload columns: one batch per worker thread.
     pub column_buffers: u64,
+    /// JSON Schema value trees, all objects together (0 when no object has a schema).
+    pub validation: u64,
     pub objects: Vec<ObjectBudget>,
     pub total: u64,
     /// Container memory request and limit (bytes), rounded up to 16 MiB.
@@ -93,12 +102,20 @@ pub fn budget(settings: &[ObjectSettings], worker_threads: u64) -> MemoryBudget 
         .max()
         .unwrap_or(0);
     let column_buffers = worker_threads * largest_batch;
-    let total =
-        BASELINE_BYTES + column_buffers + objects.iter().map(ObjectBudget::total).sum::<u64>();
+    let validation = if settings.iter().any(|o| o.payload_schema.is_some()) {
+        VALIDATION_BYTES
+    } else {
+        0
+    };
+    let total = BASELINE_BYTES
+        + column_buffers
+        + validation
+        + objects.iter().map(ObjectBudget::total).sum::<u64>();
     let round = |b: f64| ((b / (16.0 * MIB as f64)).ceil() as u64) * 16 * MIB;
     MemoryBudget {
         baseline: BASELINE_BYTES,
         column_buffers,
+        validation,
         objects,
         total,
         request: round(total as f64),

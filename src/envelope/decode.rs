@@ -1,6 +1,6 @@
 //! Decodes one message into an ingest row or a rejection, per the object's envelope format.
 
-use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type};
+use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type, values_at_most};
 use super::spec::{DecoderSpec, Format, Limits, Locator};
 use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
 use base64::Engine as _;
@@ -192,7 +192,33 @@ fn text_in<'a>(
     Ok(text)
 }
 
+/// What a `serde_json::Value` tree of `json` may take at most, in bytes, per value: the
+/// 32-byte `Value`, twice over in an array (a `Vec` grows by doubling, and while it grows
+/// the old and new buffers both live: 96 bytes per element at the peak), and in an object a
+/// B-tree slot (key `String` and `Value`, nodes at least half full) plus the key's own heap
+/// block. Strings' bytes are counted once more by the text's length.
+const TREE_BYTES_PER_VALUE: usize = 160;
+
+/// The most a value tree of `json` can take: an upper bound from a byte count, no parse.
+pub(super) fn tree_bytes(json: &[u8]) -> usize {
+    values_at_most(json)
+        .saturating_mul(TREE_BYTES_PER_VALUE)
+        .saturating_add(json.len())
+}
+
 impl Decoder {
+    /// The memory decoding `body` may take beyond the body itself: the value tree of its
+    /// JSON Schema check (0 without a schema), capped at `limits.max_validation_bytes`, above
+    /// which the payload is rejected unbuilt. The source holds this much of the process-wide
+    /// validation budget while it decodes, so concurrent checks never exceed it together.
+    pub fn working_set(&self, body: &[u8]) -> usize {
+        match self.schema {
+            // The payload is part of the body: the body's bound covers it.
+            Some(_) => tree_bytes(body).min(self.limits.max_validation_bytes),
+            None => 0,
+        }
+    }
+
     /// Compiles `spec`; fails only on a JSON Schema that does not compile.
     pub fn new(spec: DecoderSpec) -> Result<Decoder, String> {
         let schema = spec
@@ -296,6 +322,18 @@ impl Decoder {
             Some(v) => Some(doc.text_of(v, &env.object_id, "object id", true)?),
         };
         if let Some(schema) = &self.schema {
+            let tree = tree_bytes(&payload);
+            if tree > self.limits.max_validation_bytes {
+                return Err(Rejection::new(
+                    ReasonCode::TooLarge,
+                    format!(
+                        "payload has up to {} JSON values: checking it against its JSON Schema \
+                         could take {tree} bytes, above the {} a check may use",
+                        values_at_most(&payload),
+                        self.limits.max_validation_bytes
+                    ),
+                ));
+            }
             validate_schema(schema, &payload)?;
         }
         Ok(Fields {

@@ -52,6 +52,9 @@ pub struct Limits {
     pub max_json_depth: usize,
     /// Event times further than this ahead of the clock are `invalid_event_time`.
     pub max_future_event_time_secs: u64,
+    /// The most memory one payload's JSON Schema check may build its value tree in; a payload
+    /// that could need more is rejected as `too_large` without building it.
+    pub max_validation_bytes: usize,
 }
 
 /// Everything a [`Decoder`](super::Decoder) needs to know about one object's events.

@@ -429,3 +429,119 @@ fn cloudevents_rejections() {
         ReasonCode::UnsupportedSpecversion
     );
 }
+
+/// Counts, per thread, the heap bytes live and their peak: what building a value tree takes.
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(n: isize) {
+        let live = LIVE.with(|l| {
+            l.set(l.get() + n);
+            l.get()
+        });
+        PEAK.with(|p| p.set(p.get().max(live)));
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(-(layout.size() as isize));
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+            // A moving realloc holds both blocks for a moment: count the new one first.
+            add(new as isize);
+            let p = unsafe { System.realloc(ptr, layout, new) };
+            add(-(layout.size() as isize));
+            p
+        }
+    }
+
+    /// The peak of bytes `f` allocated beyond what was live when it started.
+    pub fn peak_of<T>(f: impl FnOnce() -> T) -> (usize, T) {
+        let start = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(start));
+        let out = f();
+        (PEAK.with(Cell::get).saturating_sub(start) as usize, out)
+    }
+}
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
+
+/// Hostile shapes of about 1 MB: the bound the schema check is budgeted by must hold the
+/// value tree serde_json builds of each, measured by the allocator.
+#[test]
+fn the_value_tree_bound_holds_what_serde_json_builds() {
+    let n = 200_000;
+    let keys = (0..n).map(|i| format!("\"k{i}\":0")).collect::<Vec<_>>();
+    let shapes = [
+        format!("[{}0]", "0,".repeat(n)),
+        format!("[{}[]]", "[],".repeat(n)),
+        format!("[{}{{}}]", "{},".repeat(n)),
+        format!("[{}\"\"]", "\"\",".repeat(n)),
+        format!("{{{}}}", keys.join(",")),
+        format!("[{}1.5e300]", "-1.5e300,".repeat(n)),
+        format!("{}{}", "[".repeat(60), "]".repeat(60)),
+        format!("[{}\"a\"]", "\"a,b,c,d\",".repeat(n)),
+    ];
+    for json in &shapes {
+        let (peak, value) = heap::peak_of(|| serde_json::from_str::<serde_json::Value>(json));
+        assert!(value.is_ok());
+        let bound = super::decode::tree_bytes(json.as_bytes());
+        assert!(
+            peak <= bound,
+            "{}…: built {peak} bytes, bound {bound}",
+            &json[..20.min(json.len())]
+        );
+    }
+}
+
+/// A payload whose value tree could outgrow the check's budget is rejected unbuilt, naming
+/// the budget; one within it is checked as usual.
+#[test]
+fn a_payload_too_costly_to_check_against_its_schema_is_rejected_unbuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.json"),
+        r#"{"type":"object","required":["order_id"]}"#,
+    )
+    .unwrap();
+    let text = "name: t\nsubscription: sub-t\ningest_table: d.i\ndead_letter_table: d.dl\nenvelope:\n  format: json\n  object_id: payload.order_id\npayload_schema_file: s.json\n";
+    let o = ObjectSettings::parse(text, &dir.path().join("t.yaml"), "p").unwrap();
+    let d = decoder_for(&o).unwrap();
+    let budget = crate::configuration::memory::VALIDATION_BYTES as usize;
+    let body = |items: usize| {
+        format!(
+            r#"{{"event_id":"e-1","event_type":"OrderCreated","event_time":"2026-11-24T10:00:00Z","payload":{{"order_id":"o-1","items":[{}0]}}}}"#,
+            "0,".repeat(items)
+        )
+    };
+    // Each item is a value: the budget over the per-value bound is how many fit.
+    let hostile = body(budget / 160);
+    assert_eq!(d.working_set(hostile.as_bytes()), budget);
+    let (peak, dl) = heap::peak_of(|| rejected(&d, msg(&hostile)));
+    assert_eq!(dl.reason_code, ReasonCode::TooLarge);
+    assert!(dl.reason.contains("JSON Schema"), "{}", dl.reason);
+    assert!(
+        peak < 4 * hostile.len(),
+        "built {peak} bytes for a rejection"
+    );
+    let fine = body(1000);
+    let need = d.working_set(fine.as_bytes());
+    assert!(need > 1000 * 160 && need < budget, "{need}");
+    assert!(d.decode(msg(&fine), NOW).is_ok());
+    // Without a schema nothing is built, and nothing is asked of the budget.
+    assert_eq!(json_decoder().working_set(hostile.as_bytes()), 0);
+}

@@ -7,6 +7,7 @@
 pub mod probe;
 pub mod pubsub;
 
+use crate::configuration::memory::VALIDATION_BYTES;
 use crate::configuration::{EnvelopeFormat, FieldLocator, ObjectSettings};
 use crate::envelope::{Decoder, DecoderSpec, Format, Limits, Locator};
 use crate::health::{ObjectHealth, Reporter};
@@ -15,7 +16,7 @@ use crate::pipeline::{Ack, Decoded, ReceivedMessage};
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::ObjectMetrics;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 /// The decoder of `object`'s events, as its configuration describes them.
 pub fn decoder_for(object: &ObjectSettings) -> Result<Decoder, String> {
@@ -42,6 +43,7 @@ pub fn decoder_for(object: &ObjectSettings) -> Result<Decoder, String> {
             max_dead_letter_data_bytes: object.limits.max_dead_letter_data_bytes,
             max_json_depth: object.limits.max_json_depth,
             max_future_event_time_secs: object.limits.max_future_event_time_secs,
+            max_validation_bytes: VALIDATION_BYTES as usize,
         },
     })
 }
@@ -57,6 +59,9 @@ pub struct ObjectSource {
     pub subscription_state: Reporter,
     /// Wakes the streams to reopen themselves (the probe, when Pub/Sub answers again).
     pub reopen_streams: tokio::sync::Notify,
+    /// The process-wide budget for decoding's working set (JSON Schema value trees), in
+    /// bytes, shared by every object: a stream holds its message's share while it decodes.
+    pub validation: Arc<Semaphore>,
     pub shutdown: Shutdown,
 }
 
@@ -67,6 +72,20 @@ impl ObjectSource {
         if msg.delivery_attempt.is_some_and(|a| a > 1) {
             self.metrics.redelivered.inc();
         }
+        // Waits while other checks hold the budget. A payload that could need more than the
+        // whole budget is rejected without building its tree, so checks never exceed it together.
+        let need = self.decoder.working_set(&msg.data);
+        let _working_set = if need == 0 {
+            None
+        } else {
+            let permits = u32::try_from(need).unwrap_or(u32::MAX);
+            Some(
+                self.validation
+                    .acquire_many(permits)
+                    .await
+                    .expect("never closed"),
+            )
+        };
         let item = match self.decoder.decode(msg, now_us()) {
             Ok(row) => Decoded::Row(row, ack),
             Err(dead) => {
@@ -92,14 +111,9 @@ mod tests {
     use crate::telemetry::metrics::Metrics;
     use std::path::Path;
 
-    /// With nobody reading the channel (a batcher blocked on a full table budget), the depth
-    /// gauge still shows what waits: the source sets it after each hand-over.
-    #[tokio::test]
-    async fn channel_depth_shows_what_waits_while_the_batcher_reads_nothing() {
-        let yaml = "name: order\nsubscription: order-sub\ningest_table: p.d.events\n\
-                    dead_letter_table: p.d.dead\nenvelope: {format: json}\n";
-        let object = ObjectSettings::parse(yaml, Path::new("order.yaml"), "p").unwrap();
-        // The clients are built, never called: nothing listens at this endpoint.
+    /// A source for `object` whose clients are built, never called (nothing listens at the
+    /// endpoint), sharing `validation` as its decoding budget.
+    async fn source_for(object: ObjectSettings, validation: Arc<Semaphore>) -> ObjectSource {
         let gcp = GcpSettings {
             project: "p".into(),
             pubsub_endpoint: Some("http://127.0.0.1:9".into()),
@@ -107,34 +121,79 @@ mod tests {
             bigquery_write_endpoint: None,
             anonymous: true,
         };
-        let metrics = Arc::new(Metrics::new()).object("order");
-        let health = Health::new().register("order", 1, metrics.in_flight.messages.clone());
-        let source = ObjectSource {
+        let metrics = Arc::new(Metrics::new()).object(&object.name);
+        let health = Health::new().register(&object.name, 1, metrics.in_flight.messages.clone());
+        ObjectSource {
             subscription_state: probe::subscription_reporter(
                 health.clone(),
-                "order-sub",
+                &object.subscription,
                 metrics.source_state(),
             ),
             reopen_streams: tokio::sync::Notify::new(),
+            validation,
             decoder: Arc::new(decoder_for(&object).unwrap()),
             object: Arc::new(object),
             subscriber: pubsub::Subscriptions::connect(&gcp, 1).await.unwrap(),
-            metrics: metrics.clone(),
+            metrics,
             health,
             shutdown: Shutdown::new(),
-        };
+        }
+    }
+
+    fn message(i: usize, body: &str) -> ReceivedMessage {
+        ReceivedMessage {
+            data: bytes::Bytes::copy_from_slice(body.as_bytes()),
+            message_id: format!("m-{i}"),
+            ..Default::default()
+        }
+    }
+
+    /// With nobody reading the channel (a batcher blocked on a full table budget), the depth
+    /// gauge still shows what waits: the source sets it after each hand-over.
+    #[tokio::test]
+    async fn channel_depth_shows_what_waits_while_the_batcher_reads_nothing() {
+        let yaml = "name: order\nsubscription: order-sub\ningest_table: p.d.events\n\
+                    dead_letter_table: p.d.dead\nenvelope: {format: json}\n";
+        let object = ObjectSettings::parse(yaml, Path::new("order.yaml"), "p").unwrap();
+        let budget = Arc::new(Semaphore::new(VALIDATION_BYTES as usize));
+        let source = source_for(object, budget).await;
         let (tx, _unread) = mpsc::channel(10);
         for i in 0..3 {
-            let msg = ReceivedMessage {
-                data: bytes::Bytes::from_static(b"not json"),
-                attributes: Default::default(),
-                message_id: format!("m-{i}"),
-                publish_time_us: None,
-                ordering_key: String::new(),
-                delivery_attempt: None,
-            };
+            let msg = message(i, "not json");
             assert!(source.hand_over(msg, Ack::detached(), &tx).await);
         }
-        assert_eq!(metrics.channel_depth.get(), 3);
+        assert_eq!(source.metrics.channel_depth.get(), 3);
+    }
+
+    /// Schema checks of every object draw on one budget: while another check holds it, a
+    /// message waits undecoded, and goes on once the budget is given back.
+    #[tokio::test]
+    async fn schema_checks_wait_for_the_shared_working_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.json"), r#"{"type":"object"}"#).unwrap();
+        let yaml = "name: order\nsubscription: order-sub\ningest_table: p.d.events\n\
+                    dead_letter_table: p.d.dead\nenvelope: {format: json, object_id: payload.id}\n\
+                    payload_schema_file: s.json\n";
+        let object = ObjectSettings::parse(yaml, &dir.path().join("order.yaml"), "p").unwrap();
+        let budget = Arc::new(Semaphore::new(VALIDATION_BYTES as usize));
+        let source = source_for(object, budget.clone()).await;
+        let body = r#"{"event_id":"e","event_type":"T","event_time":"2026-11-24T10:00:00Z","payload":{"id":"1"}}"#;
+        assert!(source.decoder.working_set(body.as_bytes()) > 0);
+        // Another object's check holds the whole budget.
+        let held = budget
+            .clone()
+            .acquire_many_owned(VALIDATION_BYTES as u32)
+            .await
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(10);
+        let waiting = source.hand_over(message(0, body), Ack::detached(), &tx);
+        tokio::pin!(waiting);
+        let early = tokio::time::timeout(std::time::Duration::from_millis(200), &mut waiting).await;
+        assert!(early.is_err(), "decoded while the budget was held");
+        assert!(rx.try_recv().is_err());
+        drop(held);
+        assert!(waiting.await);
+        assert!(matches!(rx.recv().await, Some(Decoded::Row(..))));
+        assert_eq!(budget.available_permits(), VALIDATION_BYTES as usize);
     }
 }
