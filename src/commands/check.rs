@@ -47,6 +47,16 @@ pub fn memory_report(settings: &Settings, cpus: u64) -> String {
             mib(o.appends)
         ));
     }
+    // The tokio runtime starts one worker thread per CPU the container is given: the same
+    // configuration on a larger node holds one reused payload column more per thread.
+    let others: Vec<String> = [1, 2, 4, 8, 16]
+        .iter()
+        .map(|&n| format!("{n}: {}", mib(budget(&settings.objects, n).total)))
+        .collect();
+    out.push_str(&format!(
+        "  by worker threads (one per CPU; `--cpus N` assumes N): {}\n",
+        others.join(", ")
+    ));
     out.push_str(&format!(
         "recommended container memory: requests {}Mi, limits {}Mi \
          (application.max_outstanding_bytes = {})\n",

@@ -121,6 +121,27 @@ fn example_overlay_agrees_with_config_and_binary() {
         verdict.contains(&memory),
         "the manifest says `{memory}`; check says:\n{verdict}"
     );
+    // The headline is the figure for the CPU limit; the same budget on other thread counts
+    // follows it, growing with each thread's reused payload column.
+    let headline = verdict
+        .lines()
+        .find_map(|l| l.split_once(&format!("{cpu_limit} worker thread(s)): ")))
+        .map(|(_, total)| total.to_string())
+        .expect("a headline for the CPU limit");
+    let by_threads = verdict
+        .lines()
+        .find_map(|l| l.split_once("`--cpus N` assumes N): "))
+        .map(|(_, figures)| figures.to_string())
+        .expect("the budget by worker threads");
+    assert!(
+        by_threads.contains(&format!("{cpu_limit}: {headline}")),
+        "{by_threads}"
+    );
+    let totals: Vec<f64> = by_threads
+        .split(", ")
+        .map(|f| f.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(totals.windows(2).all(|w| w[0] < w[1]), "{by_threads}");
     assert!(c["resources"]["requests"]["cpu"].as_str().is_some());
     let env_value = |name: &str| {
         c["env"]
