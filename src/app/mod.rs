@@ -13,6 +13,7 @@ use crate::http::{HttpState, router};
 use crate::pipeline::Decoded;
 use crate::shutdown::Shutdown;
 use crate::sink::ObjectSink;
+use crate::sink::budget::AppendBudget;
 use crate::sink::destination::{Destination, RECHECK_INTERVAL};
 use crate::sink::writer::WriteClient;
 use crate::source::probe::{PROBE_INTERVAL, subscription_reporter};
@@ -68,6 +69,8 @@ struct Clients {
     subscriptions: Subscriptions,
     /// The decoding working-set budget every object's source shares (bytes).
     validation: Arc<tokio::sync::Semaphore>,
+    /// The bytes of appends in flight every object's sink shares.
+    appends: AppendBudget,
 }
 
 impl ObjectPipeline {
@@ -100,6 +103,7 @@ impl ObjectPipeline {
             ingest,
             dead_letter,
             max_dead_letter_data_bytes: object.limits.max_dead_letter_data_bytes,
+            appends: clients.appends.for_object(),
             metrics: metrics.clone(),
             shutdown: shutdown.clone(),
         });
@@ -160,6 +164,7 @@ impl Application {
             write: WriteClient::connect(&settings.gcp).await?,
             subscriptions: Subscriptions::connect(&settings.gcp, subchannels.unwrap_or(1)).await?,
             validation: Arc::new(tokio::sync::Semaphore::new(VALIDATION_BYTES as usize)),
+            appends: AppendBudget::new(settings.application.max_append_bytes),
         };
         let mut objects = Vec::with_capacity(settings.objects.len());
         for object in settings.objects {

@@ -3,7 +3,7 @@
 //! table's schema from BigQuery and compares it with what mesh-ingest writes, without
 //! changing anything: what differs is named by column.
 
-use crate::configuration::memory::{budget, mib};
+use crate::configuration::memory::{APPEND_COPIES, budget, mib};
 use crate::configuration::{Settings, TableRef};
 use crate::gcp::configured;
 use crate::sink::writer::{existing_columns, table_fields};
@@ -27,42 +27,51 @@ pub fn check(settings: &Settings, cpus: u64) {
 /// The worst-case memory of this configuration on `cpus` worker threads, and the container
 /// request and limit to give it.
 pub fn memory_report(settings: &Settings, cpus: u64) -> String {
-    let b = budget(&settings.objects, cpus);
+    let app = &settings.application;
+    let b = budget(&settings.objects, app, cpus);
     let mut out = format!(
         "{BUDGET_LINE}{cpus} worker thread(s)): {}\n  baseline: {}\n  \
          reused payload columns: {} ({cpus} × the largest batch)\n  \
-         JSON Schema checks: {} (all objects together)\n",
+         JSON Schema checks: {} (all objects together)\n  \
+         messages held: {} (all streams together; application.max_outstanding_bytes = {})\n  \
+         decoded rows: {} (application.max_outstanding_messages = {})\n  \
+         appends in flight: {} ({APPEND_COPIES} copies of application.max_append_bytes = {})\n",
         mib(b.total),
         mib(b.baseline),
         mib(b.column_buffers),
         mib(b.validation),
+        mib(b.messages),
+        mib(app.max_outstanding_bytes),
+        mib(b.rows),
+        app.max_outstanding_messages,
+        mib(b.appends),
+        mib(app.max_append_bytes),
     );
-    for o in &b.objects {
+    for (o, s) in b.objects.iter().zip(&settings.objects) {
         out.push_str(&format!(
-            "  object {}: {} = messages {} + rows {} + appends in flight {}\n",
+            "    object {}: messages {} + rows {} ({} stream(s), window {} / {} messages each)\n",
             o.object,
-            mib(o.total()),
             mib(o.messages),
             mib(o.rows),
-            mib(o.appends)
+            s.streams,
+            mib(s.flow_control.max_outstanding_bytes as u64),
+            s.flow_control.max_outstanding_messages,
         ));
     }
     // The tokio runtime starts one worker thread per CPU the container is given: the same
     // configuration on a larger node holds one reused payload column more per thread.
     let others: Vec<String> = [1, 2, 4, 8, 16]
         .iter()
-        .map(|&n| format!("{n}: {}", mib(budget(&settings.objects, n).total)))
+        .map(|&n| format!("{n}: {}", mib(budget(&settings.objects, app, n).total)))
         .collect();
     out.push_str(&format!(
         "  by worker threads (one per CPU; `--cpus N` assumes N): {}\n",
         others.join(", ")
     ));
     out.push_str(&format!(
-        "recommended container memory: requests {}Mi, limits {}Mi \
-         (application.max_outstanding_bytes = {})\n",
+        "recommended container memory: requests {}Mi, limits {}Mi\n",
         b.request / (1024 * 1024),
         b.limit / (1024 * 1024),
-        mib(settings.application.max_outstanding_bytes)
     ));
     out
 }

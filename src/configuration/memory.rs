@@ -1,31 +1,38 @@
 //! Memory as a function of configuration: the most bytes the process can hold, computed from
 //! the object files before deploying (`mesh-ingest check` prints it, the deploy/ manifests are
-//! sized from it), and the process-wide cap on message bytes that every stream's flow-control
-//! window shares.
+//! sized from it), and how the process-wide budgets are shared by every stream.
 //!
-//! What the process holds, and why each term bounds it:
-//! - **messages**: the bodies Pub/Sub delivered and mesh-ingest has not acknowledged. Pub/Sub
-//!   stops delivering to a stream at its flow-control window (messages or bytes), and may
-//!   overshoot by one message. Everything downstream (decoded rows in the channel, open
-//!   batches, rows of appends in flight, dead-letter rows) shares these bodies, not copies
-//!   them: payloads and dead-letter data are slices of the received body.
-//! - **rows**: per outstanding message, the decoded row's own fields (ids, acknowledgement
-//!   handle): `ROW_OVERHEAD_BYTES`. Its attributes are the message's own, moved into the row
-//!   (Pub/Sub counts them in the message's size, so in `messages`); the sink writes them as
-//!   JSON straight into the Arrow column.
-//! - **appends**: per append in flight, its Arrow IPC request, that request's gRPC frame, and
-//!   the block the allocator keeps after freeing one of them (glibc reuses blocks of this size
-//!   rather than unmapping them): three copies of at most `batch.max_bytes`. In flight are at
-//!   most `batch.max_in_flight` appends per table and never more rows than the messages held.
-//!   Plus, per worker thread, the payload column it reuses from batch to batch (one batch).
+//! Every term that holds payload bytes is process-wide, so the worst case is a sum of a few
+//! global numbers and does not grow with the number of objects:
+//! - **messages** (`application.max_outstanding_bytes`): the bodies Pub/Sub delivered and
+//!   mesh-ingest has not acknowledged. Pub/Sub stops delivering to a stream once its window
+//!   (`flow_control.max_outstanding_bytes`) is reached, and may overshoot it by one message.
+//!   A stream also never takes a message from the client while it holds its window plus one
+//!   message (`Hold`, in the source): after the client resumes a broken stream (Pub/Sub then
+//!   opens a fresh window while the old messages are still held), what it holds is at most
+//!   twice that. So a stream holds at most `2 × (window + max_message_bytes)`, and the
+//!   windows are shared so that all streams together stay within the budget. Everything
+//!   downstream (rows in the channel, open batches, dead-letter rows) slices these bodies.
+//! - **rows** (`application.max_outstanding_messages`): per message held, the decoded row's
+//!   own fields (ids, acknowledgement handle): `ROW_OVERHEAD_BYTES`. Windows by count are
+//!   shared the same way (Pub/Sub never overshoots a count).
+//! - **appends** (`application.max_append_bytes`): the rows of appends in flight, held from
+//!   one process-wide budget for each attempt (an object may hold at most half of it, so a
+//!   hanging table cannot starve the others). Each costs its Arrow IPC request, that
+//!   request's gRPC frame, and the block the allocator keeps after freeing one of them (glibc
+//!   reuses blocks of this size rather than unmapping them): three copies. Plus, per worker
+//!   thread, the payload column it reuses from batch to batch (one batch).
 //! - **validation**: the value trees JSON Schema checks build, process-wide: every source
 //!   holds a message's bound of its tree (`Decoder::working_set`) from one semaphore of
 //!   `VALIDATION_BYTES` while it decodes, and a payload that could need more is rejected
 //!   (`too_large`) unbuilt. Flat in the number of objects and of worker threads.
 //! - **baseline**: the runtime, the gRPC and HTTP clients, metrics: `BASELINE_BYTES`, measured
 //!   on the release build (docs/BENCHMARKS.md).
+//!
+//! The windows have floors (`WINDOW_FLOOR_BYTES`, `WINDOW_FLOOR_MESSAGES`): with very many
+//! streams their sum can pass the budget, and the total then says so.
 
-use super::ObjectSettings;
+use super::{ApplicationSettings, ObjectSettings};
 
 const MIB: u64 = 1024 * 1024;
 /// The process before any message: runtime, clients, TLS, metrics, allocator arenas.
@@ -39,22 +46,29 @@ pub const VALIDATION_BYTES: u64 = 64 * MIB;
 /// Copies of an append's rows while it is in flight: the IPC request, its gRPC frame, and the
 /// freed block the allocator keeps for the next append.
 pub const APPEND_COPIES: u64 = 3;
+/// The smallest byte window a stream is given, whatever its share.
+pub const WINDOW_FLOOR_BYTES: u64 = 64 * 1024;
+/// The smallest message window a stream is given, whatever its share.
+pub const WINDOW_FLOOR_MESSAGES: u64 = 16;
 /// Headroom of the recommended limit over the computed worst case: allocator fragmentation.
 const LIMIT_HEADROOM: f64 = 1.25;
 
-/// One object's share of the worst case, in bytes.
+/// What one stream of `object` may take from the client before it waits for the sink to give
+/// some back: its window and one message (Pub/Sub's overshoot), in bytes and in messages.
+pub fn stream_hold(object: &ObjectSettings) -> (u64, u64) {
+    let fc = &object.flow_control;
+    (
+        fc.max_outstanding_bytes as u64 + object.limits.max_message_bytes as u64,
+        fc.max_outstanding_messages as u64,
+    )
+}
+
+/// One object's share of the process-wide budgets, in bytes: what its streams may hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectBudget {
     pub object: String,
     pub messages: u64,
     pub rows: u64,
-    pub appends: u64,
-}
-
-impl ObjectBudget {
-    pub fn total(&self) -> u64 {
-        self.messages + self.rows + self.appends
-    }
 }
 
 /// The worst case of the whole process, and what to ask Kubernetes for.
@@ -65,6 +79,12 @@ pub struct MemoryBudget {
     pub column_buffers: u64,
     /// JSON Schema value trees, all objects together (0 when no object has a schema).
     pub validation: u64,
+    /// Message bodies held, all streams together.
+    pub messages: u64,
+    /// Decoded rows' own fields, all streams together.
+    pub rows: u64,
+    /// Appends in flight, all tables together.
+    pub appends: u64,
     pub objects: Vec<ObjectBudget>,
     pub total: u64,
     /// Container memory request and limit (bytes), rounded up to 16 MiB.
@@ -72,29 +92,23 @@ pub struct MemoryBudget {
     pub limit: u64,
 }
 
-/// The bytes `object` can hold at most (its streams' windows already share the process cap).
+/// The most `object`'s streams may hold: twice each stream's hold (see the module docs).
 pub fn object_budget(object: &ObjectSettings) -> ObjectBudget {
-    let fc = &object.flow_control;
     let streams = object.streams as u64;
-    let largest = object.limits.max_message_bytes as u64;
-    let by_count = (fc.max_outstanding_messages as u64).saturating_mul(largest);
-    let window = (fc.max_outstanding_bytes as u64).min(by_count);
-    let messages = streams * (window + largest);
-    let outstanding = streams * fc.max_outstanding_messages as u64;
-    let rows = outstanding * ROW_OVERHEAD_BYTES;
-    // Two lanes (ingest, dead letters), each with its own in-flight budget.
-    let slots = 2 * object.batch.max_in_flight as u64 * object.batch.max_bytes as u64;
-    let appends = APPEND_COPIES * slots.min(messages);
+    let (bytes, messages) = stream_hold(object);
     ObjectBudget {
         object: object.name.clone(),
-        messages,
-        rows,
-        appends,
+        messages: streams * 2 * bytes,
+        rows: streams * 2 * messages * ROW_OVERHEAD_BYTES,
     }
 }
 
 /// The process's worst case with `worker_threads` runtime threads.
-pub fn budget(settings: &[ObjectSettings], worker_threads: u64) -> MemoryBudget {
+pub fn budget(
+    settings: &[ObjectSettings],
+    app: &ApplicationSettings,
+    worker_threads: u64,
+) -> MemoryBudget {
     let objects: Vec<ObjectBudget> = settings.iter().map(object_budget).collect();
     let largest_batch = settings
         .iter()
@@ -107,15 +121,19 @@ pub fn budget(settings: &[ObjectSettings], worker_threads: u64) -> MemoryBudget 
     } else {
         0
     };
-    let total = BASELINE_BYTES
-        + column_buffers
-        + validation
-        + objects.iter().map(ObjectBudget::total).sum::<u64>();
+    let messages: u64 = objects.iter().map(|o| o.messages).sum();
+    let rows: u64 = objects.iter().map(|o| o.rows).sum();
+    // An append's rows are messages held: never more than those.
+    let appends = APPEND_COPIES * app.max_append_bytes.min(messages);
+    let total = BASELINE_BYTES + column_buffers + validation + messages + rows + appends;
     let round = |b: f64| ((b / (16.0 * MIB as f64)).ceil() as u64) * 16 * MIB;
     MemoryBudget {
         baseline: BASELINE_BYTES,
         column_buffers,
         validation,
+        messages,
+        rows,
+        appends,
         objects,
         total,
         request: round(total as f64),
@@ -123,24 +141,41 @@ pub fn budget(settings: &[ObjectSettings], worker_threads: u64) -> MemoryBudget 
     }
 }
 
-/// Scales every stream's `max_outstanding_bytes` down to its share of `cap` when their sum
-/// exceeds it, in proportion to what each object asked for (never below one message of
-/// `limits.max_message_bytes`, which Pub/Sub delivers in any case). Returns whether it did.
-pub fn share_outstanding_bytes(objects: &mut [ObjectSettings], cap: u64) -> bool {
-    let asked: u64 = objects
+/// Shares the process-wide budgets among every stream: when the streams' holds (see
+/// `stream_hold`, counted twice) add up to more than `application.max_outstanding_bytes`
+/// or `…_messages`, each window is scaled down to its share, in proportion to what its
+/// object asked for, and never below the floors. Returns whether any window changed.
+pub fn share_windows(objects: &mut [ObjectSettings], app: &ApplicationSettings) -> bool {
+    let asked_bytes: u64 = objects
         .iter()
-        .map(|o| o.streams as u64 * o.flow_control.max_outstanding_bytes as u64)
+        .map(|o| o.streams as u64 * 2 * stream_hold(o).0)
         .sum();
-    if asked <= cap {
-        return false;
-    }
+    let asked_messages: u64 = objects
+        .iter()
+        .map(|o| o.streams as u64 * 2 * stream_hold(o).1)
+        .sum();
+    let mut changed = false;
     for o in objects.iter_mut() {
-        let share =
-            (o.flow_control.max_outstanding_bytes as u128 * cap as u128 / asked as u128) as u64;
-        let floor = o.limits.max_message_bytes as u64;
-        o.flow_control.max_outstanding_bytes = share.max(floor) as i64;
+        let (hold, count) = stream_hold(o);
+        let m = o.limits.max_message_bytes as u64;
+        if asked_bytes > app.max_outstanding_bytes {
+            let share = scale(hold, app.max_outstanding_bytes, asked_bytes);
+            let window = share.saturating_sub(m).max(WINDOW_FLOOR_BYTES);
+            o.flow_control.max_outstanding_bytes = window as i64;
+            changed = true;
+        }
+        if asked_messages > app.max_outstanding_messages {
+            let share = scale(count, app.max_outstanding_messages, asked_messages);
+            o.flow_control.max_outstanding_messages = share.max(WINDOW_FLOOR_MESSAGES) as i64;
+            changed = true;
+        }
     }
-    true
+    changed
+}
+
+/// `part`'s share of `budget` when everything asked adds up to `asked`.
+fn scale(part: u64, budget: u64, asked: u64) -> u64 {
+    (part as u128 * budget as u128 / asked as u128) as u64
 }
 
 /// `123456789` → `117.7 MiB`.
@@ -162,40 +197,90 @@ mod tests {
         ObjectSettings::parse(&yaml, Path::new("o.yaml"), "p").unwrap()
     }
 
-    #[test]
-    fn the_cap_is_shared_in_proportion_and_never_below_one_message() {
-        let mut objects = vec![object("a", 2), object("b", 1)];
-        // Three streams asking 100 MiB each share 30 MiB: 10 MiB each.
-        assert!(share_outstanding_bytes(&mut objects, 30 * MIB));
-        assert!(
-            objects
-                .iter()
-                .all(|o| o.flow_control.max_outstanding_bytes == 10 * MIB as i64)
-        );
-        // Under the cap nothing changes.
-        assert!(!share_outstanding_bytes(&mut objects, 30 * MIB));
-        // A share below one message is raised to one message (4 MiB by default).
-        assert!(share_outstanding_bytes(&mut objects, 3 * MIB));
-        assert!(
-            objects
-                .iter()
-                .all(|o| o.flow_control.max_outstanding_bytes == 4 * MIB as i64)
-        );
+    fn app() -> ApplicationSettings {
+        ApplicationSettings {
+            host: "h".into(),
+            port: 1,
+            shutdown_deadline_secs: 1,
+            objects_dir: "objects".into(),
+            max_outstanding_bytes: super::super::default_max_outstanding_bytes(),
+            max_outstanding_messages: super::super::default_max_outstanding_messages(),
+            max_append_bytes: super::super::default_max_append_bytes(),
+            stall_timeout_secs: 300,
+        }
+    }
+
+    fn objects(n: usize) -> Vec<ObjectSettings> {
+        (0..n).map(|i| object(&format!("o{i}"), 1)).collect()
     }
 
     #[test]
-    fn the_budget_adds_windows_rows_appends_and_the_baseline() {
+    fn windows_share_the_budget_counting_overshoot_and_resumes() {
+        let app = app();
+        let mut objects = vec![object("a", 2), object("b", 1)];
+        assert!(share_windows(&mut objects, &app));
+        let held: u64 = objects.iter().map(|o| object_budget(o).messages).sum();
+        // Three streams, each holding at most twice its window and one message.
+        assert!(held <= app.max_outstanding_bytes, "{held}");
+        assert!(
+            held > app.max_outstanding_bytes - 3 * 2 * 8,
+            "shares left unused: {held}"
+        );
+        let counted: u64 = objects.iter().map(|o| object_budget(o).rows).sum();
+        assert!(counted <= app.max_outstanding_messages * ROW_OVERHEAD_BYTES);
+        // Shared again, nothing changes.
+        assert!(!share_windows(&mut objects, &app));
+    }
+
+    #[test]
+    fn a_share_below_the_floor_is_raised_to_it() {
+        let mut app = app();
+        app.max_outstanding_bytes = MIB;
+        app.max_outstanding_messages = 10;
+        let mut objects = objects(3);
+        assert!(share_windows(&mut objects, &app));
+        for o in &objects {
+            assert_eq!(
+                o.flow_control.max_outstanding_bytes as u64,
+                WINDOW_FLOOR_BYTES
+            );
+            assert_eq!(
+                o.flow_control.max_outstanding_messages as u64,
+                WINDOW_FLOOR_MESSAGES
+            );
+        }
+    }
+
+    #[test]
+    fn the_worst_case_is_flat_in_the_number_of_objects() {
+        let app = app();
+        let total = |n: usize| {
+            let mut o = objects(n);
+            share_windows(&mut o, &app);
+            budget(&o, &app, 2).total as f64
+        };
+        let one = total(1);
+        for n in [10, 40] {
+            let ratio = total(n) / one;
+            assert!((0.9..=1.1).contains(&ratio), "{n} objects: {ratio}");
+        }
+    }
+
+    #[test]
+    fn the_budget_adds_messages_rows_appends_and_the_baseline() {
+        let app = app();
         let mut objects = vec![object("a", 2)];
-        share_outstanding_bytes(&mut objects, 20 * MIB);
-        let b = budget(&objects, 2);
-        let o = &b.objects[0];
-        // Two streams: a 10 MiB window and one 4 MiB message of overshoot each.
-        assert_eq!(o.messages, 2 * 14 * MIB);
-        assert_eq!(o.rows, 2 * 2000 * ROW_OVERHEAD_BYTES);
-        // Two lanes × 4 appends × 4 MiB = 32 MiB of slots, more than the 28 MiB of messages.
-        assert_eq!(o.appends, APPEND_COPIES * 28 * MIB);
+        share_windows(&mut objects, &app);
+        let b = budget(&objects, &app, 2);
+        let (hold, count) = stream_hold(&objects[0]);
+        assert_eq!(b.messages, 2 * 2 * hold);
+        assert_eq!(b.rows, 2 * 2 * count * ROW_OVERHEAD_BYTES);
+        assert_eq!(b.appends, APPEND_COPIES * app.max_append_bytes);
         assert_eq!(b.column_buffers, 2 * 4 * MIB);
-        assert_eq!(b.total, BASELINE_BYTES + 8 * MIB + o.total());
+        assert_eq!(
+            b.total,
+            BASELINE_BYTES + 8 * MIB + b.messages + b.rows + b.appends
+        );
         assert!(b.request >= b.total && b.limit >= b.request);
         assert_eq!(b.request % (16 * MIB), 0);
     }

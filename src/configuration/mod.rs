@@ -93,10 +93,18 @@ pub struct ApplicationSettings {
     #[serde(default = "default_objects_dir")]
     pub objects_dir: String,
     /// Message bytes the whole process may hold (delivered, not yet acknowledged), shared by
-    /// every stream of every object: when their `flow_control.max_outstanding_bytes` add up
-    /// to more, each is scaled down to its share. The memory budget (`check`) starts here.
+    /// every stream of every object: a stream holds at most twice its window and one message
+    /// (`memory`), and when those add up to more, each window is scaled down to its share.
     #[serde(default = "default_max_outstanding_bytes")]
     pub max_outstanding_bytes: u64,
+    /// Messages the whole process may hold, shared the same way by the streams'
+    /// `flow_control.max_outstanding_messages` (each costs a decoded row's own fields).
+    #[serde(default = "default_max_outstanding_messages")]
+    pub max_outstanding_messages: u64,
+    /// Bytes of rows in appends in flight, all tables of all objects together; one object
+    /// may hold at most half of it, so a hanging table never starves the others.
+    #[serde(default = "default_max_append_bytes")]
+    pub max_append_bytes: u64,
     /// The progress watchdog: when an object holds messages and no append has finished for
     /// this long, /healthz fails so that Kubernetes restarts the stuck process (its leases
     /// would otherwise be kept for `flow_control.max_lease_secs`). Above the 30 s an append
@@ -126,10 +134,21 @@ impl ApplicationSettings {
                 ),
             ));
         }
-        if self.max_outstanding_bytes < 1024 * 1024 {
-            return Err(FieldError::new(
+        for (field, value) in [
+            (
                 "application.max_outstanding_bytes",
-                "must be at least 1 MiB (1048576)",
+                self.max_outstanding_bytes,
+            ),
+            ("application.max_append_bytes", self.max_append_bytes),
+        ] {
+            if value < 1024 * 1024 {
+                return Err(FieldError::new(field, "must be at least 1 MiB (1048576)"));
+            }
+        }
+        if self.max_outstanding_messages < 100 {
+            return Err(FieldError::new(
+                "application.max_outstanding_messages",
+                "must be at least 100",
             ));
         }
         Ok(())
@@ -137,7 +156,15 @@ impl ApplicationSettings {
 }
 
 fn default_max_outstanding_bytes() -> u64 {
-    32 * 1024 * 1024
+    96 * 1024 * 1024
+}
+
+fn default_max_outstanding_messages() -> u64 {
+    10_000
+}
+
+fn default_max_append_bytes() -> u64 {
+    16 * 1024 * 1024
 }
 
 pub(crate) fn default_objects_dir() -> String {
@@ -281,7 +308,7 @@ impl Settings {
         layered.application.validate().map_err(|e| e.at(&base))?;
         let objects_dir = dir.join(&layered.application.objects_dir);
         let mut objects = load_objects(&objects_dir, &gcp.project)?;
-        memory::share_outstanding_bytes(&mut objects, layered.application.max_outstanding_bytes);
+        memory::share_windows(&mut objects, &layered.application);
         Ok(Settings {
             application: layered.application,
             gcp,

@@ -162,7 +162,9 @@ impl FlowControlSettings {
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
-    /// Larger bodies are dead-lettered as `too_large` (their first bytes are kept).
+    /// Larger bodies are dead-lettered as `too_large` (their first bytes are kept). 1 MiB by
+    /// default, like Kafka's default message size: every stream may hold one such message
+    /// beyond its window (Pub/Sub's overshoot), so it sets the memory each stream costs.
     pub max_message_bytes: usize,
     /// How much of a rejected body the dead-letter row keeps.
     pub max_dead_letter_data_bytes: usize,
@@ -175,7 +177,7 @@ pub struct LimitSettings {
 impl Default for LimitSettings {
     fn default() -> Self {
         LimitSettings {
-            max_message_bytes: 4 * 1024 * 1024,
+            max_message_bytes: 1024 * 1024,
             max_dead_letter_data_bytes: 1024 * 1024,
             max_json_depth: 64,
             max_future_event_time_secs: 24 * 3600,

@@ -17,6 +17,8 @@ pub trait Acknowledge: Send + 'static {
 pub struct Ack {
     source: Option<Box<dyn Acknowledge>>,
     in_flight: Option<InFlight>,
+    /// The message's place in its stream's hold (`source::hold`), given back on drop.
+    _hold: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Ack {
@@ -52,7 +54,15 @@ impl Ack {
                 gauges: gauges.clone(),
                 size,
             }),
+            _hold: None,
         }
+    }
+
+    /// Keeps `hold` (the message's place in what its source may hold) until the message is
+    /// acknowledged or released.
+    pub fn holding(mut self, hold: impl std::any::Any + Send + Sync) -> Self {
+        self._hold = Some(Box::new(hold));
+        self
     }
 
     /// An acknowledgement with no subscription behind it (tests, the load harness).
@@ -60,6 +70,7 @@ impl Ack {
         Ack {
             source: None,
             in_flight: None,
+            _hold: None,
         }
     }
 

@@ -28,19 +28,26 @@ pub(super) enum Outcome {
 const CHECK_SCHEMA_AFTER: u32 = 3;
 
 impl ObjectSink {
-    /// `encode` serialises the rows; it runs again for every attempt, so that the rows'
+    /// `weight` is the rows' share of the append budget (`budget`). `encode` serialises the rows; it runs again for every attempt, so that the rows'
     /// `ingested_at` is never older than one attempt when they land (the semantic layer's
     /// watermark relies on it).
     pub(super) async fn append(
         &self,
         dest: &Destination,
         rows: usize,
+        weight: usize,
         encode: impl Fn() -> Result<Bytes, ArrowError>,
     ) -> Outcome {
         let transient = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         let table_fault = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut failures: u32 = 0;
         loop {
+            // Held while the attempt encodes and waits for BigQuery; given back before any
+            // backoff, so a failing table does not keep memory others could append with.
+            let budget = tokio::select! {
+                p = self.appends.take(weight) => p,
+                _ = self.shutdown.gave_up() => return Outcome::GaveUp,
+            };
             let bytes = match encode() {
                 Ok(bytes) => bytes,
                 Err(e) => return Outcome::Refused(format!("arrow encoding failed: {e}")),
@@ -83,6 +90,7 @@ impl ObjectSink {
                     &transient
                 }
             };
+            drop(budget);
             tokio::select! {
                 _ = tokio::time::sleep(policy.delay(failures)) => {}
                 _ = self.shutdown.gave_up() => return Outcome::GaveUp,

@@ -31,6 +31,8 @@ pub(super) enum Blame {
 pub(super) trait Lane<R> {
     fn destination(&self) -> &Destination;
     fn encode(&self, rows: &[R]) -> Result<Bytes, ArrowError>;
+    /// What the rows weigh in an append request (the batch limits' measure).
+    fn weight(&self, rows: &[R]) -> usize;
     /// The rows landed.
     fn landed(&self, part: Part<R>);
     /// BigQuery refused this row for its content.
@@ -80,7 +82,9 @@ impl ObjectSink {
                 continue;
             };
             let outcome = self
-                .append(dest, part.len(), || lane.encode(&part.rows))
+                .append(dest, part.len(), lane.weight(&part.rows), || {
+                    lane.encode(&part.rows)
+                })
                 .await;
             let why = match outcome {
                 Outcome::Written => {

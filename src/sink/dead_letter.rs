@@ -17,6 +17,10 @@ impl Lane<DeadLetterRow> for ObjectSink {
         &self.dead_letter
     }
 
+    fn weight(&self, rows: &[DeadLetterRow]) -> usize {
+        rows.iter().map(DeadLetterRow::approx_bytes).sum()
+    }
+
     fn encode(&self, rows: &[DeadLetterRow]) -> Result<Bytes, ArrowError> {
         arrow_rows::encode_dead_letter(rows, &self.subscription, now_us())
     }

@@ -26,6 +26,10 @@ impl Lane<IngestRow> for IngestLane<'_> {
         &self.sink.ingest
     }
 
+    fn weight(&self, rows: &[IngestRow]) -> usize {
+        rows.iter().map(IngestRow::approx_bytes).sum()
+    }
+
     fn encode(&self, rows: &[IngestRow]) -> Result<Bytes, ArrowError> {
         arrow_rows::encode_ingest(rows, &self.sink.subscription, now_us())
     }

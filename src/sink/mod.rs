@@ -7,13 +7,15 @@
 //!
 //! One job per file: `batcher` (channel → batches → append tasks), `append` (one append with
 //! retries), `bisect` (whom a refusal blames), `ingest` and `dead_letter` (the two lanes),
-//! `destination` (a table's state and evidence), `writer` (BigQuery: the Storage Write stream,
+//! `budget` (the process-wide bytes of appends in flight), `destination` (a table's state
+//! and evidence), `writer` (BigQuery: the Storage Write stream,
 //! `tables.get`, the error classes), `arrow_rows` (the row format).
 
 mod append;
 pub mod arrow_rows;
 mod batcher;
 mod bisect;
+pub mod budget;
 mod dead_letter;
 pub mod destination;
 mod ingest;
@@ -33,6 +35,8 @@ pub struct ObjectSink {
     pub ingest: Arc<Destination>,
     pub dead_letter: Arc<Destination>,
     pub max_dead_letter_data_bytes: usize,
+    /// This object's share of the process-wide budget of appends in flight.
+    pub appends: budget::ObjectAppendBudget,
     pub metrics: ObjectMetrics,
     pub shutdown: Shutdown,
 }

@@ -4,6 +4,7 @@
 
 use super::ObjectSink;
 use super::arrow_rows::serialized_schema;
+use super::budget::AppendBudget;
 use super::destination::{Destination, RECHECK_INTERVAL, ReadError, TableIo};
 use super::writer::AppendFailure;
 use crate::configuration::BatchSettings;
@@ -154,6 +155,7 @@ fn start_with_delay(ingest: Answer, dead_letter: Answer, delay: Delay) -> Harnes
         ingest: dest(&ingest),
         dead_letter: dest(&dead_letter),
         max_dead_letter_data_bytes: 1024,
+        appends: AppendBudget::new(16 << 20).for_object(),
         metrics: object,
         shutdown: Shutdown::new(),
     });

@@ -4,6 +4,7 @@
 //! memory. This module builds the object's decoder from its configuration: the envelope knows
 //! nothing of the configuration files.
 
+pub mod hold;
 pub mod probe;
 pub mod pubsub;
 

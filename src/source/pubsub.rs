@@ -5,7 +5,9 @@
 //! reads the subscription (`subscriptions.get`) to tell whether Pub/Sub can be reached.
 
 use super::ObjectSource;
+use super::hold::Hold;
 use crate::configuration::GcpSettings;
+use crate::configuration::memory::stream_hold;
 use crate::gcp::{code_name, configured};
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::{Ack, Acknowledge, Decoded, ReceivedMessage};
@@ -121,6 +123,9 @@ impl ObjectSource {
         let o = &self.object;
         let reopen = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
         let mut failures: u32 = 0;
+        // Kept across reopens: the old stream's messages still count until given back.
+        let (bytes, messages) = stream_hold(o);
+        let hold = Hold::new(bytes, messages);
         loop {
             let mut stream = self
                 .subscriber
@@ -151,8 +156,14 @@ impl ObjectSource {
                     Some(Ok((msg, handler))) => {
                         failures = 0;
                         let attempt = handler.delivery_attempt();
+                        let held = tokio::select! {
+                            held = hold.take(msg.data.len()) => held,
+                            // Dropped unread: the handler releases it for redelivery.
+                            _ = self.shutdown.stopped_pulling() => break StreamEnd::Stop,
+                        };
                         let ack =
-                            Ack::new(Box::new(handler), &self.metrics.in_flight, msg.data.len());
+                            Ack::new(Box::new(handler), &self.metrics.in_flight, msg.data.len())
+                                .holding(held);
                         if !self
                             .hand_over(received_message(msg, attempt), ack, &tx)
                             .await
