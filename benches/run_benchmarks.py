@@ -4,7 +4,9 @@
 2. the load harness (target/release/mesh-load) against the release mesh-ingest: payload sizes,
    streams 1..8, a 5k events/s steady run, a 60 s sink stall;
 3. the same harness against the Python peer (benches/peer/peer.py);
-4. mesh-ingest against the real emulators (CPU per event cross-check), if their variables are set.
+4. mesh-ingest against the real emulators (CPU per event cross-check), if their variables are set;
+5. on the emulators too: peak RSS under hostile bodies and 40 objects bursting against the worst
+   case `check` predicts (benches/memory_bound.py), for this tree and the baseline.
 """
 
 import json
@@ -26,6 +28,8 @@ QUICK = os.environ.get("BENCH_QUICK") == "1"
 BASELINE = ROOT / "target/baseline/mesh-ingest"
 HEAP_NOW = ROOT / "target/heap_profile.json"
 HEAP_BEFORE = ROOT / "target/baseline/heap_profile.json"
+# The baseline's own config/ (its defaults and its `order` object), saved by scripts/bench.sh.
+BASELINE_CONFIG = ROOT / "target/baseline/config"
 
 
 def harness(*args, label="mesh-ingest", ingest=INGEST):
@@ -130,10 +134,65 @@ def main():
     stall = harness("--events", 400000 if not QUICK else 50000, "--payload-bytes", 1024,
                     "--stall-secs", 60 if not QUICK else 10, "--stall-after-secs", 2, "--timeout-secs", 600)
     emu = emulator_run()
+    memory = memory_bound()
     semantic = semantic_cost()
     crit = criterion()
     compare = before_after(ingest)
-    write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic, compare)
+    write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic, compare, memory)
+
+
+def memory_bound():
+    """Peak RSS vs `check`'s prediction on the emulators (benches/memory_bound.py)."""
+    if "BIGQUERY_EMULATOR_HOST" not in os.environ:
+        return {}
+    sys.path.insert(0, str(ROOT / "benches"))
+    import memory_bound as mb
+
+    out = {"after": mb.measure(INGEST, ROOT / "config", "after")}
+    if BASELINE.exists() and BASELINE_CONFIG.exists():
+        out["before"] = mb.measure(BASELINE, BASELINE_CONFIG, "before")
+    return out
+
+
+def memory_lines(memory):
+    if not memory:
+        return ["## Memory: the predicted worst case against peak RSS (emulators)", "", "Not run (emulator variables not set).", ""]
+    builds = [b for b in ["before", "after"] if b in memory]
+    lines = [
+        "## Memory: the predicted worst case against peak RSS (emulators)",
+        "",
+        "`benches/memory_bound.py`, release builds on the Pub/Sub emulator and bqemulator, each build"
+        " with its own configuration. Predicted = `mesh-ingest check --cpus N` for that configuration"
+        " and N worker threads (`TOKIO_WORKER_THREADS`); peak = the process's `VmHWM` once every"
+        " message is in a table. Hostile: bodies of exactly `limits.max_message_bytes` against the"
+        " shipped `order` JSON Schema — `zeros` a flat array of tiny items, `members` an object of"
+        " tiny members, `deep` arrays nested to just under `limits.max_json_depth` — all waiting"
+        " before the service starts. Burst: 40 objects, each with a backlog of 4 KiB events.",
+        "",
+    ]
+    objects = {b: next(r for r in memory[b] if r["case"] == "objects")["predicted_mib_by_objects"] for b in builds}
+    lines += ["| build | predicted, 1 object | 10 objects | 40 objects | 40 ÷ 1 |", "|---|---|---|---|---|"]
+    for b in builds:
+        o = {int(k): v for k, v in objects[b].items()}
+        lines.append(f"| {b} | {fmt(o[1])} MiB | {fmt(o[10])} MiB | {fmt(o[40])} MiB | {o[40] / o[1]:.2f}× |")
+    lines += ["", "| case | threads | " + " | ".join(f"{b}: body | {b}: outcome | {b}: peak MiB | {b}: predicted MiB"
+                                                     for b in builds) + " |",
+              "|---|---|" + "---|---|---|---|" * len(builds)]
+    keys = [(r["case"], r["threads"]) for r in memory["after"] if r["case"] != "objects"]
+    for case, threads in keys:
+        cells = []
+        for b in builds:
+            r = next((r for r in memory[b] if (r.get("case"), r.get("threads")) == (case, threads)), None)
+            if r is None:
+                cells.append("| | | ")
+                continue
+            within = "" if r["peak_rss_mib"] <= r["predicted_mib"] else " **over**"
+            outcome = r.get("outcome") or f"{r['landed']:,} of {r['wanted']:,} landed"
+            if r["landed"] < r["wanted"]:
+                outcome += f" ({r['landed']:,} of {r['wanted']:,} in a table at {r['seconds']} s)"
+            cells.append(f"{r['body_bytes']:,} B | {outcome} | {fmt(r['peak_rss_mib'])}{within} | {fmt(r['predicted_mib'])}")
+        lines.append(f"| {case} | {threads} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def before_after(ingest):
@@ -227,13 +286,14 @@ def compare_lines(c, crit):
     return lines
 
 
-def write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic, compare):
+def write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic, compare, memory):
     doc = ROOT / "docs/BENCHMARKS.md"
     lines = [
         f"Machine: {machine()}. Generated by `scripts/bench.sh` on {time.strftime('%Y-%m-%d')};"
         " every table below is rewritten by it.",
         "",
         *compare_lines(compare, crit),
+        *memory_lines(memory),
         "## Per-event path vs the floor (criterion, `cargo bench --bench envelope`)",
         "",
         "Floor: `serde_json::from_slice::<IgnoredAny>` over the same bytes — a validating JSON scan, the"
@@ -331,6 +391,9 @@ def write_doc(ingest, peer, streams, steady, stall, emu, crit, semantic, compare
         lines.append(json.dumps(r, sort_keys=True))
     if emu:
         lines.append(json.dumps({"label": "emulators", **emu}))
+    for build, runs in memory.items():
+        for r in runs:
+            lines.append(json.dumps({"label": f"memory-{build}", **r}, sort_keys=True))
     lines += ["```", ""]
     text = doc.read_text() if doc.exists() else ""
     marker = "<!-- generated below: do not edit by hand -->"

@@ -26,6 +26,8 @@ if [[ -n "${BENCH_BASELINE:-}" ]]; then
         cargo bench --locked --bench envelope &&
         cargo bench --locked --bench heap_profile | tail -1 > "$ROOT/target/baseline/heap_profile.json")
     cp target/release/mesh-ingest target/baseline/mesh-ingest
+    # Its own configuration (defaults, the `order` object and schema) for the memory runs.
+    rm -rf target/baseline/config && cp -r "$src/config" target/baseline/config
     rm -rf target/criterion-baseline && mv target/criterion target/criterion-baseline
     git worktree remove --force "$src"
 fi

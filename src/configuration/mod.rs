@@ -164,7 +164,7 @@ fn default_max_outstanding_messages() -> u64 {
 }
 
 fn default_max_append_bytes() -> u64 {
-    16 * 1024 * 1024
+    32 * 1024 * 1024
 }
 
 pub(crate) fn default_objects_dir() -> String {
