@@ -86,10 +86,12 @@ show "$EMU_PROJECT.customer_ingest.customer_events (ingest)" \
     "SELECT event_id, event_type, FORMAT_TIMESTAMP('%FT%TZ', event_time) AS event_time, object_id, TO_JSON_STRING(payload) AS payload FROM customer_ingest.customer_events ORDER BY event_time"
 show "$EMU_PROJECT.customer_ingest.customer_dead_letter (dead letters)" \
     "SELECT message_id, reason_code, reason FROM customer_ingest.customer_dead_letter ORDER BY message_id"
-show "$EMU_PROJECT.order_semantic.order (semantic layer: latest valid state per order, from its state table)" \
-    "SELECT object_id, status, total, currency, FORMAT_TIMESTAMP('%FT%TZ', updated_at) AS updated_at, event_id FROM order_semantic.order ORDER BY object_id"
-show "$EMU_PROJECT.customer_semantic.customer (semantic layer)" \
-    "SELECT object_id, name, tier, event_id FROM customer_semantic.customer ORDER BY object_id"
+show "$EMU_PROJECT.order_semantic.order_v2 (data product, major 2: latest valid state per order; total is a STRUCT)" \
+    "SELECT object_id, status, total.amount AS total_amount, total.currency AS total_currency, FORMAT_TIMESTAMP('%FT%TZ', updated_at) AS updated_at, event_id FROM order_semantic.order_v2 ORDER BY object_id"
+show "$EMU_PROJECT.order_semantic.order_v1 (data product, major 1, deprecated: total NUMERIC; sunset in config/objects/order.yaml)" \
+    "SELECT object_id, status, total, currency, FORMAT_TIMESTAMP('%FT%TZ', updated_at) AS updated_at, event_id FROM order_semantic.order_v1 ORDER BY object_id"
+show "$EMU_PROJECT.customer_semantic.customer_v1 (data product)" \
+    "SELECT object_id, name, tier, event_id FROM customer_semantic.customer_v1 ORDER BY object_id"
 
 echo
 echo "metrics: http://127.0.0.1:$PORT/metrics"

@@ -46,6 +46,10 @@ enum Command {
         /// Also create topics and subscriptions (default: when PUBSUB_EMULATOR_HOST is set).
         #[arg(long)]
         pubsub: bool,
+        /// Drop the tables and views of data-product majors the configuration no longer lists
+        /// (without it, provision only warns about them).
+        #[arg(long)]
+        retire: bool,
     },
     /// Bring every object's semantic state table up to date: one MERGE of what was ingested
     /// since the last run (for a CronJob, or by hand).
@@ -90,10 +94,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ContractAction {
-    /// Print an object's contract as an Open Data Contract Standard v3 document (YAML).
+    /// Print an object's contract as an Open Data Contract Standard v3 document (YAML): one
+    /// major of its data product; or, with `--all --out DIR`, every object and major to files.
     Export {
+        #[arg(long, required_unless_present = "all")]
+        object: Option<String>,
+        /// The major to export (default: the current one).
         #[arg(long)]
-        object: String,
+        major: Option<u32>,
+        /// Every object, every major, one file each (needs `--out`).
+        #[arg(long, requires = "out", conflicts_with_all = ["object", "major"])]
+        all: bool,
+        /// The directory `--all` writes into (created if missing).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "odcs")]
         format: ExportArg,
     },
@@ -211,6 +225,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// `contract export` (`diff` needs no settings: handled in `main`).
+fn contract(settings: &Settings, action: ContractAction) -> anyhow::Result<()> {
+    match action {
+        ContractAction::Export {
+            object,
+            major,
+            all: _,
+            out,
+            format: _,
+        } => match (object, out) {
+            (Some(object), _) => {
+                commands::contract::export(settings, &object, major).map(|yaml| print!("{yaml}"))
+            }
+            (None, Some(out)) => commands::contract::export_all(settings, &out).map(|paths| {
+                for p in paths {
+                    println!("wrote {}", p.display());
+                }
+            }),
+            (None, None) => unreachable!("clap requires --object or --all --out"),
+        },
+        ContractAction::Diff { .. } => unreachable!("handled before loading settings"),
+    }
+}
+
 fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Check { remote, cpus } => {
@@ -239,10 +277,10 @@ fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
             mesh_ingest::telemetry::init(&settings.log);
             block_on(commands::run::run(settings))
         }
-        Command::Provision { pubsub } => {
+        Command::Provision { pubsub, retire } => {
             mesh_ingest::telemetry::init(&settings.log);
             let pubsub = pubsub || std::env::var_os("PUBSUB_EMULATOR_HOST").is_some();
-            block_on(commands::provision::run(&settings, pubsub))
+            block_on(commands::provision::run(&settings, pubsub, retire))
         }
         Command::Materialize { object } => {
             mesh_ingest::telemetry::init(&settings.log);
@@ -260,12 +298,7 @@ fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
             };
             block_on(commands::publish::run(&settings, &object, &file, lines))
         }
-        Command::Contract { action } => match action {
-            ContractAction::Export { object, format: _ } => {
-                commands::contract::export(&settings, &object).map(|yaml| print!("{yaml}"))
-            }
-            ContractAction::Diff { .. } => unreachable!("handled before loading settings"),
-        },
+        Command::Contract { action } => contract(&settings, action),
         Command::Dlq {
             action:
                 DlqAction::Replay {

@@ -176,6 +176,11 @@ impl Application {
                 streams * object.flow_control.max_outstanding_bytes,
                 object.contract.freshness_secs,
             );
+            for major in &object.older_majors {
+                if let Some(at) = major.past_sunset_at() {
+                    metrics.sunset(&object.name, major.major, at);
+                }
+            }
             let held = object_metrics.in_flight.messages.clone();
             let object_health = health.register(&object.name, object.streams, held);
             let p =

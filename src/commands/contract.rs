@@ -3,12 +3,57 @@
 
 use crate::configuration::{ObjectSettings, Settings, load_objects};
 use crate::contract::{diff, odcs};
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 
-/// The contract of `object` as ODCS v3 YAML.
-pub fn export(settings: &Settings, object: &str) -> anyhow::Result<String> {
+/// The contract of `object`'s major `major` (default: the current one) as ODCS v3 YAML.
+pub fn export(settings: &Settings, object: &str, major: Option<u32>) -> anyhow::Result<String> {
     let found = settings.object(object).map_err(anyhow::Error::msg)?;
-    Ok(odcs::to_yaml(&odcs::document(found)))
+    let majors = found.per_major();
+    let chosen = match major {
+        None => majors.into_iter().next().unwrap_or_else(|| found.clone()),
+        Some(m) => majors
+            .into_iter()
+            .find(|o| o.semantic.as_ref().is_some_and(|s| s.major == m))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: no major {m} is configured (majors: {})",
+                    found.source_file,
+                    found
+                        .majors()
+                        .map(|s| s.major.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?,
+    };
+    Ok(odcs::to_yaml(&odcs::document(&chosen)))
+}
+
+/// Writes one ODCS document per object and major into `out` (`<object>.v<major>.odcs.yaml`;
+/// `<object>.odcs.yaml` for an object without a data product); returns the paths.
+pub fn export_all(settings: &Settings, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut written = Vec::new();
+    for object in &settings.objects {
+        let majors = object.per_major();
+        let each = if majors.is_empty() {
+            vec![object.clone()]
+        } else {
+            majors
+        };
+        for o in each {
+            let name = match &o.semantic {
+                Some(s) => format!("{}.v{}.odcs.yaml", o.name, s.major),
+                None => format!("{}.odcs.yaml", o.name),
+            };
+            let path = out.join(name);
+            std::fs::write(&path, odcs::to_yaml(&odcs::document(&o)))
+                .with_context(|| format!("writing {}", path.display()))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
 }
 
 /// How `contract diff` prints.

@@ -3,9 +3,10 @@
 //! the safety lag, for appends that were in flight), then moves the watermark. Idempotent: a
 //! run that dies between the MERGE and the watermark leaves a state that the next run, reading
 //! the same slice again, merges to the same result. Prints one JSON line per object: rows
-//! merged, slice size, and freshness (now − newest `ingested_at` applied). Refuses (exit 1)
-//! an object whose state table was built from another definition than the configuration's,
-//! naming what differs: `provision` rebuilds it.
+//! merged, slice size, and freshness (now − newest `ingested_at` applied). Every maintained
+//! major of a data product has its own state table and watermark, each brought up to date
+//! alike. Refuses (exit 1) a major whose state table was built from another definition than
+//! the configuration's, naming what differs: `provision` rebuilds it.
 
 use super::provision::StateTables;
 use super::sql::Sql;
@@ -26,10 +27,11 @@ pub struct Applied {
 }
 
 pub async fn run(settings: &Settings, object: Option<&str>) -> anyhow::Result<()> {
-    let objects: Vec<&ObjectSettings> = settings
+    let objects: Vec<ObjectSettings> = settings
         .objects
         .iter()
         .filter(|o| o.semantic.is_some() && object.is_none_or(|n| n == o.name))
+        .flat_map(ObjectSettings::per_major)
         .collect();
     if objects.is_empty() {
         anyhow::bail!(match object {
@@ -39,14 +41,15 @@ pub async fn run(settings: &Settings, object: Option<&str>) -> anyhow::Result<()
     }
     let sql = Sql::connect(&settings.gcp).await?;
     let states = StateTables::connect(&settings.gcp).await?;
-    let mut refused = Vec::new();
-    for o in objects {
+    let mut refused: Vec<String> = Vec::new();
+    for o in &objects {
+        let major = o.semantic.as_ref().map_or(0, |s| s.major);
         // A state table built from another definition holds rows the MERGE would not
         // recompute (or cannot write, for a widened type): refuse rather than mix the two.
         // The other objects are still brought up to date.
         if let Err(e) = states.verify(o).await {
             eprintln!("error: {e:#}");
-            refused.push(o.name.as_str());
+            refused.push(format!("{} v{major}", o.name));
             continue;
         }
         let applied = materialize(&sql, o)
@@ -57,7 +60,7 @@ pub async fn run(settings: &Settings, object: Option<&str>) -> anyhow::Result<()
             .map(|w| (now_us() - w).max(0) as f64 / 1e6);
         println!(
             "{}",
-            json!({"object": applied.object, "slice_events": applied.slice_events,
+            json!({"object": applied.object, "major": major, "slice_events": applied.slice_events,
                 "rows_merged": applied.rows_merged, "watermark_us": applied.watermark_us,
                 "freshness_secs": freshness})
         );

@@ -2,13 +2,17 @@
 //! datasets, the ingest and dead-letter tables (partitioned by day of ingestion, clustered),
 //! the semantic views (always replaced, so a field added to the YAML shows up while the ingest
 //! table stays untouched), and on emulators the topics and subscriptions. Idempotent: existing
-//! datasets, tables, topics and subscriptions are kept.
+//! datasets, tables, topics and subscriptions are kept. Every maintained major of a data
+//! product is built side by side; an older one is labelled deprecated, warned about once past
+//! its sunset, and a major the configuration no longer lists is dropped only with `--retire`.
 
 use super::sql::Sql;
-use crate::configuration::{GcpSettings, ObjectSettings, SemanticSettings, Settings, TableRef};
+use crate::configuration::{
+    GcpSettings, ObjectSettings, SemanticSettings, Settings, TableRef, major_view, today,
+};
 use crate::gcp::configured;
 use crate::semantic::fingerprint::{Agreement, agreement};
-use crate::semantic::{build_state_table, ddl, state_columns, watermark};
+use crate::semantic::{build_state_table, ddl, state_columns, versions, watermark};
 use crate::sink::writer::{existing_columns, get_table, table_fields};
 use crate::tables::{Column, DEAD_LETTER, INGEST, SchemaDifference, TableLayout, compare};
 use anyhow::Context;
@@ -18,6 +22,7 @@ use google_cloud_bigquery_v2::model::{
     TimePartitioning,
 };
 use google_cloud_gax::error::rpc::Code;
+use google_cloud_gax::paginator::ItemPaginator as _;
 use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
 use std::collections::BTreeSet;
 
@@ -43,6 +48,10 @@ pub struct Report {
     pub existing: Vec<String>,
     /// Existing tables whose schema was brought in line (added or relaxed columns).
     pub updated: Vec<String>,
+    /// Tables and views of majors no longer configured, dropped (`--retire`).
+    pub retired: Vec<String>,
+    /// What needs a person: a major past its sunset, one left over from an older configuration.
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -56,8 +65,8 @@ impl Report {
 }
 
 /// Runs `provision` and prints what it created and what already existed.
-pub async fn run(settings: &Settings, pubsub: bool) -> anyhow::Result<()> {
-    let report = provision(settings, pubsub).await?;
+pub async fn run(settings: &Settings, pubsub: bool, retire: bool) -> anyhow::Result<()> {
+    let report = provision(settings, pubsub, retire).await?;
     for c in &report.created {
         println!("created  {c}");
     }
@@ -67,10 +76,16 @@ pub async fn run(settings: &Settings, pubsub: bool) -> anyhow::Result<()> {
     for u in &report.updated {
         println!("updated  {u}");
     }
+    for r in &report.retired {
+        println!("retired  {r}");
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     Ok(())
 }
 
-pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Report> {
+pub async fn provision(settings: &Settings, pubsub: bool, retire: bool) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let gcp = &settings.gcp;
     let datasets_client = configured!(DatasetService::builder(), &gcp.bigquery_endpoint, gcp)
@@ -132,16 +147,19 @@ pub async fn provision(settings: &Settings, pubsub: bool) -> anyhow::Result<Repo
             provision_pubsub(gcp, object, &mut report).await?;
         }
     }
-    provision_semantic(settings, &tables_client, &mut report).await?;
+    provision_semantic(settings, &tables_client, retire, &mut report).await?;
     Ok(report)
 }
 
-/// Per object with a semantic layer: the watermark table, the state table (built from the
-/// whole ingest log when it is missing, its columns no longer match the YAML or it records
-/// another definition, with its watermark set to what that build read), then the views.
+/// Per object with a semantic layer, per maintained major: the watermark table, the state
+/// table (built from the whole ingest log when it is missing, its columns no longer match the
+/// YAML or it records another definition, with its watermark set to what that build read),
+/// the views, and the labels and descriptions that say which major each is. Then the majors
+/// the configuration no longer lists: warned about, or dropped with `retire`.
 async fn provision_semantic(
     settings: &Settings,
     tables: &TableService,
+    retire: bool,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let objects: Vec<&ObjectSettings> = settings
@@ -153,38 +171,183 @@ async fn provision_semantic(
         return Ok(());
     }
     let sql = Sql::connect(&settings.gcp).await?;
+    let today = today();
     for object in objects {
-        let semantic = object.semantic.as_ref().expect("filtered");
-        let project = &semantic.project;
+        for major in object.per_major() {
+            provision_major(&sql, tables, &major, report).await?;
+            let semantic = major.semantic.as_ref().expect("per major");
+            if semantic.past_sunset(&today) {
+                report.warnings.push(format!(
+                    "{}: `{}` (major {}) is past its sunset {}; it is still maintained. Remove it \
+                     from `semantic.previous` (contract diff allows that now) and run \
+                     `mesh-ingest provision --retire`",
+                    object.source_file,
+                    semantic.view,
+                    semantic.major,
+                    semantic.sunset.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        leftover_majors(&sql, tables, object, retire, report).await?;
+    }
+    Ok(())
+}
+
+/// One major of one object's data product (`major` carries it as its `semantic`).
+async fn provision_major(
+    sql: &Sql,
+    tables: &TableService,
+    object: &ObjectSettings,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let semantic = object.semantic.as_ref().expect("per major");
+    let project = &semantic.project;
+    sql.run(
+        project,
+        watermark::create_table(semantic),
+        "creating the watermark table",
+    )
+    .await?;
+    let state = state_table_ref(semantic);
+    let existing = read_state(tables, &state).await?;
+    match rebuild_reason(object, existing.as_ref()) {
+        Some(_) if existing.is_none() => {
+            build_state(sql, object).await?;
+            report.note(true, format!("table {state} (built from the ingest log)"));
+        }
+        Some(why) => {
+            tracing::info!(object = %object.name, table = %state, why = %why,
+                "definition changed: rebuilding the state table from the ingest log");
+            build_state(sql, object).await?;
+            report.note(
+                true,
+                format!("table {state} (rebuilt from the ingest log: {why})"),
+            );
+        }
+        None => report.note(false, format!("table {state}")),
+    }
+    for view in ddl(object).unwrap_or_default() {
+        let what = format!("creating view {}", view.name);
+        sql.run(&view.project, view.sql, &what).await?;
+        report.note(true, format!("view {} (created or replaced)", view.name));
+    }
+    label_major(tables, object).await
+}
+
+/// Sets the labels of every table and view of a major and, for a deprecated one, puts the
+/// notice before their descriptions (the state table keeps the definition it records).
+/// `CREATE OR REPLACE VIEW` leaves a view without either, so this follows every build.
+async fn label_major(tables: &TableService, object: &ObjectSettings) -> anyhow::Result<()> {
+    let semantic = object.semantic.as_ref().expect("per major");
+    let labels = versions::labels(semantic);
+    let descriptions = crate::semantic::view_descriptions(object).unwrap_or_default();
+    let state = state_table_ref(semantic);
+    let recorded = read_state(tables, &state)
+        .await?
+        .and_then(|t| t.description)
+        .unwrap_or_default();
+    let mut targets: Vec<(TableRef, String)> = descriptions
+        .into_iter()
+        .map(|(view, text)| {
+            (
+                semantic.qualified(&view),
+                versions::describe(semantic, &text),
+            )
+        })
+        .collect();
+    targets.push((
+        state,
+        versions::describe(semantic, versions::without_notice(&recorded)),
+    ));
+    for (table, description) in targets {
+        tables
+            .patch_table()
+            .set_project_id(&table.project)
+            .set_dataset_id(&table.dataset)
+            .set_table_id(&table.table)
+            .set_table(
+                Table::new()
+                    .set_description(description)
+                    .set_labels(labels.clone()),
+            )
+            .send()
+            .await
+            .with_context(|| format!("labelling {table}"))?;
+    }
+    Ok(())
+}
+
+/// The majors of `object`'s data product that earlier configurations built (their state
+/// tables are in the dataset) and this one no longer lists, and the unversioned product of a
+/// release before majors: nobody maintains them, so they go stale. Warned about; with
+/// `retire`, their views and state table are dropped and their watermark forgotten.
+async fn leftover_majors(
+    sql: &Sql,
+    tables: &TableService,
+    object: &ObjectSettings,
+    retire: bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let semantic = object.semantic.as_ref().expect("filtered");
+    let mut listed = tables
+        .list_tables()
+        .set_project_id(&semantic.project)
+        .set_dataset_id(&semantic.dataset)
+        .by_item();
+    let mut names = Vec::new();
+    while let Some(table) = listed.next().await {
+        let table = table.with_context(|| {
+            format!(
+                "listing the tables of {}.{}",
+                semantic.project, semantic.dataset
+            )
+        })?;
+        if let Some(reference) = table.table_reference {
+            names.push(reference.table_id);
+        }
+    }
+    let configured: Vec<u32> = object.majors().map(|m| m.major).collect();
+    for table in &names {
+        let base = match versions::major_of_state_table(&semantic.product, table) {
+            Some(Some(major)) if !configured.contains(&major) => {
+                major_view(&semantic.product, major)
+            }
+            Some(None) => semantic.product.clone(),
+            _ => continue,
+        };
+        let gone = [
+            ("VIEW", base.clone()),
+            ("VIEW", format!("{base}_history")),
+            ("VIEW", format!("{base}_rejected")),
+            ("TABLE", format!("{base}_state")),
+        ];
+        if !retire {
+            report.warnings.push(format!(
+                "{}: `{}` is no longer configured and no longer maintained (its rows go \
+                 stale); tell its readers, then run `mesh-ingest provision --retire` to drop it",
+                object.source_file,
+                semantic.qualified(&base)
+            ));
+            continue;
+        }
+        for (kind, name) in gone {
+            let target = semantic.qualified(&name);
+            sql.run(
+                &semantic.project,
+                format!("DROP {kind} IF EXISTS {}", target.sql_name()),
+                &format!("dropping {target}"),
+            )
+            .await?;
+            report
+                .retired
+                .push(format!("{} {target}", kind.to_lowercase()));
+        }
         sql.run(
-            project,
-            watermark::create_table(semantic),
-            "creating the watermark table",
+            &semantic.project,
+            watermark::forget(semantic, table),
+            "forgetting the watermark",
         )
         .await?;
-        let state = state_table_ref(semantic);
-        let existing = read_state(tables, &state).await?;
-        match rebuild_reason(object, existing.as_ref()) {
-            Some(_) if existing.is_none() => {
-                build_state(&sql, object).await?;
-                report.note(true, format!("table {state} (built from the ingest log)"));
-            }
-            Some(why) => {
-                tracing::info!(object = %object.name, table = %state, why = %why,
-                    "definition changed: rebuilding the state table from the ingest log");
-                build_state(&sql, object).await?;
-                report.note(
-                    true,
-                    format!("table {state} (rebuilt from the ingest log: {why})"),
-                );
-            }
-            None => report.note(false, format!("table {state}")),
-        }
-        for view in ddl(object).unwrap_or_default() {
-            let what = format!("creating view {}", view.name);
-            sql.run(&view.project, view.sql, &what).await?;
-            report.note(true, format!("view {} (created or replaced)", view.name));
-        }
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! `mesh-ingest semantic`: writes every object's semantic layer to files, as BigQuery DDL or
-//! as Dataform SQLX.
+//! as Dataform SQLX, every maintained major of it.
 
 use crate::configuration::Settings;
 use crate::semantic;
@@ -22,10 +22,16 @@ pub fn write(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     for o in &settings.objects {
+        let majors = o.per_major();
         match format {
             SemanticFormat::Sql => {
-                if let Some(views) = semantic::ddl(o) {
-                    let text: Vec<String> = views.into_iter().map(|v| v.sql).collect();
+                let text: Vec<String> = majors
+                    .iter()
+                    .filter_map(semantic::ddl)
+                    .flatten()
+                    .map(|v| v.sql)
+                    .collect();
+                if !text.is_empty() {
                     files.push((
                         out.join(format!("{}.sql", o.name)),
                         text.join(";\n\n") + ";\n",
@@ -33,8 +39,16 @@ pub fn write(
                 }
             }
             SemanticFormat::Dataform => {
-                for f in semantic::dataform::sqlx_files(o).unwrap_or_default() {
-                    files.push((out.join(f.path), f.contents));
+                for f in majors
+                    .iter()
+                    .filter_map(semantic::dataform::sqlx_files)
+                    .flatten()
+                {
+                    // Every major declares the same ingest table: one file.
+                    let path = out.join(f.path);
+                    if !files.iter().any(|(p, _)| *p == path) {
+                        files.push((path, f.contents));
+                    }
                 }
             }
         }

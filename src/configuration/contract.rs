@@ -20,6 +20,17 @@ pub struct ContractSettings {
     pub freshness_secs: Option<u64>,
 }
 
+impl ContractSettings {
+    /// The MAJOR of `version`: the data product's current major.
+    pub fn major(&self) -> u32 {
+        self.version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(1)
+    }
+}
+
 /// `sla:` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,10 +59,13 @@ pub(super) fn resolve(
     }
     let version = version.unwrap_or_else(default_version);
     let semver = version.split('.').collect::<Vec<_>>();
-    if semver.len() != 3 || semver.iter().any(|p| p.parse::<u64>().is_err()) {
+    if semver.len() != 3
+        || semver.iter().any(|p| p.parse::<u64>().is_err())
+        || !semver[0].parse::<u32>().is_ok_and(|m| m >= 1)
+    {
         return Err(FieldError::new(
             "version",
-            format!("`{version}` is not MAJOR.MINOR.PATCH"),
+            format!("`{version}` is not MAJOR.MINOR.PATCH (MAJOR at least 1)"),
         ));
     }
     let freshness_secs = sla

@@ -15,7 +15,9 @@ mod tuning;
 pub use contract::{ContractSettings, parse_duration};
 pub use envelope::{EnvelopeFormat, EnvelopeSettings, FieldLocator};
 pub use object::ObjectSettings;
-pub use semantic::{FieldType, STATE_EVENT_COLUMNS, SemanticField, SemanticSettings};
+pub use semantic::{
+    FieldType, STATE_EVENT_COLUMNS, SemanticField, SemanticSettings, major_view, today,
+};
 pub use table_ref::TableRef;
 pub use tuning::{BatchSettings, FlowControlSettings, LimitSettings};
 

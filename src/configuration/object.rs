@@ -31,8 +31,11 @@ pub struct ObjectSettings {
     /// Parallel streaming-pull streams for this subscription.
     pub streams: usize,
     pub limits: LimitSettings,
-    /// The typed latest-state view generated from the ingest table, if configured.
+    /// The typed latest-state data product generated from the ingest table, if configured:
+    /// its current major.
     pub semantic: Option<SemanticSettings>,
+    /// Older majors of the data product still maintained beside `semantic`, newest first.
+    pub older_majors: Vec<SemanticSettings>,
     /// Owner, domain, description, version and freshness: the contract's metadata.
     pub contract: ContractSettings,
     /// The file this object was read from, for error messages.
@@ -101,6 +104,26 @@ fn full_name(kind: &str, s: &str, project: &str) -> Result<String, String> {
 }
 
 impl ObjectSettings {
+    /// The object once per maintained major of its data product, newest first, each with that
+    /// major as its `semantic` and no older ones: every generator that builds one data product
+    /// builds each major alike, from the one ingest log. Empty without a `semantic:` section.
+    pub fn per_major(&self) -> Vec<ObjectSettings> {
+        self.semantic
+            .iter()
+            .chain(&self.older_majors)
+            .map(|s| ObjectSettings {
+                semantic: Some(s.clone()),
+                older_majors: Vec::new(),
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// The maintained majors of the data product, newest first.
+    pub fn majors(&self) -> impl Iterator<Item = &SemanticSettings> {
+        self.semantic.iter().chain(&self.older_majors)
+    }
+
     /// The capacity of the channel between the source and the sink (resolved at load).
     pub fn channel_capacity(&self) -> usize {
         self.flow_control.channel_capacity.unwrap_or(1).max(1)
@@ -173,10 +196,6 @@ impl ObjectFile {
         let mut flow_control = self.flow_control;
         flow_control.resolve(self.streams)?;
         self.limits.validate(&self.batch)?;
-        let semantic = self
-            .semantic
-            .map(|s| s.resolve(&self.name, project, self.event_types.as_deref()))
-            .transpose()?;
         let contract = contract::resolve(
             self.owner,
             self.domain,
@@ -184,6 +203,18 @@ impl ObjectFile {
             self.version,
             self.sla,
         )?;
+        let (semantic, older_majors) = match self.semantic {
+            None => (None, Vec::new()),
+            Some(s) => {
+                let (current, older) = s.resolve(
+                    &self.name,
+                    project,
+                    self.event_types.as_deref(),
+                    contract.major(),
+                )?;
+                (Some(current), older)
+            }
+        };
         Ok(ObjectSettings {
             name: self.name,
             subscription,
@@ -199,6 +230,7 @@ impl ObjectFile {
             streams: self.streams,
             limits: self.limits,
             semantic,
+            older_majors,
             contract,
             source_file: file.display().to_string(),
         })

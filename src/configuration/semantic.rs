@@ -1,6 +1,10 @@
 //! The `semantic:` section of an object file: the typed, latest-state data product generated
 //! from the ingest table — its dataset and view name, typed fields read from the payload, and
-//! the event types that delete an object.
+//! the event types that delete an object. The product evolves in major versions: the
+//! contract's `version` names the current major, and `previous:` lists older majors still
+//! maintained beside it, each with its own fields and a sunset date. Every major's tables and
+//! views carry it in their names (`<view>_v<MAJOR>`), so a new major never changes what an
+//! existing name means.
 
 use super::table_ref::project_id_ok;
 use super::{FieldError, TableRef};
@@ -73,7 +77,16 @@ impl SemanticField {
 pub struct SemanticSettings {
     pub project: String,
     pub dataset: String,
+    /// The data product's name as written (`semantic.view`, default the object's name).
+    pub product: String,
+    /// The major version these settings describe.
+    pub major: u32,
+    /// The live view of this major: `<product>_v<major>`; the other names derive from it.
     pub view: String,
+    /// For an older major: the day (`YYYY-MM-DD`, UTC) after which it may be removed.
+    pub sunset: Option<String>,
+    /// For an older major: the live view of the major that replaces it.
+    pub successor: Option<String>,
     pub description: Option<String>,
     /// Event types that delete the object: its latest event being one removes it from the view.
     pub deleted_when: Vec<String>,
@@ -83,7 +96,29 @@ pub struct SemanticSettings {
     pub safety_lag_secs: u64,
 }
 
+/// The live view of `product`'s major `major`.
+pub fn major_view(product: &str, major: u32) -> String {
+    format!("{product}_v{major}")
+}
+
 impl SemanticSettings {
+    /// Whether this is an older major, kept until its sunset.
+    pub fn deprecated(&self) -> bool {
+        self.sunset.is_some()
+    }
+
+    /// Whether `today` (`YYYY-MM-DD`) is after this major's sunset.
+    pub fn past_sunset(&self, today: &str) -> bool {
+        self.sunset.as_deref().is_some_and(|s| today > s)
+    }
+
+    /// When this major is past its sunset: the start (UTC) of the day after it, in Unix seconds.
+    pub fn past_sunset_at(&self) -> Option<i64> {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let day = time::Date::parse(self.sunset.as_deref()?, format).ok()?;
+        Some(day.next_day()?.midnight().assume_utc().unix_timestamp())
+    }
+
     pub fn view_name(&self) -> String {
         self.qualified(&self.view).to_string()
     }
@@ -126,6 +161,21 @@ pub(super) struct SemanticFile {
     fields: Vec<FieldFile>,
     #[serde(default = "default_safety_lag")]
     safety_lag_secs: u64,
+    /// Older majors still maintained, each until its sunset.
+    #[serde(default)]
+    previous: Vec<PreviousFile>,
+}
+
+/// One older major as written under `semantic.previous`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviousFile {
+    major: u32,
+    /// `YYYY-MM-DD`.
+    sunset: String,
+    #[serde(default)]
+    description: Option<String>,
+    fields: Vec<FieldFile>,
 }
 
 fn default_safety_lag() -> u64 {
@@ -295,13 +345,15 @@ fn resolve_fields(
 }
 
 impl SemanticFile {
-    /// Validates the section; errors name the field path.
+    /// Validates the section; errors name the field path. Returns the current major (`major`,
+    /// from the contract's version) and the older ones still maintained, newest first.
     pub(super) fn resolve(
         self,
         object: &str,
         project: &str,
         event_types: Option<&[String]>,
-    ) -> Result<SemanticSettings, FieldError> {
+        major: u32,
+    ) -> Result<(SemanticSettings, Vec<SemanticSettings>), FieldError> {
         let (project, dataset) = match self.dataset.split_once('.') {
             Some((p, d)) => (p.to_string(), d.to_string()),
             None => (project.to_string(), self.dataset.clone()),
@@ -327,44 +379,13 @@ impl SemanticFile {
                 format!("`{view}` is not a view name (letters, digits, underscores)"),
             ));
         }
-        if let Some(t) = self.deleted_when.iter().find(|t| t.trim().is_empty()) {
-            return Err(FieldError::new(
-                "semantic.deleted_when",
-                format!("`{t}` is blank"),
-            ));
-        }
-        if let Some(t) = self
-            .deleted_when
-            .iter()
-            .find(|t| t.chars().any(char::is_control))
-        {
-            // An event type is a name: a control character in one is a mistake in the file (a
-            // stray line break from a YAML block scalar), not a type producers send.
-            return Err(FieldError::new(
-                "semantic.deleted_when",
-                format!("{t:?} holds a control character (a line break, a tab…)"),
-            ));
-        }
+        check_deleted_when(&self.deleted_when, event_types)?;
         if self.safety_lag_secs < MIN_SAFETY_LAG_SECS {
             return Err(FieldError::new(
                 "semantic.safety_lag_secs",
                 format!(
                     "must be at least {MIN_SAFETY_LAG_SECS}: an append lands up to 30 s after \
                      its `ingested_at`, and a smaller lag lets the watermark pass rows in flight"
-                ),
-            ));
-        }
-        if let (Some(allowed), Some(t)) = (
-            event_types,
-            self.deleted_when
-                .iter()
-                .find(|t| event_types.is_some_and(|a| !a.contains(t))),
-        ) {
-            return Err(FieldError::new(
-                "semantic.deleted_when",
-                format!(
-                    "`{t}` is not in event_types ({}): it would never arrive",
-                    allowed.join(", ")
                 ),
             ));
         }
@@ -375,16 +396,129 @@ impl SemanticFile {
             ));
         }
         let fields = resolve_fields(self.fields, "semantic.fields", true)?;
-        Ok(SemanticSettings {
+        let current = SemanticSettings {
+            view: major_view(&view, major),
             project,
             dataset,
-            view,
+            product: view,
+            major,
+            sunset: None,
+            successor: None,
             description: self.description,
             deleted_when: self.deleted_when,
             fields,
             safety_lag_secs: self.safety_lag_secs,
-        })
+        };
+        let previous = resolve_previous(self.previous, &current)?;
+        Ok((current, previous))
     }
+}
+
+/// `deleted_when`: event type names that can arrive.
+fn check_deleted_when(
+    deleted_when: &[String],
+    event_types: Option<&[String]>,
+) -> Result<(), FieldError> {
+    if let Some(t) = deleted_when.iter().find(|t| t.trim().is_empty()) {
+        return Err(FieldError::new(
+            "semantic.deleted_when",
+            format!("`{t}` is blank"),
+        ));
+    }
+    if let Some(t) = deleted_when
+        .iter()
+        .find(|t| t.chars().any(char::is_control))
+    {
+        // An event type is a name: a control character in one is a mistake in the file (a
+        // stray line break from a YAML block scalar), not a type producers send.
+        return Err(FieldError::new(
+            "semantic.deleted_when",
+            format!("{t:?} holds a control character (a line break, a tab…)"),
+        ));
+    }
+    if let (Some(allowed), Some(t)) = (
+        event_types,
+        deleted_when
+            .iter()
+            .find(|t| event_types.is_some_and(|a| !a.contains(t))),
+    ) {
+        return Err(FieldError::new(
+            "semantic.deleted_when",
+            format!(
+                "`{t}` is not in event_types ({}): it would never arrive",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The older majors, newest first, each pointing at the major that replaces it.
+fn resolve_previous(
+    files: Vec<PreviousFile>,
+    current: &SemanticSettings,
+) -> Result<Vec<SemanticSettings>, FieldError> {
+    let mut out: Vec<SemanticSettings> = Vec::with_capacity(files.len());
+    for (i, p) in files.into_iter().enumerate() {
+        let here = format!("semantic.previous[{i}]");
+        if p.major == 0 || p.major >= current.major {
+            return Err(FieldError::new(
+                format!("{here}.major"),
+                format!(
+                    "{} is not an older major: the contract's version makes {} the current one",
+                    p.major, current.major
+                ),
+            ));
+        }
+        if out.iter().any(|o| o.major == p.major) {
+            return Err(FieldError::new(
+                format!("{here}.major"),
+                format!("major {} appears twice", p.major),
+            ));
+        }
+        if !date_ok(&p.sunset) {
+            return Err(FieldError::new(
+                format!("{here}.sunset"),
+                format!("`{}` is not a date (YYYY-MM-DD)", p.sunset),
+            ));
+        }
+        if p.fields.is_empty() {
+            return Err(FieldError::new(
+                format!("{here}.fields"),
+                "list at least one field",
+            ));
+        }
+        let fields = resolve_fields(p.fields, &format!("{here}.fields"), true)?;
+        out.push(SemanticSettings {
+            view: major_view(&current.product, p.major),
+            major: p.major,
+            sunset: Some(p.sunset),
+            successor: None,
+            description: p.description.or_else(|| current.description.clone()),
+            fields,
+            ..current.clone()
+        });
+    }
+    out.sort_by_key(|m| std::cmp::Reverse(m.major));
+    // Each older major is replaced by the next newer one still maintained.
+    let mut successor = current.view.clone();
+    for o in &mut out {
+        o.successor = Some(successor);
+        successor = o.view.clone();
+    }
+    Ok(out)
+}
+
+/// Whether `s` is a calendar date written `YYYY-MM-DD`.
+fn date_ok(s: &str) -> bool {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    s.len() == 10 && time::Date::parse(s, format).is_ok()
+}
+
+/// Today's date in UTC as `YYYY-MM-DD`, for comparing with sunsets.
+pub fn today() -> String {
+    let d = time::OffsetDateTime::now_utc().date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 #[cfg(test)]
@@ -418,23 +552,24 @@ mod tests {
     #[test]
     fn resolves_defaults_and_names_the_bad_field() {
         let s = file("dataset: sem\nfields:\n  - {name: total, type: NUMERIC, required: true}\n")
-            .resolve("order", "p", None)
-            .unwrap();
-        assert_eq!(s.view_name(), "p.sem.order");
+            .resolve("order", "p", None, 1)
+            .unwrap()
+            .0;
+        assert_eq!(s.view_name(), "p.sem.order_v1");
         assert_eq!(s.fields[0].path, ["total"]);
 
         let e = file("dataset: sem\nfields:\n  - {name: items, type: STRUCT}\n")
-            .resolve("order", "p", None)
+            .resolve("order", "p", None, 1)
             .unwrap_err();
         assert_eq!(e.field, "semantic.fields[0].fields");
         let e = file("dataset: sem\nfields:\n  - {name: object_id, type: STRING}\n")
-            .resolve("order", "p", None)
+            .resolve("order", "p", None, 1)
             .unwrap_err();
         assert_eq!(e.field, "semantic.fields[0].name");
         let allowed = vec!["OrderCreated".to_string()];
         let e =
             file("dataset: sem\ndeleted_when: [OrderGone]\nfields:\n  - {name: a, type: STRING}\n")
-                .resolve("order", "p", Some(&allowed))
+                .resolve("order", "p", Some(&allowed), 1)
                 .unwrap_err();
         assert_eq!(e.field, "semantic.deleted_when");
         // Every config string that reaches SQL text is checked where it is read.
@@ -458,13 +593,13 @@ mod tests {
             ),
         ] {
             let e = file(&format!("{yaml}\nfields:\n  - {{name: a, type: STRING}}\n"))
-                .resolve("order", "p", None)
+                .resolve("order", "p", None, 1)
                 .unwrap_err();
             assert_eq!(e.field, field, "{yaml}");
             assert!(e.message.contains(says), "{yaml}: {}", e.message);
         }
         let e = file("dataset: sem\nfields:\n  - {name: a, type: STRING}\n")
-            .resolve("order", "My_Project", None)
+            .resolve("order", "My_Project", None, 1)
             .unwrap_err();
         assert_eq!(
             e.field, "semantic.dataset",
@@ -472,5 +607,65 @@ mod tests {
         );
         assert!(parse_path("a${b}").is_err());
         assert_eq!(parse_path("$oid").unwrap(), ["$oid"]);
+    }
+
+    #[test]
+    fn older_majors_are_named_checked_and_chained_to_their_successor() {
+        let fields = "fields:\n  - {name: a, type: STRING}\n";
+        let older = |entries: &str| format!("dataset: sem\n{fields}previous:\n{entries}");
+        let (current, previous) = file(&older(
+            "  - {major: 1, sunset: 2027-01-31, fields: [{name: a, type: INT64}]}\n  \
+             - {major: 2, sunset: '2027-06-30', fields: [{name: a, type: NUMERIC}]}\n",
+        ))
+        .resolve("order", "p", None, 3)
+        .unwrap();
+        assert_eq!(current.view, "order_v3");
+        assert_eq!(current.state_table(), "order_v3_state");
+        let names: Vec<(&str, Option<&str>, Option<&str>)> = previous
+            .iter()
+            .map(|m| (m.view.as_str(), m.sunset.as_deref(), m.successor.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("order_v2", Some("2027-06-30"), Some("order_v3")),
+                ("order_v1", Some("2027-01-31"), Some("order_v2")),
+            ]
+        );
+        assert!(previous[1].past_sunset("2027-02-01") && !previous[1].past_sunset("2027-01-31"));
+        assert_eq!(previous[1].past_sunset_at(), Some(1_801_440_000));
+        for (entries, field, says) in [
+            (
+                "  - {major: 3, sunset: 2027-01-31, fields: [{name: a, type: STRING}]}\n",
+                "semantic.previous[0].major",
+                "not an older major",
+            ),
+            (
+                "  - {major: 1, sunset: 2027-01-31, fields: [{name: a, type: STRING}]}\n  - {major: 1, sunset: 2027-01-31, fields: [{name: a, type: STRING}]}\n",
+                "semantic.previous[1].major",
+                "twice",
+            ),
+            (
+                "  - {major: 1, sunset: 2027-02-30, fields: [{name: a, type: STRING}]}\n",
+                "semantic.previous[0].sunset",
+                "not a date",
+            ),
+            (
+                "  - {major: 1, sunset: soon, fields: [{name: a, type: STRING}]}\n",
+                "semantic.previous[0].sunset",
+                "not a date",
+            ),
+            (
+                "  - {major: 1, sunset: 2027-01-31, fields: [{name: object_id, type: STRING}]}\n",
+                "semantic.previous[0].fields[0].name",
+                "defines itself",
+            ),
+        ] {
+            let e = file(&older(entries))
+                .resolve("order", "p", None, 3)
+                .unwrap_err();
+            assert_eq!(e.field, field, "{entries}");
+            assert!(e.message.contains(says), "{entries}: {}", e.message);
+        }
     }
 }

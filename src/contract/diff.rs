@@ -6,6 +6,12 @@
 //! path changed, a stricter JSON Schema or limit). Compatible: additions, descriptions,
 //! lossless widening (INT64 → NUMERIC; not to FLOAT64, which rounds), and removing a field
 //! that the old version had already marked `deprecated`.
+//!
+//! Data products evolve in majors, compared major by major. A breaking change is allowed when
+//! it comes as the next major (the current one plus 1) with the old major kept beside it under
+//! `semantic.previous`: its changes are listed under the new major, compatible, since readers
+//! opt in by moving. Removing a major before its sunset, moving a sunset earlier, or a major
+//! number that does not follow is breaking; removing one after its sunset is not.
 
 use super::Class;
 use super::json_schema;
@@ -64,6 +70,13 @@ pub enum ChangeKind {
     SchemaBoundNarrowed,
     SchemaAnnotationChanged,
     SchemaNotAnalysed,
+    MajorAdded,
+    MajorDeprecated,
+    MajorRetired,
+    MajorRemovedBeforeSunset,
+    MajorNotFollowing,
+    SunsetAdvanced,
+    SunsetPostponed,
 }
 
 impl ChangeKind {
@@ -103,7 +116,10 @@ impl ChangeKind {
             | SchemaClosed
             | SchemaConstraintAdded
             | SchemaBoundNarrowed
-            | SchemaNotAnalysed => Class::Breaking,
+            | SchemaNotAnalysed
+            | MajorRemovedBeforeSunset
+            | MajorNotFollowing
+            | SunsetAdvanced => Class::Breaking,
             ObjectAdded
             | SubscriptionChanged
             | EventTypeAdded
@@ -125,7 +141,11 @@ impl ChangeKind {
             | SchemaTypeWidened
             | SchemaConstraintRemoved
             | SchemaBoundWidened
-            | SchemaAnnotationChanged => Class::Compatible,
+            | SchemaAnnotationChanged
+            | MajorAdded
+            | MajorDeprecated
+            | MajorRetired
+            | SunsetPostponed => Class::Compatible,
         }
     }
 }
@@ -134,6 +154,9 @@ impl ChangeKind {
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
     pub object: String,
+    /// The data product's major the change belongs to (`None`: the object as a whole, such
+    /// as its envelope or ingest table, which every major shares).
+    pub major: Option<u32>,
     /// What changed, as a path into the object file: `semantic.fields.total.type`.
     pub subject: String,
     pub kind: ChangeKind,
@@ -144,6 +167,7 @@ pub struct Change {
 /// Collects the changes of one object.
 struct Changes<'a> {
     object: &'a str,
+    major: Option<u32>,
     out: &'a mut Vec<Change>,
 }
 
@@ -151,6 +175,7 @@ impl Changes<'_> {
     fn add(&mut self, kind: ChangeKind, subject: impl Into<String>, detail: impl Into<String>) {
         self.out.push(Change {
             object: self.object.to_string(),
+            major: self.major,
             subject: subject.into(),
             kind,
             class: kind.class(),
@@ -159,12 +184,19 @@ impl Changes<'_> {
     }
 }
 
-/// Every change from `old` to `new`, objects matched by name, in the order of `new`.
+/// Every change from `old` to `new`, objects matched by name, in the order of `new`, with
+/// sunsets compared to today's date (UTC).
 pub fn diff(old: &[ObjectSettings], new: &[ObjectSettings]) -> Vec<Change> {
+    diff_on(old, new, &crate::configuration::today())
+}
+
+/// `diff` as on `today` (`YYYY-MM-DD`).
+pub fn diff_on(old: &[ObjectSettings], new: &[ObjectSettings], today: &str) -> Vec<Change> {
     let mut out = Vec::new();
     for o in old.iter().filter(|o| !new.iter().any(|n| n.name == o.name)) {
         Changes {
             object: &o.name,
+            major: None,
             out: &mut out,
         }
         .add(
@@ -176,17 +208,18 @@ pub fn diff(old: &[ObjectSettings], new: &[ObjectSettings]) -> Vec<Change> {
     for n in new {
         let mut changes = Changes {
             object: &n.name,
+            major: None,
             out: &mut out,
         };
         match old.iter().find(|o| o.name == n.name) {
             None => changes.add(ChangeKind::ObjectAdded, "", n.source_file.clone()),
-            Some(o) => object(o, n, &mut changes),
+            Some(o) => object(o, n, today, &mut changes),
         }
     }
     out
 }
 
-fn object(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
+fn object(o: &ObjectSettings, n: &ObjectSettings, today: &str, c: &mut Changes) {
     let moved = |c: &mut Changes, kind, subject: &str, a: String, b: String| {
         if a != b {
             c.add(kind, subject, format!("{a} → {b}"));
@@ -231,7 +264,131 @@ fn object(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
         (None, None) => {}
         (None, Some(s)) => c.add(ChangeKind::SemanticAdded, "semantic", s.view_name()),
         (Some(s), None) => c.add(ChangeKind::SemanticRemoved, "semantic", s.view_name()),
-        (Some(os), Some(ns)) => semantic(os, ns, c),
+        (Some(_), Some(_)) => majors(o, n, today, c),
+    }
+}
+
+/// The data product major by major: majors removed (after or before their sunset), kept
+/// (compared field by field, and their sunsets), and added (only the next number, and then
+/// compared with the old current major, compatible).
+fn majors(o: &ObjectSettings, n: &ObjectSettings, today: &str, c: &mut Changes) {
+    let (Some(old_current), Some(new_current)) = (&o.semantic, &n.semantic) else {
+        return;
+    };
+    let find = |obj: &ObjectSettings, major: u32| obj.majors().find(|s| s.major == major).cloned();
+    for om in o.majors().filter(|m| find(n, m.major).is_none()) {
+        c.major = Some(om.major);
+        match &om.sunset {
+            Some(sunset) if today > sunset.as_str() => c.add(
+                ChangeKind::MajorRetired,
+                "semantic.previous",
+                format!("{} removed after its sunset {sunset}", om.view),
+            ),
+            Some(sunset) => c.add(
+                ChangeKind::MajorRemovedBeforeSunset,
+                "semantic.previous",
+                format!(
+                    "{} removed before its sunset {sunset}: its readers were promised it until then",
+                    om.view
+                ),
+            ),
+            None => c.add(
+                ChangeKind::MajorRemovedBeforeSunset,
+                "semantic",
+                format!(
+                    "{} removed without a sunset: keep it under `semantic.previous` with a sunset \
+                     date while its readers move",
+                    om.view
+                ),
+            ),
+        }
+    }
+    for nm in n.majors() {
+        c.major = Some(nm.major);
+        if let Some(om) = find(o, nm.major) {
+            sunsets(&om, nm, c);
+            semantic(&om, nm, c);
+        } else if nm.major == old_current.major + 1 && nm.major == new_current.major {
+            added_major(old_current, nm, c);
+        } else {
+            c.add(
+                ChangeKind::MajorNotFollowing,
+                "version",
+                format!(
+                    "major {} does not follow {}: a new major is the current one plus 1",
+                    nm.major, old_current.major
+                ),
+            );
+        }
+    }
+    if new_current.major < old_current.major {
+        c.major = Some(new_current.major);
+        c.add(
+            ChangeKind::MajorNotFollowing,
+            "version",
+            format!(
+                "the current major went back from {} to {}",
+                old_current.major, new_current.major
+            ),
+        );
+    }
+    c.major = None;
+}
+
+/// The next major, added: what readers who move to it meet, compared with the old current
+/// major and listed under the new one, compatible (they opt in).
+fn added_major(old_current: &SemanticSettings, new: &SemanticSettings, c: &mut Changes) {
+    c.add(
+        ChangeKind::MajorAdded,
+        "version",
+        format!("{} beside {}", new.view, old_current.view),
+    );
+    let mut moved = Vec::new();
+    semantic(
+        old_current,
+        new,
+        &mut Changes {
+            object: c.object,
+            major: Some(new.major),
+            out: &mut moved,
+        },
+    );
+    for mut change in moved {
+        change.class = Class::Compatible;
+        change.detail = format!(
+            "{} (from major {}; readers opt in by moving)",
+            change.detail, old_current.major
+        );
+        c.out.push(change);
+    }
+}
+
+/// A kept major: newly deprecated, or its sunset moved.
+fn sunsets(o: &SemanticSettings, n: &SemanticSettings, c: &mut Changes) {
+    match (&o.sunset, &n.sunset) {
+        (None, Some(sunset)) => c.add(
+            ChangeKind::MajorDeprecated,
+            "semantic.previous",
+            format!(
+                "{} deprecated, sunset {sunset}, replaced by {}",
+                n.view,
+                n.successor.as_deref().unwrap_or("a newer major")
+            ),
+        ),
+        (Some(a), Some(b)) if b < a => c.add(
+            ChangeKind::SunsetAdvanced,
+            "semantic.previous",
+            format!(
+                "{}: {a} → {b}: its readers were promised it until {a}",
+                n.view
+            ),
+        ),
+        (Some(a), Some(b)) if b > a => c.add(
+            ChangeKind::SunsetPostponed,
+            "semantic.previous",
+            format!("{}: {a} → {b}", n.view),
+        ),
+        _ => {}
     }
 }
 
@@ -396,11 +553,13 @@ fn operational(o: &ObjectSettings, n: &ObjectSettings, c: &mut Changes) {
 }
 
 fn semantic(o: &SemanticSettings, n: &SemanticSettings, c: &mut Changes) {
-    if o.view_name() != n.view_name() {
+    // The product's place, not the major's view: `order_v1` → `order_v2` is not a move.
+    let place = |s: &SemanticSettings| s.qualified(&s.product).to_string();
+    if place(o) != place(n) {
         c.add(
             ChangeKind::SemanticMoved,
             "semantic",
-            format!("{} → {}", o.view_name(), n.view_name()),
+            format!("{} → {}", place(o), place(n)),
         );
     }
     if o.description != n.description {
@@ -545,10 +704,14 @@ pub fn to_text(changes: &[Change]) -> String {
         } else {
             format!(": {}", c.detail)
         };
+        let object = match c.major {
+            Some(m) => format!("{} v{m}", c.object),
+            None => c.object.clone(),
+        };
         text.push_str(&format!(
             "{:<10} {} {} ({}){}\n",
             c.class.as_str(),
-            c.object,
+            object,
             subject,
             c.kind.name(),
             detail

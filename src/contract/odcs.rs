@@ -3,26 +3,43 @@
 //! the not-NULL rules the Dataform assertions check) is the first schema object; the ingest
 //! table follows as the raw schema. Owner, domain, description, version and the freshness
 //! promise come from the object file. Built as JSON (every ODCS key spelled once, here) and
-//! written as YAML; `tests/data/odcs/` holds the JSON Schema it is tested against.
+//! written as YAML; `tests/data/odcs/` holds the JSON Schema it is tested against. One document
+//! per major of the data product (`document` of each `ObjectSettings::per_major`): an older
+//! major's has `status: deprecated`, its sunset and successor.
 
 use crate::configuration::{FieldType, ObjectSettings, SemanticField, SemanticSettings};
-use crate::semantic::{KEY_COLUMN, LATEST_EVENT_COLUMNS, UNIQUE_KEY, non_null_columns};
+use crate::semantic::{KEY_COLUMN, LATEST_EVENT_COLUMNS, UNIQUE_KEY, non_null_columns, versions};
 use crate::tables::INGEST;
 use serde_json::{Map, Value, json};
 
 /// The ODCS version written.
 pub const API_VERSION: &str = "v3.1.0";
 
-/// The contract of `object` as an ODCS document (JSON form).
+/// The contract of `object` as an ODCS document (JSON form): of the major its `semantic`
+/// holds (the current one, or an older one from `ObjectSettings::per_major`).
 pub fn document(object: &ObjectSettings) -> Value {
     let c = &object.contract;
     let mut doc = Map::new();
     doc.insert("apiVersion".into(), json!(API_VERSION));
     doc.insert("kind".into(), json!("DataContract"));
-    doc.insert("id".into(), json!(format!("mesh-ingest.{}", object.name)));
+    let major = object.semantic.as_ref().map(|s| s.major);
+    let deprecated = object.semantic.as_ref().is_some_and(|s| s.deprecated());
+    let id = match major {
+        Some(m) => format!("mesh-ingest.{}.v{m}", object.name),
+        None => format!("mesh-ingest.{}", object.name),
+    };
+    doc.insert("id".into(), json!(id));
     doc.insert("name".into(), json!(object.name));
-    doc.insert("version".into(), json!(c.version));
-    doc.insert("status".into(), json!("active"));
+    // An older major's last version is not recorded: its MAJOR.0.0 stands for it.
+    let version = match major {
+        Some(m) if deprecated => format!("{m}.0.0"),
+        _ => c.version.clone(),
+    };
+    doc.insert("version".into(), json!(version));
+    doc.insert(
+        "status".into(),
+        json!(if deprecated { "deprecated" } else { "active" }),
+    );
     if let Some(domain) = &c.domain {
         doc.insert("domain".into(), json!(domain));
     }
@@ -65,10 +82,15 @@ fn description(object: &ObjectSettings) -> Value {
         .clone()
         .or_else(|| object.semantic.as_ref().and_then(|s| s.description.clone()))
         .unwrap_or_else(|| format!("Every state change of the {} domain object.", object.name));
+    let limitations = "Events that fail validation are not in the data product: they are in the dead-letter table until replayed (`mesh-ingest dlq replay`).";
+    let limitations = match object.semantic.as_ref().and_then(versions::notice) {
+        Some(notice) => format!("{notice} {limitations}"),
+        None => limitations.to_string(),
+    };
     json!({
         "purpose": purpose,
         "usage": "Read the data product (the first schema); the ingest table is the raw, append-only event log it is built from.",
-        "limitations": "Events that fail validation are not in the data product: they are in the dead-letter table until replayed (`mesh-ingest dlq replay`).",
+        "limitations": limitations,
     })
 }
 
@@ -272,6 +294,17 @@ fn custom_properties(object: &ObjectSettings) -> Value {
     }
     if let Some(schema) = &object.payload_schema_file {
         props.push(json!({"property": "payloadSchemaFile", "value": schema}));
+    }
+    if let Some(s) = &object.semantic {
+        props.push(json!({"property": "major", "value": s.major}));
+        if let Some(sunset) = &s.sunset {
+            props.push(json!({"property": "sunset", "value": sunset}));
+        }
+        if let Some(successor) = &s.successor {
+            props.push(
+                json!({"property": "successor", "value": s.qualified(successor).to_string()}),
+            );
+        }
     }
     Value::Array(props)
 }

@@ -492,11 +492,11 @@ fn the_text_report_lists_breaking_changes_first() {
     let text = super::diff::to_text(&diff(&[old], &[new]));
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines[0].starts_with("breaking   order semantic.fields.qty (field_removed)"),
+        lines[0].starts_with("breaking   order v1 semantic.fields.qty (field_removed)"),
         "{text}"
     );
     assert!(
-        lines[1].starts_with("compatible order semantic.fields.order_id.description"),
+        lines[1].starts_with("compatible order v1 semantic.fields.order_id.description"),
         "{text}"
     );
     assert_eq!(lines[2], "2 change(s): 1 breaking, 1 compatible");
@@ -758,5 +758,170 @@ fn a_precision_losing_type_change_names_the_field_and_why() {
     assert!(
         qty.starts_with("INT64 → FLOAT64: loses precision") && qty.contains("2^53"),
         "{changes:#?}"
+    );
+}
+
+/// An object file with `version`, current fields and older majors (`previous` as YAML).
+fn versioned(version: &str, fields: &str, previous: &str) -> String {
+    format!(
+        "name: order\nsubscription: order-sub\ningest_table: ing.events\ndead_letter_table: ing.dead\n\
+         envelope: {{format: json, object_id: payload.order_id}}\nversion: {version}\n\
+         semantic:\n  dataset: sem\n  fields:\n{fields}{previous}"
+    )
+}
+
+const V1_FIELDS: &str =
+    "    - {name: order_id, type: STRING, required: true}\n    - {name: total, type: NUMERIC}\n";
+const V2_FIELDS: &str = "    - {name: order_id, type: STRING, required: true}\n    - name: total\n      type: STRUCT\n      path: price\n      fields:\n        - {name: amount, type: NUMERIC}\n        - {name: currency, type: STRING}\n";
+
+fn v1_kept(sunset: &str, total: &str) -> String {
+    format!(
+        "  previous:\n    - major: 1\n      sunset: {sunset}\n      fields:\n        - {{name: order_id, type: STRING, required: true}}\n        - {{name: total, type: {total}}}\n"
+    )
+}
+
+/// One step of a product's life: from `old` to `new` on `today`, the changes that must be
+/// there (kind, major, class), and whether the gate fails.
+struct Step {
+    what: &'static str,
+    old: ObjectSettings,
+    new: ObjectSettings,
+    today: &'static str,
+    expected: &'static [(ChangeKind, Option<u32>, Class)],
+    gate_fails: bool,
+}
+
+#[allow(clippy::too_many_lines)] // a table of steps, one per rule of the gate
+fn product_steps(dir: &Path) -> Vec<Step> {
+    let mut n = 0;
+    let mut obj = |version: &str, fields: &str, previous: String| {
+        n += 1;
+        load(
+            &dir.join(format!("v{n}")),
+            &versioned(version, fields, &previous),
+            "{}",
+        )
+    };
+    let v1 = obj("1.3.0", V1_FIELDS, String::new());
+    let v2_beside_v1 = obj("2.0.0", V2_FIELDS, v1_kept("2027-06-30", "NUMERIC"));
+    let v2_alone = obj("2.0.0", V2_FIELDS, String::new());
+    let step =
+        |what, old: &ObjectSettings, new: &ObjectSettings, today, expected, gate_fails| Step {
+            what,
+            old: old.clone(),
+            new: new.clone(),
+            today,
+            expected,
+            gate_fails,
+        };
+    let (before, after) = ("2027-03-01", "2027-07-01");
+    vec![
+        step(
+            "a new major with the old one kept",
+            &v1,
+            &v2_beside_v1,
+            before,
+            &[
+                (K::MajorAdded, Some(2), Compatible),
+                (K::MajorDeprecated, Some(1), Compatible),
+                (K::FieldTypeChanged, Some(2), Compatible),
+            ],
+            false,
+        ),
+        step(
+            "a new major replacing the old one",
+            &v1,
+            &v2_alone,
+            before,
+            &[(K::MajorRemovedBeforeSunset, Some(1), Breaking)],
+            true,
+        ),
+        step(
+            "a major number that skips one",
+            &v1,
+            &obj("3.0.0", V2_FIELDS, v1_kept("2027-06-30", "NUMERIC")),
+            before,
+            &[(K::MajorNotFollowing, Some(3), Breaking)],
+            true,
+        ),
+        step(
+            "a breaking change inside the kept major",
+            &v1,
+            &obj("2.0.0", V2_FIELDS, v1_kept("2027-06-30", "FLOAT64")),
+            before,
+            &[(K::FieldTypeChanged, Some(1), Breaking)],
+            true,
+        ),
+        step(
+            "the old major removed before its sunset",
+            &v2_beside_v1,
+            &v2_alone,
+            before,
+            &[(K::MajorRemovedBeforeSunset, Some(1), Breaking)],
+            true,
+        ),
+        step(
+            "the old major removed after its sunset",
+            &v2_beside_v1,
+            &v2_alone,
+            after,
+            &[(K::MajorRetired, Some(1), Compatible)],
+            false,
+        ),
+        step(
+            "a sunset moved earlier",
+            &v2_beside_v1,
+            &obj("2.0.0", V2_FIELDS, v1_kept("2027-01-31", "NUMERIC")),
+            before,
+            &[(K::SunsetAdvanced, Some(1), Breaking)],
+            true,
+        ),
+        step(
+            "a sunset moved later",
+            &v2_beside_v1,
+            &obj("2.1.0", V2_FIELDS, v1_kept("2027-12-31", "NUMERIC")),
+            before,
+            &[(K::SunsetPostponed, Some(1), Compatible)],
+            false,
+        ),
+    ]
+}
+
+#[test]
+fn majors_are_gated_by_number_and_sunset() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = product_steps(dir.path());
+    for s in &steps {
+        let changes = super::diff::diff_on(
+            std::slice::from_ref(&s.old),
+            std::slice::from_ref(&s.new),
+            s.today,
+        );
+        for (kind, major, class) in s.expected {
+            assert!(
+                changes
+                    .iter()
+                    .any(|c| c.kind == *kind && c.major == *major && c.class == *class),
+                "{}: no {kind:?} of major {major:?} ({class:?}) in {changes:#?}",
+                s.what
+            );
+        }
+        assert_eq!(
+            breaking(&changes) > 0,
+            s.gate_fails,
+            "{}: {changes:#?}",
+            s.what
+        );
+    }
+    // The text names the major of each change.
+    let first = &steps[0];
+    let text = super::diff::to_text(&super::diff::diff_on(
+        std::slice::from_ref(&first.old),
+        std::slice::from_ref(&first.new),
+        first.today,
+    ));
+    assert!(
+        text.contains("compatible order v2 version (major_added): order_v2 beside order_v1"),
+        "{text}"
     );
 }

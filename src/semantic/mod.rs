@@ -16,6 +16,7 @@
 
 pub mod dataform;
 pub mod fingerprint;
+pub mod versions;
 pub mod watermark;
 
 use crate::configuration::{
@@ -108,21 +109,45 @@ fn convert(raw: &str, t: FieldType) -> String {
     }
 }
 
-/// The typed value of `field`, read from the JSON expression `base` (`payload`, or an array
-/// element). `depth` keeps UNNEST aliases of nested arrays apart.
-fn typed(base: &str, field: &SemanticField, depth: usize) -> String {
-    let path = sql_string(&json_path(&field.path));
-    let query = format!("JSON_QUERY({base}, {path})");
+/// Where a field's value is read from: a JSON expression (`payload`, or an array element) and
+/// the keys of the enclosing STRUCTs below it. A member of a STRUCT is read with one JSONPath
+/// from the expression (`$."price"."amount"`), not a JSON_QUERY of the STRUCT's JSON_QUERY:
+/// one path evaluation instead of two, the same value (a member path through an array or a
+/// scalar is NULL either way). bqemulator also mistranslates JSON_TYPE over a nested JSON_QUERY.
+#[derive(Clone, Copy)]
+struct Base<'a> {
+    expr: &'a str,
+    keys: &'a [String],
+}
+
+impl<'a> Base<'a> {
+    fn of(expr: &'a str) -> Base<'a> {
+        Base { expr, keys: &[] }
+    }
+
+    /// The keys from `expr` to `field`.
+    fn path(&self, field: &SemanticField) -> Vec<String> {
+        self.keys.iter().chain(&field.path).cloned().collect()
+    }
+}
+
+/// The typed value of `field`, read from `base`. `depth` keeps UNNEST aliases of nested arrays
+/// apart.
+fn typed(base: Base, field: &SemanticField, depth: usize) -> String {
+    let keys = base.path(field);
+    let path = sql_string(&json_path(&keys));
+    let expr = base.expr;
+    let query = format!("JSON_QUERY({expr}, {path})");
     if field.repeated {
         let e = format!("e{depth}");
         let o = format!("o{depth}");
         let elements = format!(
-            "UNNEST(IF(JSON_TYPE({query}) = 'array', JSON_QUERY_ARRAY({base}, {path}), [])) AS {e} WITH OFFSET AS {o}"
+            "UNNEST(IF(JSON_TYPE({query}) = 'array', JSON_QUERY_ARRAY({expr}, {path}), [])) AS {e} WITH OFFSET AS {o}"
         );
         return match field.field_type {
             FieldType::Struct => format!(
                 "ARRAY(SELECT AS STRUCT {} FROM {elements} WHERE JSON_TYPE({e}) = 'object' ORDER BY {o})",
-                struct_members(&e, &field.fields, depth + 1)
+                struct_members(Base::of(&e), &field.fields, depth + 1)
             ),
             t => {
                 let value = convert(&format!("JSON_VALUE({e}, '$')"), t);
@@ -137,13 +162,13 @@ fn typed(base: &str, field: &SemanticField, depth: usize) -> String {
         FieldType::Json => query,
         FieldType::Struct => format!(
             "IF(JSON_TYPE({query}) = 'object', STRUCT({}), NULL)",
-            struct_members(&query, &field.fields, depth + 1)
+            struct_members(Base { expr, keys: &keys }, &field.fields, depth + 1)
         ),
-        t => convert(&format!("JSON_VALUE({base}, {path})"), t),
+        t => convert(&format!("JSON_VALUE({expr}, {path})"), t),
     }
 }
 
-fn struct_members(base: &str, fields: &[SemanticField], depth: usize) -> String {
+fn struct_members(base: Base, fields: &[SemanticField], depth: usize) -> String {
     fields
         .iter()
         .map(|f| format!("{} AS {}", typed(base, f, depth), f.name))
@@ -155,10 +180,11 @@ fn struct_members(base: &str, fields: &[SemanticField], depth: usize) -> String 
 /// reason. Only required fields are checked: absent or JSON null, or present but not
 /// convertible to the declared type. Required sub-fields of a STRUCT are checked when the
 /// STRUCT is there.
-fn check(base: &str, field: &SemanticField, prefix: &str) -> Vec<String> {
+fn check(base: Base, field: &SemanticField, prefix: &str) -> Vec<String> {
     let name = format!("{prefix}{}", field.name);
-    let path = sql_string(&json_path(&field.path));
-    let query = format!("JSON_QUERY({base}, {path})");
+    let keys = base.path(field);
+    let path = sql_string(&json_path(&keys));
+    let query = format!("JSON_QUERY({}, {path})", base.expr);
     let mut checks = Vec::new();
     if field.required {
         let missing = format!("IFNULL(JSON_TYPE({query}), 'null') = 'null'");
@@ -190,8 +216,12 @@ fn check(base: &str, field: &SemanticField, prefix: &str) -> Vec<String> {
         checks.push(expr);
     }
     if field.field_type == FieldType::Struct && !field.repeated {
+        let inner = Base {
+            expr: base.expr,
+            keys: &keys,
+        };
         for sub in &field.fields {
-            for c in check(&query, sub, &format!("{name}.")) {
+            for c in check(inner, sub, &format!("{name}.")) {
                 // Only when the struct itself is there; its absence is the parent's check.
                 checks.push(format!("IF(JSON_TYPE({query}) = 'object', {c}, NULL)"));
             }
@@ -254,7 +284,7 @@ fn checked_events(
     let checks: Vec<String> = semantic
         .fields
         .iter()
-        .flat_map(|f| check("payload", f, ""))
+        .flat_map(|f| check(Base::of("payload"), f, ""))
         .collect();
     let reason = if checks.is_empty() {
         "''".to_string()
@@ -402,7 +432,7 @@ pub fn state_select(object: &ObjectSettings, source: &str, slice: &Slice) -> Opt
     let typed = semantic
         .fields
         .iter()
-        .map(|f| format!("    {} AS {},", typed("payload", f, 0), f.name))
+        .map(|f| format!("    {} AS {},", typed(Base::of("payload"), f, 0), f.name))
         .collect::<Vec<_>>()
         .join("\n");
     let current = &slice.current;
@@ -468,6 +498,37 @@ WHERE NOT deleted AND reason != ''
         history,
         rejected,
     })
+}
+
+/// The views of one major with what each holds, live view first: the descriptions
+/// `provision` sets and the Dataform SQLX carries (a deprecated major's notice goes before
+/// them, `versions::describe`).
+pub fn view_descriptions(object: &ObjectSettings) -> Option<[(String, String); 3]> {
+    let semantic = object.semantic.as_ref()?;
+    let name = &object.name;
+    Some([
+        (
+            semantic.view.clone(),
+            semantic.description.clone().unwrap_or_else(|| {
+                format!(
+                    "Latest valid state of each {name} (one row per object; deleted objects absent). Generated by mesh-ingest."
+                )
+            }),
+        ),
+        (
+            semantic.history_view(),
+            format!(
+                "The same as {}, computed from the whole ingest log (for audits). Generated by mesh-ingest.",
+                semantic.view
+            ),
+        ),
+        (
+            semantic.rejected_view(),
+            format!(
+                "{name} events refused by the semantic layer's validation, with the reason. Generated by mesh-ingest."
+            ),
+        ),
+    ])
 }
 
 /// One view's DDL.

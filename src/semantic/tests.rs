@@ -38,7 +38,7 @@ fn order() -> ObjectSettings {
 
 #[test]
 fn view_reads_typed_fields_with_safe_conversions() {
-    let sql = generate(&order(), "`p.ing.order_events`", "`p.sem.order_state`").unwrap();
+    let sql = generate(&order(), "`p.ing.order_events`", "`p.sem.order_v1_state`").unwrap();
     let v = &sql.history;
     assert!(v.contains("FROM `p.ing.order_events`"), "{v}");
     assert!(
@@ -85,13 +85,13 @@ fn view_deduplicates_orders_and_drops_tombstones() {
 #[test]
 fn the_merge_reads_only_the_slice_and_competes_with_the_current_rows() {
     let m = merge_statement(&order(), "TIMESTAMP_MICROS(42)").unwrap();
-    assert!(m.starts_with("MERGE `p.sem.order_state` T"), "{m}");
+    assert!(m.starts_with("MERGE `p.sem.order_v1_state` T"), "{m}");
     assert!(
         m.contains("AND ingested_at > TIMESTAMP_SUB(TIMESTAMP_MICROS(42), INTERVAL 300 SECOND)"),
         "{m}"
     );
     assert!(
-        m.contains("UNION ALL\n  SELECT object_id, order_id, total, qty, items, customer, tags, updated_at, event_id, event_source, publish_time, ingested_at, deleted FROM `p.sem.order_state`"),
+        m.contains("UNION ALL\n  SELECT object_id, order_id, total, qty, items, customer, tags, updated_at, event_id, event_source, publish_time, ingested_at, deleted FROM `p.sem.order_v1_state`"),
         "{m}"
     );
     assert!(
@@ -121,15 +121,15 @@ fn only_required_fields_are_validated_and_reasons_name_them() {
 #[test]
 fn ddl_names_the_views_and_strings_are_escaped() {
     let ddl = ddl(&order()).unwrap();
-    assert_eq!(ddl[0].name, "p.sem.order");
+    assert_eq!(ddl[0].name, "p.sem.order_v1");
     assert_eq!(ddl[0].project, "p");
     assert!(
         ddl[0]
             .sql
-            .starts_with("CREATE OR REPLACE VIEW `p.sem.order` AS\n")
+            .starts_with("CREATE OR REPLACE VIEW `p.sem.order_v1` AS\n")
     );
-    assert_eq!(ddl[1].name, "p.sem.order_history");
-    assert_eq!(ddl[2].name, "p.sem.order_rejected");
+    assert_eq!(ddl[1].name, "p.sem.order_v1_history");
+    assert_eq!(ddl[2].name, "p.sem.order_v1_rejected");
     assert_eq!(sql_string("it's \\ odd"), "'it\\'s \\\\ odd'");
 }
 
@@ -149,10 +149,10 @@ fn dataform_files_declare_the_source_and_assert_uniqueness() {
         paths,
         [
             "sources/order_events.sqlx",
-            "order_state.sqlx",
-            "order.sqlx",
-            "order_history.sqlx",
-            "order_rejected.sqlx"
+            "order_v1_state.sqlx",
+            "order_v1.sqlx",
+            "order_v1_history.sqlx",
+            "order_v1_rejected.sqlx"
         ]
     );
     let state = &files[1].contents;
@@ -165,7 +165,7 @@ fn dataform_files_declare_the_source_and_assert_uniqueness() {
     assert!(state.contains("FROM ${self()}"), "{state}");
     let view = &files[2].contents;
     assert!(view.starts_with("config {\n"));
-    assert!(view.contains("FROM ${ref(\"order_state\")}"), "{view}");
+    assert!(view.contains("FROM ${ref(\"order_v1_state\")}"), "{view}");
     assert!(
         view.contains("\"uniqueKey\": [\n      \"object_id\"\n    ]"),
         "{view}"
@@ -222,7 +222,7 @@ fn read_string_expr(sql: &str) -> (String, &str) {
 fn assert_no_javascript(body: &str, source: &str) {
     let sql = body
         .replace(&format!("${{ref(\"{source}\")}}"), "T")
-        .replace("${ref(\"order_state\")}", "T")
+        .replace("${ref(\"order_v1_state\")}", "T")
         .replace("${self()}", "T")
         .replace("${when(incremental(), `", "")
         .replace("`)}", "");
@@ -319,7 +319,7 @@ proptest::proptest! {
             }
             Ok(o) => o,
         };
-        let plain = generate(&object, "`p.ing.order_events`", "`p.sem.order_state`").unwrap();
+        let plain = generate(&object, "`p.ing.order_events`", "`p.sem.order_v1_state`").unwrap();
         let mut texts = vec![plain.history, plain.rejected];
         texts.extend(assert_dataform_reads(&object));
         for sql in texts.iter().filter(|s| s.contains(" AS deleted")) {

@@ -46,6 +46,15 @@ pub fn write(semantic: &SemanticSettings, micros: Option<i64>) -> String {
     }
 }
 
+/// Forgets the watermark of `state_table` (one of the dataset's, dropped).
+pub fn forget(semantic: &SemanticSettings, state_table: &str) -> String {
+    format!(
+        "DELETE FROM {} WHERE state_table = {}",
+        table(semantic),
+        sql_string(state_table)
+    )
+}
+
 /// The watermark as a TIMESTAMP expression (`None`: the epoch, so everything is new).
 pub fn as_sql(micros: Option<i64>) -> String {
     format!("TIMESTAMP_MICROS({})", micros.unwrap_or(0))

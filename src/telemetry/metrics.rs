@@ -44,6 +44,12 @@ struct TaskLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MajorLabels {
+    object: String,
+    major: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -86,6 +92,7 @@ pub struct Metrics {
     flow_limit_messages: Family<ObjectLabel, Gauge>,
     flow_limit_bytes: Family<ObjectLabel, Gauge>,
     freshness_slo: Family<ObjectLabel, Gauge>,
+    sunset: Family<MajorLabels, Gauge>,
     ready: Gauge,
 }
 
@@ -118,6 +125,7 @@ impl Metrics {
             flow_limit_messages: Family::default(),
             flow_limit_bytes: Family::default(),
             freshness_slo: Family::default(),
+            sunset: Family::default(),
             ready: Gauge::default(),
             registry: Registry::default(),
         };
@@ -226,6 +234,11 @@ impl Metrics {
             m.freshness_slo.clone(),
         );
         registry.register(
+            "semantic_major_sunset_timestamp_seconds",
+            "When a deprecated major of the object's data product is past its sunset (Unix time: the start of the day after it)",
+            m.sunset.clone(),
+        );
+        registry.register(
             "ready",
             "1 while /readyz answers 200, else 0 (read at each scrape)",
             m.ready.clone(),
@@ -304,6 +317,16 @@ impl Metrics {
         if let Some(secs) = slo {
             handle(&self.freshness_slo, &o).set(i64::try_from(secs).unwrap_or(i64::MAX));
         }
+    }
+
+    /// A deprecated major of the object's data product and when it is past its sunset (Unix
+    /// seconds), for the alert that says it is still there.
+    pub fn sunset(&self, object: &str, major: u32, past_at: i64) {
+        let labels = MajorLabels {
+            object: object.to_string(),
+            major: major.to_string(),
+        };
+        handle(&self.sunset, &labels).set(past_at);
     }
 
     /// Whether /readyz would answer 200 now.

@@ -107,7 +107,7 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_the_view_stays_one_row_
 
     // The state table, brought up to date, and the view computed from the whole log agree.
     config.materialize();
-    for view in ["orders", "orders_history"] {
+    for view in ["orders_v1", "orders_v1_history"] {
         let view = format!("`{PROJECT}.{semantic_dataset}.{view}`");
         let rows = query(
             &emu,

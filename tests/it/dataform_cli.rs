@@ -4,7 +4,8 @@
 //! log is empty, three events arrive, and the compiled incremental query, in the MERGE Dataform
 //! makes of a table with a unique key, brings all three in. Two of them have hostile event
 //! types listed in `deleted_when` (`Evil${1+1}`, a backtick): they reach the compiled SQL as
-//! the same text, so they delete.
+//! the same text, so they delete. The product has two majors: both compile, and the older
+//! one's views and table carry its deprecation in their description and labels.
 
 use crate::support::*;
 use serde_json::{Value, json};
@@ -108,9 +109,11 @@ async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
     );
     let dataset = format!("sem_{}", object.dataset);
     let yaml = format!(
-        "semantic:\n  dataset: {dataset}\n  view: orders\n  \
+        "version: 2.0.0\nsemantic:\n  dataset: {dataset}\n  view: orders\n  \
          deleted_when: [OrderDeleted, \"Evil${{1+1}}\", \"Back`tick\"]\n  fields:\n    \
-         - {{name: order_id, type: STRING, required: true}}\n    - {{name: status, type: STRING}}\n"
+         - {{name: order_id, type: STRING, required: true}}\n    - {{name: status, type: JSON}}\n  \
+         previous:\n    - major: 1\n      sunset: 2999-12-31\n      fields:\n        \
+         - {{name: order_id, type: STRING, required: true}}\n        - {{name: status, type: STRING}}\n"
     );
     let object = TestObject {
         yaml: format!("{}{yaml}", object.yaml),
@@ -127,14 +130,45 @@ async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
         .unwrap();
     assert!(status.success());
     let graph = compile(&project, &dataset);
-    let state = compiled_table(&graph, "orders_state");
+    // Both majors compiled; the older one says it is deprecated, where consumers look.
+    for (name, deprecated) in [
+        ("orders_v2", false),
+        ("orders_v2_state", false),
+        ("orders_v1", true),
+        ("orders_v1_history", true),
+        ("orders_v1_state", true),
+    ] {
+        let table = compiled_table(&graph, name);
+        let labels = &table["bigquery"]["labels"];
+        assert_eq!(
+            labels["deprecated"],
+            json!(deprecated.to_string()),
+            "{name}: {table}"
+        );
+        let description = table["actionDescriptor"]["description"]
+            .as_str()
+            .unwrap_or("");
+        assert_eq!(
+            description.starts_with("DEPRECATED"),
+            deprecated,
+            "{name}: {table}"
+        );
+        if deprecated {
+            assert_eq!(
+                (&labels["sunset"], &labels["successor"]),
+                (&json!("2999-12-31"), &json!("orders_v2")),
+                "{name}"
+            );
+        }
+    }
+    let state = compiled_table(&graph, "orders_v1_state");
     assert_eq!(state["enumType"], "INCREMENTAL", "{state}");
     let incremental = state["incrementalQuery"].as_str().unwrap();
     assert!(
         !incremental.contains("Evil2"),
         "Dataform evaluated a config string:\n{incremental}"
     );
-    let target = format!("`{PROJECT}.{dataset}.orders_state`");
+    let target = format!("`{PROJECT}.{dataset}.orders_v1_state`");
 
     // Dataform's first run: the table from the full query, while the log is empty.
     query(

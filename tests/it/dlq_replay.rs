@@ -310,7 +310,7 @@ async fn assert_semantic_layer_recovered(
     object: &TestObject,
 ) {
     config.materialize();
-    let view = format!("{PROJECT}.{}_sem.orders", object.dataset);
+    let view = format!("{PROJECT}.{}_sem.orders_v1", object.dataset);
     let rows = query(
         emu,
         &format!("SELECT object_id, status, total FROM `{view}` ORDER BY object_id"),

@@ -19,6 +19,7 @@ mod dlq_replay;
 mod envelope_properties;
 mod ingest_end_to_end;
 mod load_harness;
+mod major_versions;
 mod many_objects;
 mod materialize;
 mod monitoring;

@@ -6,6 +6,9 @@
 //! equals the view computed from the whole log, column by column. Then: Dataform's
 //! incremental branch, run as the MERGE Dataform makes of it, yields the same table; and with
 //! the watermark set, rows corrupted in the already-applied part of the log change nothing.
+//! The product has two majors side by side, built from the one ingest log: major 2 (`total`
+//! read as text, `weight` gone, `customer` and its `id` required) and major 1 (the semantic
+//! test's fields); every check holds for each.
 
 use crate::semantic_layer::{
     BASE_US, Event, SEMANTIC, assert_rows_eq, history, keyed_rows, payload, split_sqlx,
@@ -13,6 +16,36 @@ use crate::semantic_layer::{
 use crate::support::*;
 use serde_json::json;
 use std::time::Duration;
+
+/// The majors of the product, newest first: their live views.
+const MAJORS: [&str; 2] = ["orders_state_v2", "orders_state_v1"];
+
+/// Major 2 beside major 1 (the semantic test's `SEMANTIC`), kept until a far sunset.
+fn two_majors(dataset: &str) -> String {
+    let v1 = SEMANTIC.replace("DATASET", dataset);
+    let (head, fields) = v1.split_once("  fields:\n").expect("SEMANTIC lists fields");
+    let total = "{name: total, type: NUMERIC, required: true}";
+    let weight = "    - {name: weight, type: FLOAT64}\n";
+    assert!(fields.contains(total) && fields.contains(weight));
+    // A required STRUCT with a required member: validated with one JSONPath per member.
+    let customer = "    - name: customer\n      type: STRUCT\n      fields:\n        - {name: id, type: STRING}\n";
+    assert!(fields.contains(customer));
+    let v2 = fields
+        .replace(total, "{name: total, type: STRING, required: true}")
+        .replace(weight, "")
+        .replace(
+            customer,
+            "    - name: customer\n      type: STRUCT\n      required: true\n      fields:\n        \
+             - {name: id, type: STRING, required: true}\n",
+        );
+    let previous: String = fields.lines().map(|l| format!("    {l}\n")).collect();
+    // The smallest safety lag: every run re-reads the last minute, which in this test is the
+    // whole log; the corruption check moves what was applied out of that window.
+    format!(
+        "\nversion: 2.0.0\n{head}  fields:\n{v2}  safety_lag_secs: 60\n  previous:\n    \
+         - major: 1\n      sunset: 2999-12-31\n      fields:\n{previous}"
+    )
+}
 
 struct Run {
     config: TestConfig,
@@ -43,27 +76,26 @@ impl Run {
         );
     }
 
-    /// The state-backed view equals the view computed from the whole log.
+    /// Of each major, the state-backed view equals the view computed from the whole log.
     async fn assert_state_is_history(&self, step: &str) {
-        let state = keyed_rows(
-            &self.emu,
-            &format!("SELECT * FROM {}", self.table("orders_state")),
-        )
-        .await;
-        let history = keyed_rows(
-            &self.emu,
-            &format!("SELECT * FROM {}", self.table("orders_state_history")),
-        )
-        .await;
-        assert!(!history.is_empty());
-        assert_rows_eq(&state, &history, step);
+        for major in MAJORS {
+            let state =
+                keyed_rows(&self.emu, &format!("SELECT * FROM {}", self.table(major))).await;
+            let history = keyed_rows(
+                &self.emu,
+                &format!("SELECT * FROM {}", self.table(&format!("{major}_history"))),
+            )
+            .await;
+            assert!(!history.is_empty());
+            assert_rows_eq(&state, &history, &format!("{major}, {step}"));
+        }
     }
 
     async fn watermark(&self) -> Option<i64> {
         let rows = query(
             &self.emu,
             &format!(
-                "SELECT UNIX_MICROS(watermark) AS w FROM {} WHERE state_table = 'orders_state_state'",
+                "SELECT UNIX_MICROS(watermark) AS w FROM {} WHERE state_table = 'orders_state_v1_state'",
                 self.table("_mesh_ingest_watermarks")
             ),
         )
@@ -75,7 +107,8 @@ impl Run {
         query(
             &self.emu,
             &format!(
-                "UPDATE {} SET watermark = TIMESTAMP_MICROS({micros}) WHERE state_table = 'orders_state_state'",
+                "UPDATE {} SET watermark = TIMESTAMP_MICROS({micros}) \
+                 WHERE state_table IN ('orders_state_v1_state', 'orders_state_v2_state')",
                 self.table("_mesh_ingest_watermarks")
             ),
         )
@@ -90,12 +123,7 @@ async fn start() -> (Run, App) {
          batch:\n  max_rows: 100\n  max_delay_ms: 100\n",
     );
     let dataset = format!("sem_{}", object.dataset);
-    // The smallest safety lag: every run re-reads the last minute, which in this test is the
-    // whole log; the corruption check moves what was applied out of that window.
-    let yaml = format!(
-        "{}  safety_lag_secs: 60\n",
-        SEMANTIC.replace("DATASET", &dataset)
-    );
+    let yaml = two_majors(&dataset);
     let object = TestObject {
         yaml: format!("{}{yaml}", object.yaml),
         ..object
@@ -136,7 +164,10 @@ async fn the_state_table_kept_incrementally_equals_the_whole_history_after_every
     for (i, events) in increments.iter().enumerate() {
         run.publish(events).await;
         let report = run.config.materialize();
-        assert!(report[0]["rows_merged"].as_i64().unwrap() > 0, "{report:?}");
+        assert_eq!(report.len(), 2, "one line per major: {report:?}");
+        for line in &report {
+            assert!(line["rows_merged"].as_i64().unwrap() > 0, "{report:?}");
+        }
         run.assert_state_is_history(&format!("increment {i}")).await;
     }
 
@@ -191,14 +222,16 @@ async fn dataform_incremental_matches_materialize_and_only_the_slice_is_read() {
     run.publish(&first.iter().collect::<Vec<_>>()).await;
     run.config.materialize();
 
-    // Dataform's copy of the state table, before the next increment.
-    let state = run.table("orders_state_state");
-    let copy = run.table("dataform_copy");
-    query(
-        &run.emu,
-        &format!("CREATE TABLE {copy} AS SELECT * FROM {state}"),
-    )
-    .await;
+    // Dataform's copy of each major's state table, before the next increment.
+    for major in MAJORS {
+        let state = run.table(&format!("{major}_state"));
+        let copy = run.table(&format!("dataform_{major}"));
+        query(
+            &run.emu,
+            &format!("CREATE TABLE {copy} AS SELECT * FROM {state}"),
+        )
+        .await;
+    }
     run.publish(&second.iter().collect::<Vec<_>>()).await;
     run.config.materialize();
 
@@ -212,36 +245,40 @@ async fn dataform_incremental_matches_materialize_and_only_the_slice_is_read() {
         .status()
         .unwrap();
     assert!(status.success());
-    let sqlx = std::fs::read_to_string(out.join("orders_state_state.sqlx")).unwrap();
-    let (config, body) = split_sqlx(&sqlx);
-    assert_eq!(config["type"], "incremental");
-    assert_eq!(config["uniqueKey"], json!(["object_id"]));
     let ingest = run.config.object("orders").ingest_table();
     let source = ingest.rsplit('.').next().unwrap();
-    let body = body
-        .replace("${when(incremental(), `", "")
-        .replace("`)}", "")
-        .replace("${self()}", &copy)
-        .replace(&format!("${{ref(\"{source}\")}}"), &format!("`{ingest}`"));
-    assert!(!body.contains("${"), "every placeholder resolved: {body}");
-    dataform_merge(&run.emu, &copy, &body).await;
-    let all = |table: &str| format!("SELECT * EXCEPT (ingested_at) FROM {table}");
-    let from_dataform = keyed_rows(&run.emu, &all(&copy)).await;
-    let from_materialize = keyed_rows(&run.emu, &all(&state)).await;
-    assert_eq!(
-        from_dataform, from_materialize,
-        "Dataform's table is materialize's"
-    );
+    for major in MAJORS {
+        let state = run.table(&format!("{major}_state"));
+        let copy = run.table(&format!("dataform_{major}"));
+        let sqlx = std::fs::read_to_string(out.join(format!("{major}_state.sqlx"))).unwrap();
+        let (config, body) = split_sqlx(&sqlx);
+        assert_eq!(config["type"], "incremental");
+        assert_eq!(config["uniqueKey"], json!(["object_id"]));
+        let body = body
+            .replace("${when(incremental(), `", "")
+            .replace("`)}", "")
+            .replace("${self()}", &copy)
+            .replace(&format!("${{ref(\"{source}\")}}"), &format!("`{ingest}`"));
+        assert!(!body.contains("${"), "every placeholder resolved: {body}");
+        dataform_merge(&run.emu, &copy, &body).await;
+        let all = |table: &str| format!("SELECT * EXCEPT (ingested_at) FROM {table}");
+        let from_dataform = keyed_rows(&run.emu, &all(&copy)).await;
+        let from_materialize = keyed_rows(&run.emu, &all(&state)).await;
+        assert_eq!(
+            from_dataform, from_materialize,
+            "{major}: Dataform's table is materialize's"
+        );
+    }
 
     // Corrupt every row already applied, then bring one new event: the state of every other
     // order stays exactly as it was, because the MERGE reads only the new slice. The applied
     // rows are also moved two hours back, as if ingested long ago: the slice (from the
     // watermark less the 60 s lag) then holds none of them.
-    let before = keyed_rows(
-        &run.emu,
-        &format!("SELECT * FROM {}", run.table("orders_state")),
-    )
-    .await;
+    let mut before = Vec::new();
+    for major in MAJORS {
+        let rows = keyed_rows(&run.emu, &format!("SELECT * FROM {}", run.table(major))).await;
+        before.push(rows);
+    }
     let watermark = run.watermark().await.expect("a watermark");
     query(
         &run.emu,
@@ -263,19 +300,19 @@ async fn dataform_incremental_matches_materialize_and_only_the_slice_is_read() {
     };
     run.publish(&[&fresh]).await;
     let report = run.config.materialize();
-    assert_eq!(report[0]["slice_events"], json!(1), "{report:?}");
-    let after = keyed_rows(
-        &run.emu,
-        &format!("SELECT * FROM {}", run.table("orders_state")),
-    )
-    .await;
-    assert_eq!(after["o-007"]["status"], json!("returned"));
-    for (order, row) in &before {
-        if order != "o-007" {
-            assert_eq!(
-                &after[order], row,
-                "{order}: untouched by the corrupted history"
-            );
+    for line in &report {
+        assert_eq!(line["slice_events"], json!(1), "{report:?}");
+    }
+    for (major, before) in MAJORS.iter().zip(&before) {
+        let after = keyed_rows(&run.emu, &format!("SELECT * FROM {}", run.table(major))).await;
+        assert_eq!(after["o-007"]["status"], json!("returned"), "{major}");
+        for (order, row) in before {
+            if order != "o-007" {
+                assert_eq!(
+                    &after[order], row,
+                    "{major}, {order}: untouched by the corrupted history"
+                );
+            }
         }
     }
     let (code, _) = app.terminate().await;

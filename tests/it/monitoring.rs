@@ -237,10 +237,16 @@ async fn every_metric_the_rules_and_dashboard_use_is_exported() {
     }
     assert!(used.len() >= 15, "{used:?}");
 
-    let config = TestConfig::new(vec![TestObject::new(
-        "orders",
-        "envelope:\n  format: json\n  object_id: payload.order_id\nsla:\n  freshness: 15m\n",
-    )]);
+    // With a freshness promise and a deprecated major, so that the series that describe them
+    // are exported too.
+    let object = TestObject::new("orders", "");
+    let yaml = format!(
+        "envelope:\n  format: json\n  object_id: payload.order_id\nsla:\n  freshness: 15m\n\
+         version: 2.0.0\nsemantic:\n  dataset: sem_{}\n  fields: [{{name: status, type: STRING}}]\n  \
+         previous: [{{major: 1, sunset: 2999-12-31, fields: [{{name: status, type: STRING}}]}}]\n",
+        object.dataset
+    );
+    let config = TestConfig::new(vec![TestObject { yaml, ..object }]);
     config.provision();
     let app = App::start(&config).await;
     app.wait_ready(std::time::Duration::from_secs(60)).await;

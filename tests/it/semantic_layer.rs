@@ -345,8 +345,8 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
     config.provision();
     let emu = config.emulators.clone();
     let object = config.object("orders");
-    let view = format!("`{PROJECT}.{semantic_dataset}.orders_state`");
-    let rejected_view = format!("`{PROJECT}.{semantic_dataset}.orders_state_rejected`");
+    let view = format!("`{PROJECT}.{semantic_dataset}.orders_state_v1`");
+    let rejected_view = format!("`{PROJECT}.{semantic_dataset}.orders_state_v1_rejected`");
 
     let app = App::start(&config).await;
     let (first, second) = history();
@@ -425,7 +425,7 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
 
     // The history view computes the state from the whole log; the state table, built by
     // provision and brought up to date by materialize, must hold the same.
-    let history_view = format!("`{PROJECT}.{semantic_dataset}.orders_state_history`");
+    let history_view = format!("`{PROJECT}.{semantic_dataset}.orders_state_v1_history`");
     let got = keyed_rows(&emu, &format!("SELECT * FROM {history_view}")).await;
     assert_rows_eq(
         &got,
@@ -466,13 +466,13 @@ async fn semantic_view_holds_latest_valid_state_per_order() {
         .status()
         .unwrap();
     assert!(status.success());
-    let sqlx = std::fs::read_to_string(out.join("orders_state.sqlx")).unwrap();
+    let sqlx = std::fs::read_to_string(out.join("orders_state_v1.sqlx")).unwrap();
     let (config_block, live_body) = split_sqlx(&sqlx);
     assert!(
-        live_body.contains("${ref(\"orders_state_state\")}"),
+        live_body.contains("${ref(\"orders_state_v1_state\")}"),
         "{live_body}"
     );
-    let history_sqlx = std::fs::read_to_string(out.join("orders_state_history.sqlx")).unwrap();
+    let history_sqlx = std::fs::read_to_string(out.join("orders_state_v1_history.sqlx")).unwrap();
     let (_, body) = split_sqlx(&history_sqlx);
     assert_eq!(config_block["type"], "view");
     assert_eq!(config_block["schema"], semantic_dataset.as_str());

@@ -177,9 +177,9 @@ async fn each_change_of_the_definition_is_refused_by_materialize_and_rebuilt_by_
     let (code, _) = app.terminate().await;
     assert_eq!(code, Some(0));
 
-    let view = format!("`{PROJECT}.{dataset}.orders`");
-    let history = format!("`{PROJECT}.{dataset}.orders_history`");
-    let state = format!("{PROJECT}.{dataset}.orders_state");
+    let view = format!("`{PROJECT}.{dataset}.orders_v1`");
+    let history = format!("`{PROJECT}.{dataset}.orders_v1_history`");
+    let state = format!("{PROJECT}.{dataset}.orders_v1_state");
     config.materialize();
     assert_eq!(
         live_rows(&emu, &view).await,

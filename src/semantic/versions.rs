@@ -1,0 +1,125 @@
+//! A data product's majors as consumers meet them: the labels and the deprecation notice each
+//! major's tables and views carry, and which stored objects belong to which major (so that
+//! `provision` can find a major the configuration no longer lists). Pure, like the rest of
+//! the semantic layer.
+
+use crate::configuration::{SemanticSettings, major_view};
+use std::collections::BTreeMap;
+
+/// A BigQuery label value: lowercase letters, digits, `_` and `-`, at most 63 characters.
+fn label_value(s: &str) -> String {
+    s.chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect()
+}
+
+/// The labels of every table and view of one major: which major it is and, for an older one,
+/// that it is deprecated, its sunset and what replaces it.
+pub fn labels(semantic: &SemanticSettings) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        ("data_product".to_string(), label_value(&semantic.product)),
+        ("major".to_string(), semantic.major.to_string()),
+        ("deprecated".to_string(), semantic.deprecated().to_string()),
+    ]);
+    if let Some(sunset) = &semantic.sunset {
+        labels.insert("sunset".into(), label_value(sunset));
+    }
+    if let Some(successor) = &semantic.successor {
+        labels.insert("successor".into(), label_value(successor));
+    }
+    labels
+}
+
+/// The sentence that opens a deprecated major's descriptions; `None` for the current major.
+pub fn notice(semantic: &SemanticSettings) -> Option<String> {
+    let sunset = semantic.sunset.as_deref()?;
+    let successor = semantic.successor.as_deref().unwrap_or("a newer major");
+    Some(format!(
+        "DEPRECATED: major {} of the data product `{}`, maintained until {sunset} (sunset); \
+         move to `{successor}`.",
+        semantic.major, semantic.product
+    ))
+}
+
+/// `text` with the deprecation notice before it, for a deprecated major.
+pub fn describe(semantic: &SemanticSettings, text: &str) -> String {
+    match notice(semantic) {
+        Some(n) if text.is_empty() => n,
+        Some(n) => format!("{n}\n{text}"),
+        None => text.to_string(),
+    }
+}
+
+/// `description` without a deprecation notice a previous `describe` put before it.
+pub fn without_notice(description: &str) -> &str {
+    match description.strip_prefix("DEPRECATED: ") {
+        Some(rest) => rest.split_once('\n').map_or("", |(_, after)| after),
+        None => description,
+    }
+}
+
+/// The views of one major, live view first.
+pub fn views(semantic: &SemanticSettings) -> [String; 3] {
+    [
+        semantic.view.clone(),
+        semantic.history_view(),
+        semantic.rejected_view(),
+    ]
+}
+
+/// What a state table's name says about the product `product`: `Some(Some(n))` for major
+/// `n`'s (`order_v2_state`), `Some(None)` for the unversioned one a release before majors
+/// built (`order_state`), `None` for another product's.
+pub fn major_of_state_table(product: &str, table: &str) -> Option<Option<u32>> {
+    let stem = table.strip_suffix("_state")?;
+    if stem == product {
+        return Some(None);
+    }
+    let major: u32 = stem
+        .strip_prefix(product)?
+        .strip_prefix("_v")?
+        .parse()
+        .ok()?;
+    (major_view(product, major) == stem).then_some(Some(major))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_tables_name_their_major() {
+        assert_eq!(
+            major_of_state_table("order", "order_v2_state"),
+            Some(Some(2))
+        );
+        assert_eq!(major_of_state_table("order", "order_state"), Some(None));
+        assert_eq!(major_of_state_table("order", "order_v02_state"), None);
+        assert_eq!(major_of_state_table("order", "orders_v1_state"), None);
+        assert_eq!(major_of_state_table("order", "order_v1"), None);
+        assert_eq!(major_of_state_table("order", "order_vx_state"), None);
+    }
+
+    #[test]
+    fn label_values_follow_bigquery_rules() {
+        assert_eq!(label_value("Order_V2"), "order_v2");
+        assert_eq!(label_value("a.b c"), "a_b_c");
+        assert_eq!(label_value(&"x".repeat(80)).len(), 63);
+    }
+
+    #[test]
+    fn a_notice_is_put_before_a_description_and_taken_off_again() {
+        let text = "Latest state.\nfingerprint: abc";
+        assert_eq!(without_notice(text), text);
+        let noted = format!("DEPRECATED: major 1 …\n{text}");
+        assert_eq!(without_notice(&noted), text);
+    }
+}

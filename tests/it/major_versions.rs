@@ -1,0 +1,219 @@
+//! Majors of a data product side by side, on bqemulator, as `provision` leaves them: every
+//! table and view of each major carries its labels (read back with tables.get), the older
+//! major says it is deprecated in its descriptions while its state table keeps the definition
+//! it records (`materialize` still merges into it); a major past its sunset is warned about by
+//! `provision` and exported as a metric by the service; a major the configuration no longer
+//! lists is warned about, left in place, and dropped only by `provision --retire`.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn object_yaml(dataset: &str, sunset: &str, with_v1: bool) -> String {
+    let v1 = format!(
+        "  previous:\n    - major: 1\n      sunset: {sunset}\n      fields:\n        \
+         - {{name: order_id, type: STRING, required: true, description: Order number.}}\n        \
+         - {{name: total, type: NUMERIC}}\n"
+    );
+    format!(
+        "envelope:\n  format: json\n  object_id: payload.order_id\nversion: 2.1.0\n\
+         semantic:\n  dataset: {dataset}\n  view: orders\n  description: Orders.\n  fields:\n    \
+         - {{name: order_id, type: STRING, required: true, description: Order number.}}\n    \
+         - {{name: total, type: STRING, description: Total as sent.}}\n{}",
+        if with_v1 { v1 } else { String::new() }
+    )
+}
+
+async fn get_table(emu: &Emulators, table: &str) -> (u16, Value) {
+    let response = reqwest::get(emu.table_url(table))
+        .await
+        .expect("tables.get");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_majors_are_labelled_warned_about_after_their_sunset_and_retired_on_request() {
+    let base = TestObject::new("orders", "");
+    let dataset = format!("sem_{}", base.dataset);
+    let object = TestObject {
+        yaml: object_yaml(&dataset, "2999-12-31", true),
+        ..base
+    };
+    let config = TestConfig::new(vec![object]);
+    let (code, text) = config.run(&["provision"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+    let emu = config.emulators.clone();
+    let at = |name: &str| format!("{PROJECT}.{dataset}.{name}");
+
+    for (name, deprecated) in [
+        ("orders_v2", false),
+        ("orders_v2_history", false),
+        ("orders_v2_rejected", false),
+        ("orders_v2_state", false),
+        ("orders_v1", true),
+        ("orders_v1_history", true),
+        ("orders_v1_rejected", true),
+        ("orders_v1_state", true),
+    ] {
+        let (status, table) = get_table(&emu, &at(name)).await;
+        assert_eq!(status, 200, "{name}: {table}");
+        let labels = &table["labels"];
+        let major = if name.starts_with("orders_v2") {
+            "2"
+        } else {
+            "1"
+        };
+        assert_eq!(labels["major"], major, "{name}: {table}");
+        assert_eq!(labels["data_product"], "orders", "{name}");
+        assert_eq!(labels["deprecated"], deprecated.to_string(), "{name}");
+        let description = table["description"].as_str().unwrap_or_default();
+        if deprecated {
+            assert_eq!(
+                (labels["sunset"].as_str(), labels["successor"].as_str()),
+                (Some("2999-12-31"), Some("orders_v2")),
+                "{name}"
+            );
+            assert!(
+                description.starts_with(
+                    "DEPRECATED: major 1 of the data product `orders`, maintained until 2999-12-31 (sunset); move to `orders_v2`."
+                ),
+                "{name}: {description}"
+            );
+        } else {
+            assert!(labels.get("sunset").is_none(), "{name}: {table}");
+            assert!(!description.contains("DEPRECATED"), "{name}: {description}");
+        }
+        if name.ends_with("_state") {
+            assert!(
+                description.contains("fingerprint: "),
+                "{name}: {description}"
+            );
+        }
+    }
+    assert!(
+        get_table(&emu, &at("orders_v2")).await.1["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Orders.")),
+        "the live view's description is the product's"
+    );
+    // The notice is not stacked, and the recorded definition still agrees: a second provision
+    // rebuilds nothing, and materialize merges into both majors.
+    let (code, text) = config.run(&["provision"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("rebuilt"), "{text}");
+    let (_, state) = get_table(&emu, &at("orders_v1_state")).await;
+    assert_eq!(
+        state["description"]
+            .as_str()
+            .unwrap()
+            .matches("DEPRECATED")
+            .count(),
+        1,
+        "{state}"
+    );
+    let app = App::start(&config).await;
+    let orders = config.object("orders");
+    let events = (1..=2)
+        .map(|i| {
+            Outgoing::body(
+                json!({"event_id": format!("e-{i}"), "event_type": "OrderCreated",
+                    "event_time": rfc3339(1_795_000_000_000_000),
+                    "payload": {"order_id": format!("o-{i}"), "total": "12.50"}})
+                .to_string(),
+            )
+        })
+        .collect();
+    publish(&emu, &orders.topic_path(), events).await;
+    let sql = format!("SELECT COUNT(*) AS n FROM `{}`", orders.ingest_table());
+    let landed = wait_for_count(&emu, &sql, 2, Duration::from_secs(60)).await;
+    assert_eq!(landed, 2, "{}", app.log_text());
+    let (code, _) = app.terminate().await;
+    assert_eq!(code, Some(0));
+    let report = config.materialize();
+    for line in &report {
+        assert_eq!(line["rows_merged"], 2, "{report:?}");
+    }
+    let majors: Vec<u64> = report
+        .iter()
+        .map(|r| r["major"].as_u64().unwrap())
+        .collect();
+    assert_eq!(majors, [2, 1], "{report:?}");
+
+    // Past its sunset: provision warns and keeps it; the service exports when it passed.
+    let file = config.path().join("objects/orders.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replace("2999-12-31", "2001-01-31")).unwrap();
+    let (code, text) = config.run(&["provision"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "`orders_v1` (major 1) is past its sunset 2001-01-31; it is still maintained"
+        ),
+        "{text}"
+    );
+    assert_eq!(get_table(&emu, &at("orders_v1")).await.0, 200);
+    let app = App::start(&config).await;
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "mesh_ingest_semantic_major_sunset_timestamp_seconds",
+            &[("object", "orders"), ("major", "1")]
+        ),
+        Some(980_985_600.0),
+        "the start of 2001-02-01, UTC"
+    );
+    let (code, _) = app.terminate().await;
+    assert_eq!(code, Some(0));
+
+    // Major 1 no longer configured: warned about and left in place until --retire drops it.
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    let (without_v1, _) = yaml.split_once("  previous:\n").unwrap();
+    std::fs::write(&file, without_v1).unwrap();
+    let (code, text) = config.run(&["provision"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "`{}` is no longer configured and no longer maintained",
+            at("orders_v1")
+        )),
+        "{text}"
+    );
+    assert_eq!(get_table(&emu, &at("orders_v1_state")).await.0, 200);
+    let (code, text) = config.run(&["provision", "--retire"]);
+    assert_eq!(code, Some(0), "{text}");
+    for name in [
+        "orders_v1",
+        "orders_v1_history",
+        "orders_v1_rejected",
+        "orders_v1_state",
+    ] {
+        assert!(
+            text.contains(&format!(" {}\n", at(name))),
+            "{name} retired: {text}"
+        );
+        assert_eq!(get_table(&emu, &at(name)).await.0, 404, "{name} dropped");
+    }
+    assert_eq!(get_table(&emu, &at("orders_v2_state")).await.0, 200);
+    let watermarks = query(
+        &emu,
+        &format!(
+            "SELECT state_table FROM `{}` ORDER BY state_table",
+            at("_mesh_ingest_watermarks")
+        ),
+    )
+    .await;
+    let tables: Vec<&str> = watermarks
+        .iter()
+        .filter_map(|r| r["state_table"].as_str())
+        .collect();
+    assert_eq!(tables, ["orders_v2_state"]);
+    let (code, text) = config.run(&["provision"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("warning"), "nothing left over: {text}");
+    let report = config.materialize();
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert_eq!(report[0]["major"], 2);
+}
