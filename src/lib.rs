@@ -4,7 +4,8 @@
 //! → `batch` → `sink` (Storage Write API, dead-letter) → acknowledgement, with `pipeline`
 //! holding what flows between them. Beside it: `configuration`, `tables`, `app` (wiring),
 //! `commands`, `http`, `health`, `telemetry`, `shutdown`, the `semantic` layer's SQL
-//! generation, and the object file as a data `contract` (ODCS export, breaking-change diff).
+//! generation, the object file as a data `contract` (ODCS export, breaking-change diff), and
+//! the `preview` of a contract change on real data.
 //! ARCHITECTURE.md says who may import whom.
 
 #![warn(clippy::too_many_lines)]
@@ -19,6 +20,7 @@ mod gcp;
 pub mod health;
 pub mod http;
 pub mod pipeline;
+pub mod preview;
 pub mod semantic;
 pub mod shutdown;
 pub mod sink;

@@ -4,8 +4,10 @@
 #![warn(clippy::too_many_lines)]
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mesh_ingest::commands::consumers::ConsumersFormat;
 use mesh_ingest::commands::contract::DiffFormat;
 use mesh_ingest::commands::dlq::ReplayOptions;
+use mesh_ingest::commands::preview::PreviewOptions;
 use mesh_ingest::commands::{self, publish::LineFormat, semantic::SemanticFormat};
 use mesh_ingest::configuration::Settings;
 use std::path::PathBuf;
@@ -85,6 +87,17 @@ enum Command {
         #[command(subcommand)]
         action: ContractAction,
     },
+    /// Who read each major of an object's data product (principals and job counts), from
+    /// BigQuery's job history: whom to tell before a sunset.
+    Consumers {
+        #[arg(long)]
+        object: String,
+        /// How many days back (at most 180, BigQuery's job history).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputArg,
+    },
     /// The dead-letter tables.
     Dlq {
         #[command(subcommand)]
@@ -111,6 +124,22 @@ enum ContractAction {
         #[arg(long, value_enum, default_value = "odcs")]
         format: ExportArg,
     },
+    /// What NEW's object files would do to this deployment's recent data, before they ship:
+    /// accepted events they would reject, dead letters they would accept, how each changed
+    /// major of the data product differs. Read-only; dry-runs every query first. Exit 1 when
+    /// they reject events that `contract diff` does not class breaking, 2 when it cannot run.
+    Preview {
+        old: PathBuf,
+        new: PathBuf,
+        /// How far back to read the ingest log and the dead letters (`30m`, `12h`, `7d`).
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Refuse when the dry runs add up to more bytes than this (default 10 GiB).
+        #[arg(long, default_value_t = 10 * 1024 * 1024 * 1024)]
+        max_bytes: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputArg,
+    },
     /// List every change between two versions of the object files, compatible or breaking;
     /// exits 1 when a change is breaking. Each directory is a config directory (holding
     /// `objects/`) or an objects directory; needs no other configuration.
@@ -118,7 +147,7 @@ enum ContractAction {
         old: PathBuf,
         new: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
-        format: DiffArg,
+        format: OutputArg,
     },
 }
 
@@ -154,7 +183,7 @@ enum ExportArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum DiffArg {
+enum OutputArg {
     Text,
     Json,
 }
@@ -175,6 +204,10 @@ enum LinesArg {
 
 /// Runs an async command on a multi-threaded runtime.
 fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    block_on_value(command)
+}
+
+fn block_on_value<T>(command: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -184,10 +217,10 @@ fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result
 
 /// `contract diff`: needs no configuration but the two directories. Exit code 1 on a breaking
 /// change, 2 when a directory's object files are invalid.
-fn contract_diff(old: &std::path::Path, new: &std::path::Path, format: DiffArg) -> ExitCode {
+fn contract_diff(old: &std::path::Path, new: &std::path::Path, format: OutputArg) -> ExitCode {
     let format = match format {
-        DiffArg::Text => DiffFormat::Text,
-        DiffArg::Json => DiffFormat::Json,
+        OutputArg::Text => DiffFormat::Text,
+        OutputArg::Json => DiffFormat::Json,
     };
     match commands::contract::diff(old, new, format) {
         Ok(outcome) => {
@@ -216,6 +249,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Contract {
+        action: action @ ContractAction::Preview { .. },
+    } = &cli.command
+    {
+        mesh_ingest::telemetry::init(&settings.log);
+        return contract_preview(&settings, action);
+    }
     match dispatch(settings, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -245,7 +285,45 @@ fn contract(settings: &Settings, action: ContractAction) -> anyhow::Result<()> {
             }),
             (None, None) => unreachable!("clap requires --object or --all --out"),
         },
-        ContractAction::Diff { .. } => unreachable!("handled before loading settings"),
+        ContractAction::Diff { .. } | ContractAction::Preview { .. } => {
+            unreachable!("handled in main")
+        }
+    }
+}
+
+/// `contract preview`: exit 1 when it finds rejects the diff did not announce, 2 when it
+/// cannot run (or refuses to scan that much).
+fn contract_preview(settings: &Settings, action: &ContractAction) -> ExitCode {
+    let ContractAction::Preview {
+        old,
+        new,
+        since,
+        max_bytes,
+        format,
+    } = action
+    else {
+        unreachable!("called for preview only");
+    };
+    let since_secs = match mesh_ingest::configuration::parse_duration(since) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --since: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = PreviewOptions {
+        old: old.clone(),
+        new: new.clone(),
+        since_secs,
+        max_bytes: *max_bytes,
+        json: matches!(format, OutputArg::Json),
+    };
+    match block_on_value(commands::preview::run(settings, &options)) {
+        Ok(missed) => ExitCode::from(u8::from(missed)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -299,6 +377,18 @@ fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
             block_on(commands::publish::run(&settings, &object, &file, lines))
         }
         Command::Contract { action } => contract(&settings, action),
+        Command::Consumers {
+            object,
+            days,
+            format,
+        } => {
+            mesh_ingest::telemetry::init(&settings.log);
+            let format = match format {
+                OutputArg::Text => ConsumersFormat::Text,
+                OutputArg::Json => ConsumersFormat::Json,
+            };
+            block_on(commands::consumers::run(&settings, &object, days, format))
+        }
         Command::Dlq {
             action:
                 DlqAction::Replay {

@@ -93,11 +93,17 @@ pub fn diff(old: &Path, new: &Path, format: DiffFormat) -> anyhow::Result<DiffOu
 const DIFF_PROJECT: &str = "project";
 
 fn objects(dir: &Path) -> anyhow::Result<Vec<ObjectSettings>> {
+    objects_in(dir, DIFF_PROJECT)
+}
+
+/// The object files of a config directory (holding `objects/`) or an objects directory, short
+/// names resolved against `project`.
+pub fn objects_in(dir: &Path, project: &str) -> anyhow::Result<Vec<ObjectSettings>> {
     let nested: PathBuf = dir.join(crate::configuration::default_objects_dir());
     let dir = if nested.is_dir() {
         nested
     } else {
         dir.to_path_buf()
     };
-    load_objects(&dir, DIFF_PROJECT).map_err(|e| anyhow::anyhow!("{e}"))
+    load_objects(&dir, project).map_err(|e| anyhow::anyhow!("{e}"))
 }

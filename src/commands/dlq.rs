@@ -109,11 +109,12 @@ impl ReplayOptions {
 }
 
 /// A dead letter as read back from its table.
-struct DeadLetter {
-    message: ReceivedMessage,
+pub(crate) struct DeadLetter {
+    pub(crate) message: ReceivedMessage,
     subscription: String,
-    reason_code: String,
-    truncated: bool,
+    pub(crate) reason_code: String,
+    /// Stored cut to `limits.max_dead_letter_data_bytes`: the whole body is gone.
+    pub(crate) truncated: bool,
 }
 
 /// Per reason code: what became of its dead letters.
@@ -292,8 +293,8 @@ fn candidates_sql(object: &ObjectSettings, options: &ReplayOptions, lower_us: i6
     )
 }
 
-/// The rows of one page of `candidates_sql`.
-fn dead_letters(page: &Answer) -> anyhow::Result<Vec<DeadLetter>> {
+/// The rows of one page of `candidates_sql` (or a query with its columns).
+pub(crate) fn dead_letters(page: &Answer) -> anyhow::Result<Vec<DeadLetter>> {
     page.rows
         .iter()
         .map(|row| {

@@ -2,9 +2,11 @@
 //! these; each prints what it did for the operator.
 
 pub mod check;
+pub mod consumers;
 pub mod contract;
 pub mod dlq;
 pub mod materialize;
+pub mod preview;
 pub mod provision;
 pub mod publish;
 pub mod run;

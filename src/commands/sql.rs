@@ -7,7 +7,7 @@ use crate::configuration::GcpSettings;
 use crate::gcp::configured;
 use anyhow::Context;
 use google_cloud_bigquery_v2::builder::job_service::GetQueryResults;
-use google_cloud_bigquery_v2::client::JobService;
+use google_cloud_bigquery_v2::client::{DatasetService, JobService};
 use google_cloud_bigquery_v2::model::{JobReference, QueryRequest, QueryResponse};
 use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_gax::retry_policy::NeverRetry;
@@ -73,6 +73,28 @@ impl Sql {
     /// was for in an error.
     pub async fn run(&self, project: &str, sql: String, what: &str) -> anyhow::Result<Answer> {
         self.run_paged(project, sql, what, None).await
+    }
+
+    /// The bytes `sql` would scan, from a dry run (`dryRun`: nothing is run or billed).
+    pub async fn dry_run(&self, project: &str, sql: String, what: &str) -> anyhow::Result<u64> {
+        let request = QueryRequest::new()
+            .set_query(sql)
+            .set_use_legacy_sql(false)
+            .set_dry_run(true);
+        let response: QueryResponse = self
+            .jobs
+            .query()
+            .set_project_id(project)
+            .set_query_request(request)
+            .send()
+            .await
+            .with_context(|| format!("{what} (dry run)"))?;
+        if let Some(e) = response.errors.first() {
+            anyhow::bail!("{what} (dry run): {}", e.message);
+        }
+        Ok(response
+            .total_bytes_processed
+            .map_or(0, |b| u64::try_from(b).unwrap_or(0)))
     }
 
     /// Like `run`, answering at most `page_rows` rows at a time: the rest are read with
@@ -216,6 +238,26 @@ impl Sql {
                 .collect(),
         ))
     }
+}
+
+/// Where a dataset lives (`US`, `EU`, `europe-west1`, …): the region its jobs and its
+/// INFORMATION_SCHEMA views are in.
+pub async fn dataset_location(
+    gcp: &GcpSettings,
+    project: &str,
+    dataset: &str,
+) -> anyhow::Result<String> {
+    let datasets = configured!(DatasetService::builder(), &gcp.bigquery_endpoint, gcp)
+        .build()
+        .await?;
+    Ok(datasets
+        .get_dataset()
+        .set_project_id(project)
+        .set_dataset_id(dataset)
+        .send()
+        .await
+        .with_context(|| format!("reading dataset {project}.{dataset}"))?
+        .location)
 }
 
 /// Cell `i` of a row of a query answer, as text (`None` for NULL).

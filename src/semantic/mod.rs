@@ -14,6 +14,8 @@
 //! before INT64, a CASE for BOOL), so a value that does not fit becomes a validation failure,
 //! never a silently rounded number.
 
+pub mod compare;
+pub mod consumers;
 pub mod dataform;
 pub mod fingerprint;
 pub mod versions;

@@ -91,6 +91,21 @@ pub fn major_of_state_table(product: &str, table: &str) -> Option<Option<u32>> {
     (major_view(product, major) == stem).then_some(Some(major))
 }
 
+/// The major a table or view of `product` belongs to: `order_v2`, `order_v2_state`,
+/// `order_v2_history`, `order_v2_rejected` → 2; `None` for anything else.
+pub fn major_of_table(product: &str, table: &str) -> Option<u32> {
+    let stem = ["_state", "_history", "_rejected"]
+        .iter()
+        .find_map(|s| table.strip_suffix(s))
+        .unwrap_or(table);
+    let major: u32 = stem
+        .strip_prefix(product)?
+        .strip_prefix("_v")?
+        .parse()
+        .ok()?;
+    (major_view(product, major) == stem).then_some(major)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +121,22 @@ mod tests {
         assert_eq!(major_of_state_table("order", "orders_v1_state"), None);
         assert_eq!(major_of_state_table("order", "order_v1"), None);
         assert_eq!(major_of_state_table("order", "order_vx_state"), None);
+    }
+
+    #[test]
+    fn tables_and_views_name_their_major() {
+        for (table, major) in [
+            ("order_v2", Some(2)),
+            ("order_v2_state", Some(2)),
+            ("order_v12_history", Some(12)),
+            ("order_v1_rejected", Some(1)),
+            ("order", None),
+            ("order_state", None),
+            ("order_vip_v1", None),
+            ("order_v01", None),
+        ] {
+            assert_eq!(major_of_table("order", table), major, "{table}");
+        }
     }
 
     #[test]

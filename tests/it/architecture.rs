@@ -19,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("batch", &["configuration"]),
     ("semantic", &["configuration", "tables"]),
     ("contract", &["configuration", "semantic", "tables"]),
+    ("preview", &["configuration", "pipeline", "tables"]),
     ("http", &["health", "telemetry"]),
     (
         "source",
@@ -67,6 +68,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "contract",
             "gcp",
             "pipeline",
+            "preview",
             "semantic",
             "shutdown",
             "sink",

@@ -11,6 +11,7 @@ mod bad_input_corpus;
 mod bigquery_restart;
 mod chaos_sigkill;
 mod check_command;
+mod contract_preview;
 mod contracts;
 mod dataform_cli;
 mod deploy_manifests;

@@ -217,3 +217,28 @@ async fn older_majors_are_labelled_warned_about_after_their_sunset_and_retired_o
     assert_eq!(report.len(), 1, "{report:?}");
     assert_eq!(report[0]["major"], 2);
 }
+
+/// `consumers` finds the dataset's region and asks BigQuery's job history. bqemulator does not
+/// serve INFORMATION_SCHEMA.JOBS (out of its scope), so on it the command can only show that
+/// it fails visibly, naming what it read and the permission it needs; the query and the
+/// grouping of its answer by major are tested in `semantic::consumers::tests`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_reads_the_job_history_of_the_datasets_region_or_says_why_not() {
+    let base = TestObject::new("orders", "");
+    let dataset = format!("sem_{}", base.dataset);
+    let object = TestObject {
+        yaml: object_yaml(&dataset, "2999-12-31", true),
+        ..base
+    };
+    let config = TestConfig::new(vec![object]);
+    config.provision();
+    let (code, text) = config.run(&["consumers", "--object", "orders", "--days", "30"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("reading who read orders from `region-us`.INFORMATION_SCHEMA.JOBS (needs bigquery.jobs.listAll on project mesh-local)"),
+        "{text}"
+    );
+    let (code, text) = config.run(&["consumers", "--object", "orders", "--days", "181"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("--days must be between 1 and 180"), "{text}");
+}
