@@ -4,9 +4,11 @@
 //! log is empty, three events arrive, and the compiled incremental query, in the MERGE Dataform
 //! makes of a table with a unique key, brings all three in. Two of them have hostile event
 //! types listed in `deleted_when` (`Evil${1+1}`, a backtick): they reach the compiled SQL as
-//! the same text, so they delete. The product has two majors: both compile, and the older
-//! one's views and table carry its deprecation in their description and labels.
+//! the same text, so they delete. The product has two majors: both compile, each one's
+//! incremental table then equals its view of the whole log, and the older one's views and
+//! table carry its deprecation in their description and labels.
 
+use crate::semantic_layer::keyed_rows;
 use crate::support::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -161,29 +163,35 @@ async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
             );
         }
     }
-    let state = compiled_table(&graph, "orders_v1_state");
-    assert_eq!(state["enumType"], "INCREMENTAL", "{state}");
-    let incremental = state["incrementalQuery"].as_str().unwrap();
-    assert!(
-        !incremental.contains("Evil2"),
-        "Dataform evaluated a config string:\n{incremental}"
-    );
-    let target = format!("`{PROJECT}.{dataset}.orders_v1_state`");
-
-    // Dataform's first run: the table from the full query, while the log is empty.
-    query(
-        &emu,
-        &format!(
-            "CREATE OR REPLACE TABLE {target} PARTITION BY TIMESTAMP_TRUNC(updated_at, MONTH) \
-             CLUSTER BY object_id AS {}",
-            state["query"].as_str().unwrap()
-        ),
-    )
-    .await;
-    assert_eq!(
-        count(&emu, &format!("SELECT COUNT(*) AS n FROM {target}")).await,
-        0
-    );
+    // Dataform's first run of each major: the table from the full query, while the log is
+    // empty.
+    let majors = ["orders_v1", "orders_v2"];
+    let mut incremental = Vec::new();
+    for major in majors {
+        let state = compiled_table(&graph, &format!("{major}_state"));
+        assert_eq!(state["enumType"], "INCREMENTAL", "{state}");
+        assert_eq!(state["uniqueKey"], json!(["object_id"]));
+        let query_text = state["incrementalQuery"].as_str().unwrap().to_string();
+        assert!(
+            !query_text.contains("Evil2"),
+            "Dataform evaluated a config string:\n{query_text}"
+        );
+        let target = format!("`{PROJECT}.{dataset}.{major}_state`");
+        query(
+            &emu,
+            &format!(
+                "CREATE OR REPLACE TABLE {target} PARTITION BY TIMESTAMP_TRUNC(updated_at, MONTH) \
+                 CLUSTER BY object_id AS {}",
+                state["query"].as_str().unwrap()
+            ),
+        )
+        .await;
+        assert_eq!(
+            count(&emu, &format!("SELECT COUNT(*) AS n FROM {target}")).await,
+            0
+        );
+        incremental.push((major, target, query_text));
+    }
 
     let app = App::start(&config).await;
     let orders = config.object("orders");
@@ -202,38 +210,57 @@ async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
     .await;
     assert_eq!(landed, 3, "{}", app.log_text());
 
-    // The next run: the incremental query, merged on the unique key as Dataform does.
-    let read = count(&emu, &format!("SELECT COUNT(*) AS n FROM ({incremental})")).await;
-    assert_eq!(
-        read, 3,
-        "the incremental query reads every event:\n{incremental}"
-    );
-    // Dataform's MERGE, matched on the compiled uniqueKey.
-    assert_eq!(state["uniqueKey"], json!(["object_id"]));
-    dataform_merge(&emu, &target, incremental).await;
-    let rows = query(
-        &emu,
-        &format!("SELECT object_id, deleted FROM {target} ORDER BY object_id"),
-    )
-    .await;
-    let got: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r["object_id"].as_str().unwrap().to_string(),
-                r["deleted"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        got,
-        [
-            ("o-1".to_string(), "false".to_string()),
-            ("o-2".to_string(), "true".to_string()),
-            ("o-3".to_string(), "true".to_string()),
-        ],
-        "3 of 3 events in the table; the hostile event types delete as configured"
-    );
+    // The next run of each major: the incremental query, merged on the unique key as Dataform
+    // does. Each major's table then holds what its view computed from the whole log holds.
+    for (major, target, incremental) in &incremental {
+        let read = count(&emu, &format!("SELECT COUNT(*) AS n FROM ({incremental})")).await;
+        assert_eq!(
+            read, 3,
+            "{major}: the incremental query reads every event:\n{incremental}"
+        );
+        dataform_merge(&emu, target, incremental).await;
+        let rows = query(
+            &emu,
+            &format!("SELECT object_id, deleted FROM {target} ORDER BY object_id"),
+        )
+        .await;
+        let got: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["object_id"].as_str().unwrap().to_string(),
+                    r["deleted"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("o-1".to_string(), "false".to_string()),
+                ("o-2".to_string(), "true".to_string()),
+                ("o-3".to_string(), "true".to_string()),
+            ],
+            "{major}: 3 of 3 events in the table; the hostile event types delete as configured"
+        );
+        let live = keyed_rows(
+            &emu,
+            &format!(
+                "SELECT * EXCEPT (event_source, publish_time, ingested_at, deleted) FROM {target} \
+                 WHERE NOT deleted"
+            ),
+        )
+        .await;
+        let history = keyed_rows(
+            &emu,
+            &format!("SELECT * FROM `{PROJECT}.{dataset}.{major}_history`"),
+        )
+        .await;
+        assert_eq!(live.len(), 1, "{major}: {live:?}");
+        assert_eq!(
+            live, history,
+            "{major}: Dataform's table is the whole history's"
+        );
+    }
     let (code, _) = app.terminate().await;
     assert_eq!(code, Some(0));
 }
