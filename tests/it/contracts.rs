@@ -69,6 +69,17 @@ fn export_major(object: &str, major: Option<&str>) -> Value {
     yaml_to_json(&docs[0])
 }
 
+/// A property of a document's data product (its first schema) by name.
+fn product_property(doc: &Value, name: &str) -> Value {
+    doc["schema"][0]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {doc:#}"))
+        .clone()
+}
+
 #[test]
 fn both_shipped_objects_export_valid_odcs_documents() {
     let validator = odcs_validator();
@@ -96,13 +107,7 @@ fn both_shipped_objects_export_valid_odcs_documents() {
     assert_eq!(order["domain"], "sales");
     assert_eq!(order["slaProperties"][0]["value"], 15);
     assert_eq!(order["slaProperties"][0]["unit"], "m");
-    let total = order["schema"][0]["properties"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "total")
-        .unwrap()
-        .clone();
+    let total = product_property(&order, "total");
     // Major 2 is current: `total` is a STRUCT of amount and currency.
     assert_eq!(
         (&order["id"], &order["status"]),
@@ -125,13 +130,7 @@ fn both_shipped_objects_export_valid_odcs_documents() {
         (&v1["id"], &v1["status"]),
         (&"mesh-ingest.order.v1".into(), &"deprecated".into())
     );
-    let v1_total = v1["schema"][0]["properties"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "total")
-        .unwrap()
-        .clone();
+    let v1_total = product_property(&v1, "total");
     assert_eq!(v1_total["physicalType"], "NUMERIC");
     let custom = |doc: &Value, name: &str| {
         doc["customProperties"]

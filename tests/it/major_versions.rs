@@ -24,6 +24,17 @@ fn object_yaml(dataset: &str, sunset: &str, with_v1: bool) -> String {
     )
 }
 
+/// A configuration of `orders` with majors 2 and 1 (sunset far ahead), and its semantic dataset.
+fn two_majors() -> (TestConfig, String) {
+    let base = TestObject::new("orders", "");
+    let dataset = format!("sem_{}", base.dataset);
+    let object = TestObject {
+        yaml: object_yaml(&dataset, "2999-12-31", true),
+        ..base
+    };
+    (TestConfig::new(vec![object]), dataset)
+}
+
 async fn get_table(emu: &Emulators, table: &str) -> (u16, Value) {
     let response = reqwest::get(emu.table_url(table))
         .await
@@ -34,13 +45,7 @@ async fn get_table(emu: &Emulators, table: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_majors_are_labelled_warned_about_after_their_sunset_and_retired_on_request() {
-    let base = TestObject::new("orders", "");
-    let dataset = format!("sem_{}", base.dataset);
-    let object = TestObject {
-        yaml: object_yaml(&dataset, "2999-12-31", true),
-        ..base
-    };
-    let config = TestConfig::new(vec![object]);
+    let (config, dataset) = two_majors();
     let (code, text) = config.run(&["provision"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("warning"), "{text}");
@@ -224,13 +229,7 @@ async fn older_majors_are_labelled_warned_about_after_their_sunset_and_retired_o
 /// grouping of its answer by major are tested in `semantic::consumers::tests`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_reads_the_job_history_of_the_datasets_region_or_says_why_not() {
-    let base = TestObject::new("orders", "");
-    let dataset = format!("sem_{}", base.dataset);
-    let object = TestObject {
-        yaml: object_yaml(&dataset, "2999-12-31", true),
-        ..base
-    };
-    let config = TestConfig::new(vec![object]);
+    let (config, _) = two_majors();
     config.provision();
     let (code, text) = config.run(&["consumers", "--object", "orders", "--days", "30"]);
     assert_eq!(code, Some(1), "{text}");
