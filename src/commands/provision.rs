@@ -8,11 +8,13 @@
 
 use super::sql::Sql;
 use crate::configuration::{
-    GcpSettings, ObjectSettings, SemanticSettings, Settings, TableRef, major_view, today,
+    GcpSettings, Layer, ObjectSettings, SemanticSettings, Settings, TableRef, major_view, today,
 };
 use crate::gcp::configured;
 use crate::semantic::fingerprint::{Agreement, agreement};
-use crate::semantic::{build_state_table, ddl, state_columns, versions, watermark};
+use crate::semantic::{
+    build_state_table, column_descriptions, ddl, state_columns, versions, watermark,
+};
 use crate::sink::writer::{existing_columns, get_table, table_fields};
 use crate::tables::{Column, DEAD_LETTER, INGEST, SchemaDifference, TableLayout, compare};
 use anyhow::Context;
@@ -24,7 +26,7 @@ use google_cloud_bigquery_v2::model::{
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::paginator::ItemPaginator as _;
 use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Whether an admin call failed only because the resource is already there.
 fn already_exists(e: &google_cloud_gax::error::Error) -> bool {
@@ -132,23 +134,156 @@ pub async fn provision(settings: &Settings, pubsub: bool, retire: bool) -> anyho
         }
     }
 
+    label_datasets(&datasets_client, settings).await?;
+
     for object in &settings.objects {
-        for (table, layout) in [
-            (&object.ingest_table, &INGEST),
-            (&object.dead_letter_table, &DEAD_LETTER),
-        ] {
-            let created = create_table(&tables_client, table, layout).await?;
-            if !created {
-                reconcile(&tables_client, table, layout, &mut report).await?;
-            }
-            report.note(created, format!("table {table}"));
-        }
+        provision_ingest(&tables_client, object, &mut report).await?;
         if pubsub {
             provision_pubsub(gcp, object, &mut report).await?;
         }
     }
     provision_semantic(settings, &tables_client, retire, &mut report).await?;
     Ok(report)
+}
+
+/// An object's ingest and dead-letter tables: created, or brought in line; then labelled and
+/// described from the contract.
+async fn provision_ingest(
+    tables: &TableService,
+    object: &ObjectSettings,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let summary = object.contract_summary();
+    for (table, layout, what) in [
+        (
+            &object.ingest_table,
+            &INGEST,
+            format!(
+                "Append-only log of every accepted `{}` event, written by mesh-ingest: the \
+                 payload as published (JSON) and its metadata.",
+                object.name
+            ),
+        ),
+        (
+            &object.dead_letter_table,
+            &DEAD_LETTER,
+            format!(
+                "Events of `{}` that mesh-ingest could not accept, with the reason and the \
+                 body as received. They hold the producers' payloads (personal data): grant \
+                 access as narrowly as to the ingest table.",
+                object.name
+            ),
+        ),
+    ] {
+        let created = create_table(tables, table, layout).await?;
+        if !created {
+            reconcile(tables, table, layout, report).await?;
+        }
+        tables
+            .patch_table()
+            .set_project_id(&table.project)
+            .set_dataset_id(&table.dataset)
+            .set_table_id(&table.table)
+            .set_table(
+                Table::new()
+                    .set_description(format!("{what}\n{summary}"))
+                    .set_labels(object.labels(Layer::Ingest)),
+            )
+            .send()
+            .await
+            .with_context(|| format!("labelling {table}"))?;
+        report.note(created, format!("table {table}"));
+    }
+    Ok(())
+}
+
+/// Sets the description and labels of every dataset mesh-ingest writes to: what it holds (the
+/// ingest logs, the data products), `managed_by` and `layer`, and `domain` / `owner` when
+/// every object in it agrees.
+async fn label_datasets(datasets: &DatasetService, settings: &Settings) -> anyhow::Result<()> {
+    let mut uses: BTreeMap<(String, String), Vec<(&ObjectSettings, Layer)>> = BTreeMap::new();
+    for o in &settings.objects {
+        for t in [&o.ingest_table, &o.dead_letter_table] {
+            let at = uses
+                .entry((t.project.clone(), t.dataset.clone()))
+                .or_default();
+            if !at
+                .iter()
+                .any(|(x, l)| x.name == o.name && *l == Layer::Ingest)
+            {
+                at.push((o, Layer::Ingest));
+            }
+        }
+        if let Some(s) = &o.semantic {
+            uses.entry((s.project.clone(), s.dataset.clone()))
+                .or_default()
+                .push((o, Layer::Semantic));
+        }
+    }
+    for ((project, dataset), objects) in uses {
+        let (labels, description) = dataset_metadata(&objects);
+        datasets
+            .patch_dataset()
+            .set_project_id(&project)
+            .set_dataset_id(&dataset)
+            .set_dataset(
+                Dataset::new()
+                    .set_description(description)
+                    .set_labels(labels),
+            )
+            .send()
+            .await
+            .with_context(|| format!("labelling dataset {project}.{dataset}"))?;
+    }
+    Ok(())
+}
+
+/// A dataset's labels and description from the objects (and layers) it holds.
+fn dataset_metadata(objects: &[(&ObjectSettings, Layer)]) -> (BTreeMap<String, String>, String) {
+    let mut labels = BTreeMap::from([("managed_by".to_string(), "mesh-ingest".to_string())]);
+    let layers: BTreeSet<&str> = objects.iter().map(|(_, l)| l.as_str()).collect();
+    for key in ["layer", "domain", "owner"] {
+        let values: BTreeSet<Option<String>> = objects
+            .iter()
+            .map(|(o, l)| o.labels(*l).get(key).cloned())
+            .collect();
+        if let [Some(v)] = values.into_iter().collect::<Vec<_>>().as_slice() {
+            labels.insert(key.to_string(), v.clone());
+        }
+    }
+    let names = |layer: Layer| {
+        objects
+            .iter()
+            .filter(|(_, l)| *l == layer)
+            .map(|(o, _)| match (&o.semantic, layer) {
+                (Some(s), Layer::Semantic) => format!("`{}_v<MAJOR>`", s.product),
+                _ => format!("`{}`", o.name),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = Vec::new();
+    if layers.contains("ingest") {
+        text.push(format!(
+            "Ingest logs and dead letters of {}, written by mesh-ingest.",
+            names(Layer::Ingest)
+        ));
+    }
+    if layers.contains("semantic") {
+        text.push(format!(
+            "Data products {}, built by mesh-ingest: typed, one row per object, one view per major.",
+            names(Layer::Semantic)
+        ));
+    }
+    let contracts: BTreeSet<&str> = objects
+        .iter()
+        .map(|(o, _)| o.source_file.as_str())
+        .collect();
+    text.push(format!(
+        "Contracts: {}.",
+        contracts.into_iter().collect::<Vec<_>>().join(", ")
+    ));
+    (labels, text.join(" "))
 }
 
 /// Per object with a semantic layer, per maintained major: the watermark table, the state
@@ -208,6 +343,23 @@ async fn provision_major(
         "creating the watermark table",
     )
     .await?;
+    let watermarks = semantic.qualified(watermark::TABLE);
+    tables
+        .patch_table()
+        .set_project_id(&watermarks.project)
+        .set_dataset_id(&watermarks.dataset)
+        .set_table_id(&watermarks.table)
+        .set_table(
+            Table::new()
+                .set_description(
+                    "`mesh-ingest materialize`'s watermarks: per state table of this dataset, \
+                     the newest `ingested_at` it applied. Kept by mesh-ingest.",
+                )
+                .set_labels([("managed_by", "mesh-ingest"), ("layer", "semantic")]),
+        )
+        .send()
+        .await
+        .with_context(|| format!("labelling {watermarks}"))?;
     let state = state_table_ref(semantic);
     let existing = read_state(tables, &state).await?;
     match rebuild_reason(object, existing.as_ref()) {
@@ -234,47 +386,87 @@ async fn provision_major(
     label_major(tables, object).await
 }
 
-/// Sets the labels of every table and view of a major and, for a deprecated one, puts the
-/// notice before their descriptions (the state table keeps the definition it records).
-/// `CREATE OR REPLACE VIEW` leaves a view without either, so this follows every build.
+/// Sets the labels and descriptions of every table and view of a major, and its columns'
+/// descriptions: the contract's labels and summary, a deprecated major's notice first (the
+/// state table keeps the definition its build recorded). `CREATE OR REPLACE VIEW` leaves a
+/// view without any of them, so this follows every build; a changed contract (owner,
+/// description, …) is applied here without rebuilding anything.
 async fn label_major(tables: &TableService, object: &ObjectSettings) -> anyhow::Result<()> {
     let semantic = object.semantic.as_ref().expect("per major");
-    let labels = versions::labels(semantic);
+    let labels = versions::labels(object);
     let descriptions = crate::semantic::view_descriptions(object).unwrap_or_default();
     let state = state_table_ref(semantic);
     let recorded = read_state(tables, &state)
         .await?
         .and_then(|t| t.description)
         .unwrap_or_default();
-    let mut targets: Vec<(TableRef, String)> = descriptions
+    let mut targets: Vec<(TableRef, String, bool)> = descriptions
         .into_iter()
         .map(|(view, text)| {
+            let rejected = view == semantic.rejected_view();
             (
                 semantic.qualified(&view),
-                versions::describe(semantic, &text),
+                versions::description(object, &text),
+                rejected,
             )
         })
         .collect();
     targets.push((
         state,
-        versions::describe(semantic, versions::without_notice(&recorded)),
+        versions::describe(
+            semantic,
+            &format!(
+                "{}\n{}",
+                object.contract_summary(),
+                recorded_definition(&recorded)
+            ),
+        ),
+        false,
     ));
-    for (table, description) in targets {
+    for (table, description, rejected) in targets {
+        let columns = column_descriptions(semantic, rejected);
+        let mut update = Table::new()
+            .set_description(description)
+            .set_labels(labels.clone());
+        if let Some(mut fields) = table_fields(tables, &table)
+            .await
+            .with_context(|| format!("reading table {table}"))?
+        {
+            describe_columns(&mut fields, "", &columns);
+            update = update.set_schema(TableSchema::new().set_fields(fields));
+        }
         tables
             .patch_table()
             .set_project_id(&table.project)
             .set_dataset_id(&table.dataset)
             .set_table_id(&table.table)
-            .set_table(
-                Table::new()
-                    .set_description(description)
-                    .set_labels(labels.clone()),
-            )
+            .set_table(update)
             .send()
             .await
             .with_context(|| format!("labelling {table}"))?;
     }
     Ok(())
+}
+
+/// What the state table's build wrote into its description, without what `provision` put
+/// before it.
+fn recorded_definition(description: &str) -> &str {
+    crate::semantic::fingerprint::recorded(versions::without_notice(description))
+}
+
+/// Sets each column's description from `docs` (by path: `total.amount`), sub-fields too.
+fn describe_columns(
+    fields: &mut [TableFieldSchema],
+    prefix: &str,
+    docs: &BTreeMap<String, String>,
+) {
+    for f in fields {
+        let path = format!("{prefix}{}", f.name);
+        if let Some(d) = docs.get(&path) {
+            f.description = Some(d.clone());
+        }
+        describe_columns(&mut f.fields, &format!("{path}."), docs);
+    }
 }
 
 /// The majors of `object`'s data product that earlier configurations built (their state

@@ -56,6 +56,10 @@ pub(super) fn resolve(
         if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
             return Err(FieldError::new(field, "must not be blank when given"));
         }
+        if let Some(v) = value {
+            // It labels every table and view of the object.
+            super::labels::label_value(v).map_err(|m| FieldError::new(field, m))?;
+        }
     }
     let version = version.unwrap_or_else(default_version);
     let semver = version.split('.').collect::<Vec<_>>();
@@ -79,6 +83,20 @@ pub(super) fn resolve(
         version,
         freshness_secs,
     })
+}
+
+/// Seconds in the largest unit that divides them: 900 → (15, "m").
+pub fn duration_parts(secs: u64) -> (u64, &'static str) {
+    [(86_400, "d"), (3600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit, _)| secs.is_multiple_of(*unit))
+        .map_or((secs, "s"), |(unit, name)| (secs / unit, name))
+}
+
+/// Seconds as the object file writes them: 900 → `15m`.
+pub fn format_duration(secs: u64) -> String {
+    let (n, unit) = duration_parts(secs);
+    format!("{n}{unit}")
 }
 
 /// `90s`, `15m`, `2h`, `1d` → seconds (at least one second).

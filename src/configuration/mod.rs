@@ -5,6 +5,7 @@
 
 mod contract;
 mod envelope;
+mod labels;
 pub mod memory;
 mod object;
 mod semantic;
@@ -12,8 +13,9 @@ mod table_ref;
 pub mod template;
 mod tuning;
 
-pub use contract::{ContractSettings, parse_duration};
+pub use contract::{ContractSettings, duration_parts, format_duration, parse_duration};
 pub use envelope::{EnvelopeFormat, EnvelopeSettings, FieldLocator};
+pub use labels::{Layer, MAX_LABEL_CHARS, label_value};
 pub use object::ObjectSettings;
 pub use semantic::{
     FieldType, STATE_EVENT_COLUMNS, SemanticField, SemanticSettings, major_view, today,

@@ -7,7 +7,9 @@
 //! per major of the data product (`document` of each `ObjectSettings::per_major`): an older
 //! major's has `status: deprecated`, its sunset and successor.
 
-use crate::configuration::{FieldType, ObjectSettings, SemanticField, SemanticSettings};
+use crate::configuration::{
+    FieldType, ObjectSettings, SemanticField, SemanticSettings, duration_parts,
+};
 use crate::semantic::{KEY_COLUMN, LATEST_EVENT_COLUMNS, UNIQUE_KEY, non_null_columns, versions};
 use crate::tables::INGEST;
 use serde_json::{Map, Value, json};
@@ -307,14 +309,6 @@ fn custom_properties(object: &ObjectSettings) -> Value {
         }
     }
     Value::Array(props)
-}
-
-/// Seconds in the largest unit that divides them: 900 → (15, "m").
-fn duration_parts(secs: u64) -> (u64, &'static str) {
-    [(86_400, "d"), (3600, "h"), (60, "m")]
-        .into_iter()
-        .find(|(unit, _)| secs.is_multiple_of(*unit))
-        .map_or((secs, "s"), |(unit, name)| (secs / unit, name))
 }
 
 /// A JSON value as YAML text (block style).

@@ -17,6 +17,8 @@ const HEADER: &str = "mesh-ingest state table definition, format 1";
 /// Changes whenever the generated SQL computes a different row from the same definition, so
 /// that state tables built by an older mesh-ingest are rebuilt rather than merged into.
 const GENERATOR: u32 = 1;
+/// How the build's description starts.
+const INTRO: &str = "Latest state of every object of the data product";
 /// The description line that carries the fingerprint.
 const FINGERPRINT_PREFIX: &str = "fingerprint: ";
 /// BigQuery's limit on a table description is 16,384 characters; a longer definition is
@@ -82,7 +84,7 @@ pub fn description(object: &ObjectSettings) -> Option<String> {
     let semantic = object.semantic.as_ref()?;
     let text = canonical(object)?;
     let intro = format!(
-        "Latest state of every object of the data product `{}`, kept by mesh-ingest. Built \
+        "{INTRO} `{}`, kept by mesh-ingest. Built \
          from the definition below: `mesh-ingest provision` rebuilds it when the \
          configuration's differs, `mesh-ingest materialize` refuses to merge until then.\n\
          {FINGERPRINT_PREFIX}{}\n",
@@ -93,6 +95,14 @@ pub fn description(object: &ObjectSettings) -> Option<String> {
         return Some(intro);
     }
     Some(intro + &text)
+}
+
+/// The part of a state table's description the build wrote (what `description` returns),
+/// without what `provision` put before it (the contract, a deprecation notice).
+pub fn recorded(description: &str) -> &str {
+    description
+        .find(INTRO)
+        .map_or(description, |at| &description[at..])
 }
 
 /// How the definition a state table records compares with the configuration's.

@@ -533,6 +533,75 @@ pub fn view_descriptions(object: &ObjectSettings) -> Option<[(String, String); 3
     ])
 }
 
+/// What the columns of a major's state table and views hold, by column path (`total`,
+/// `total.amount`): the typed fields as the YAML describes them, and the columns the layer
+/// defines itself. `rejected`: for `<view>_rejected`, whose rows are refused events.
+pub fn column_descriptions(
+    semantic: &SemanticSettings,
+    rejected: bool,
+) -> std::collections::BTreeMap<String, String> {
+    fn fields(
+        out: &mut std::collections::BTreeMap<String, String>,
+        prefix: &str,
+        list: &[SemanticField],
+    ) {
+        for f in list {
+            let path = format!("{prefix}{}", f.name);
+            if let Some(d) = &f.description {
+                out.insert(path.clone(), d.clone());
+            }
+            fields(out, &format!("{path}."), &f.fields);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    fields(&mut out, "", &semantic.fields);
+    let own = [
+        (KEY_COLUMN.name, KEY_COLUMN.description),
+        (
+            LATEST_EVENT_COLUMNS[0].name,
+            LATEST_EVENT_COLUMNS[0].description,
+        ),
+        (
+            LATEST_EVENT_COLUMNS[1].name,
+            LATEST_EVENT_COLUMNS[1].description,
+        ),
+        ("deleted", DELETED_DESCRIPTION),
+        (
+            "event_source",
+            "CloudEvents source of the event that set this state (an id is unique per source).",
+        ),
+        (
+            "publish_time",
+            "When Pub/Sub received the event that set this state.",
+        ),
+        (
+            "ingested_at",
+            "When mesh-ingest wrote the event that set this state to the ingest table.",
+        ),
+    ];
+    for (name, text) in own {
+        out.insert(name.to_string(), text.to_string());
+    }
+    if rejected {
+        for (name, text) in [
+            ("event_id", "Id of the refused event."),
+            ("event_type", "Type of the refused event."),
+            ("event_time", "Event time of the refused event."),
+            ("publish_time", "When Pub/Sub received the refused event."),
+            (
+                "reason",
+                "Which required fields are missing or do not fit their type.",
+            ),
+        ] {
+            out.insert(name.to_string(), text.to_string());
+        }
+    }
+    out
+}
+
+/// The state table's `deleted` column.
+pub const DELETED_DESCRIPTION: &str = "The latest event deleted the object (its row is kept so that older events cannot bring it back).";
+
 /// One view's DDL.
 #[derive(Debug, Clone)]
 pub struct ViewDdl {

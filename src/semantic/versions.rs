@@ -3,32 +3,23 @@
 //! `provision` can find a major the configuration no longer lists). Pure, like the rest of
 //! the semantic layer.
 
-use crate::configuration::{SemanticSettings, major_view};
+use crate::configuration::{Layer, ObjectSettings, SemanticSettings, major_view};
 use std::collections::BTreeMap;
 
-/// A BigQuery label value: lowercase letters, digits, `_` and `-`, at most 63 characters.
+/// A name or date as a label value (names are identifiers, dates `YYYY-MM-DD`: both fit).
 fn label_value(s: &str) -> String {
-    s.chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(63)
-        .collect()
+    crate::configuration::label_value(s).unwrap_or_else(|_| s.chars().take(63).collect())
 }
 
-/// The labels of every table and view of one major: which major it is and, for an older one,
-/// that it is deprecated, its sunset and what replaces it.
-pub fn labels(semantic: &SemanticSettings) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::from([
-        ("data_product".to_string(), label_value(&semantic.product)),
-        ("major".to_string(), semantic.major.to_string()),
-        ("deprecated".to_string(), semantic.deprecated().to_string()),
-    ]);
+/// The labels of every table and view of one major (`object` holds it as its `semantic`):
+/// the contract's (`ObjectSettings::labels`) and, for an older major, that it is deprecated,
+/// its sunset and what replaces it.
+pub fn labels(object: &ObjectSettings) -> BTreeMap<String, String> {
+    let mut labels = object.labels(Layer::Semantic);
+    let Some(semantic) = object.semantic.as_ref() else {
+        return labels;
+    };
+    labels.insert("deprecated".into(), semantic.deprecated().to_string());
     if let Some(sunset) = &semantic.sunset {
         labels.insert("sunset".into(), label_value(sunset));
     }
@@ -55,6 +46,16 @@ pub fn describe(semantic: &SemanticSettings, text: &str) -> String {
         Some(n) if text.is_empty() => n,
         Some(n) => format!("{n}\n{text}"),
         None => text.to_string(),
+    }
+}
+
+/// The description of one of a major's tables or views: the deprecation notice (for an older
+/// major), what it holds (`text`), and the contract in a paragraph.
+pub fn description(object: &ObjectSettings, text: &str) -> String {
+    let body = format!("{text}\n{}", object.contract_summary());
+    match object.semantic.as_ref() {
+        Some(s) => describe(s, &body),
+        None => body,
     }
 }
 
@@ -137,13 +138,6 @@ mod tests {
         ] {
             assert_eq!(major_of_table("order", table), major, "{table}");
         }
-    }
-
-    #[test]
-    fn label_values_follow_bigquery_rules() {
-        assert_eq!(label_value("Order_V2"), "order_v2");
-        assert_eq!(label_value("a.b c"), "a_b_c");
-        assert_eq!(label_value(&"x".repeat(80)).len(), 63);
     }
 
     #[test]

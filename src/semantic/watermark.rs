@@ -7,10 +7,10 @@ use crate::configuration::{ObjectSettings, SemanticSettings};
 use crate::tables::ingest::INGESTED_AT;
 
 /// `materialize`'s watermarks, one row per state table of the dataset.
-const WATERMARK_TABLE: &str = "_mesh_ingest_watermarks";
+pub const TABLE: &str = "_mesh_ingest_watermarks";
 
 fn table(semantic: &SemanticSettings) -> String {
-    semantic.qualified(WATERMARK_TABLE).sql_name()
+    semantic.qualified(TABLE).sql_name()
 }
 
 /// Creates the watermark table if it is missing.

@@ -129,6 +129,19 @@ fn broken_configuration_names_file_and_field() {
             &["customer.yaml", "max_delay_ms"],
         ),
         (
+            // The owner labels every table and view: a value BigQuery cannot hold is refused.
+            "objects/order.yaml",
+            "owner: team-orders",
+            "owner: the-team-that-owns-every-order-of-the-web-shop-and-all-the-stores",
+            &["order.yaml", "owner", "at most 63"],
+        ),
+        (
+            "objects/order.yaml",
+            "sunset: 2027-06-30",
+            "sunset: 2027-02-30",
+            &["order.yaml", "semantic.previous[0].sunset"],
+        ),
+        (
             "base.yaml",
             "port: 8080",
             "port: eighty",

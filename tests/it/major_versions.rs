@@ -1,5 +1,7 @@
 //! Majors of a data product side by side, on bqemulator, as `provision` leaves them: every
-//! table and view of each major carries its labels (read back with tables.get), the older
+//! dataset, table and view carries the contract's labels and description and every column of
+//! the data product its description (read back with tables.get and datasets.get; a changed
+//! owner is applied without rebuilding anything), the older
 //! major says it is deprecated in its descriptions while its state table keeps the definition
 //! it records (`materialize` still merges into it); a major past its sunset is warned about by
 //! `provision` and exported as a metric by the service; a major the configuration no longer
@@ -13,10 +15,11 @@ fn object_yaml(dataset: &str, sunset: &str, with_v1: bool) -> String {
     let v1 = format!(
         "  previous:\n    - major: 1\n      sunset: {sunset}\n      fields:\n        \
          - {{name: order_id, type: STRING, required: true, description: Order number.}}\n        \
-         - {{name: total, type: NUMERIC}}\n"
+         - {{name: total, type: NUMERIC, description: Total.}}\n"
     );
     format!(
         "envelope:\n  format: json\n  object_id: payload.order_id\nversion: 2.1.0\n\
+         owner: Team Orders\ndomain: sales\nsla: {{freshness: 15m}}\n\
          semantic:\n  dataset: {dataset}\n  view: orders\n  description: Orders.\n  fields:\n    \
          - {{name: order_id, type: STRING, required: true, description: Order number.}}\n    \
          - {{name: total, type: STRING, description: Total as sent.}}\n{}",
@@ -70,9 +73,34 @@ async fn older_majors_are_labelled_warned_about_after_their_sunset_and_retired_o
         } else {
             "1"
         };
-        assert_eq!(labels["major"], major, "{name}: {table}");
+        assert_eq!(labels["contract_version"], major, "{name}: {table}");
         assert_eq!(labels["data_product"], "orders", "{name}");
         assert_eq!(labels["deprecated"], deprecated.to_string(), "{name}");
+        for (key, value) in [
+            ("managed_by", "mesh-ingest"),
+            ("layer", "semantic"),
+            ("owner", "team_orders"),
+            ("domain", "sales"),
+        ] {
+            assert_eq!(labels[key], value, "{name}: {key}");
+        }
+        let description = table["description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains("Owner: Team Orders. Domain: sales. Contract: ")
+                && description.contains(
+                    "Freshness: an event is in the data product within 15m of being published."
+                ),
+            "{name}: {description}"
+        );
+        // Every column described: the typed fields from the YAML, the layer's own columns.
+        let undescribed: Vec<&str> = table["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["description"].as_str().is_none_or(str::is_empty))
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert!(undescribed.is_empty(), "{name}: {undescribed:?}");
         let description = table["description"].as_str().unwrap_or_default();
         if deprecated {
             assert_eq!(
@@ -97,6 +125,48 @@ async fn older_majors_are_labelled_warned_about_after_their_sunset_and_retired_o
             );
         }
     }
+    // The ingest layer and the datasets too.
+    let orders = config.object("orders");
+    for table in [orders.ingest_table(), orders.dead_letter_table()] {
+        let (_, t) = get_table(&emu, &table).await;
+        assert_eq!(
+            (t["labels"]["layer"].as_str(), t["labels"]["owner"].as_str()),
+            (Some("ingest"), Some("team_orders")),
+            "{table}: {t}"
+        );
+        assert!(
+            t["description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Contract: "),
+            "{t}"
+        );
+    }
+    for (dataset, layer) in [
+        (orders.dataset.clone(), "ingest"),
+        (dataset.clone(), "semantic"),
+    ] {
+        let url = format!(
+            "{}/bigquery/v2/projects/{PROJECT}/datasets/{dataset}",
+            emu.bigquery_url()
+        );
+        let d: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            (
+                d["labels"]["layer"].as_str(),
+                d["labels"]["managed_by"].as_str()
+            ),
+            (Some(layer), Some("mesh-ingest")),
+            "{d}"
+        );
+        assert!(
+            d["description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("mesh-ingest"),
+            "{d}"
+        );
+    }
     assert!(
         get_table(&emu, &at("orders_v2")).await.1["description"]
             .as_str()
@@ -105,9 +175,29 @@ async fn older_majors_are_labelled_warned_about_after_their_sunset_and_retired_o
     );
     // The notice is not stacked, and the recorded definition still agrees: a second provision
     // rebuilds nothing, and materialize merges into both majors.
+    // A changed contract (the owner) reaches every label on the next provision, and nothing
+    // is rebuilt.
+    let file = config.path().join("objects/orders.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        yaml.replace("owner: Team Orders", "owner: team-checkout"),
+    )
+    .unwrap();
     let (code, text) = config.run(&["provision"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("rebuilt"), "{text}");
+    for name in ["orders_v2", "orders_v1_state"] {
+        let (_, t) = get_table(&emu, &at(name)).await;
+        assert_eq!(t["labels"]["owner"], "team-checkout", "{name}");
+        assert!(
+            t["description"]
+                .as_str()
+                .unwrap()
+                .contains("Owner: team-checkout."),
+            "{name}"
+        );
+    }
     let (_, state) = get_table(&emu, &at("orders_v1_state")).await;
     assert_eq!(
         state["description"]
@@ -147,7 +237,6 @@ async fn older_majors_are_labelled_warned_about_after_their_sunset_and_retired_o
     assert_eq!(majors, [2, 1], "{report:?}");
 
     // Past its sunset: provision warns and keeps it; the service exports when it passed.
-    let file = config.path().join("objects/orders.yaml");
     let yaml = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, yaml.replace("2999-12-31", "2001-01-31")).unwrap();
     let (code, text) = config.run(&["provision"]);
