@@ -268,3 +268,111 @@ resource "google_project_iam_member" "keda_monitoring_viewer" {
   role    = "roles/monitoring.viewer"
   member  = var.keda_member
 }
+
+# --- Classification: policy tags and masking --------------------------------------------------
+
+# One taxonomy of the team's classifications (`classification:` of the object files' fields and
+# `payload_classification`), in the datasets' location (policy tags must be where the tables
+# are). `mesh-ingest provision` attaches each tag to the classified columns of the state tables
+# and to the ingest table's `payload` column once base.yaml lists them under gcp.policy_tags
+# (output `policy_tags`). A view cannot carry a tag: its readers meet the table's.
+resource "google_data_catalog_taxonomy" "classification" {
+  count = length(var.classifications) == 0 ? 0 : 1
+
+  project                = var.project_id
+  region                 = lower(var.bigquery_location)
+  display_name           = "mesh-ingest ${var.namespace}"
+  description            = "Classifications of the data products of ${var.namespace}, attached by mesh-ingest."
+  activated_policy_types = ["FINE_GRAINED_ACCESS_CONTROL"]
+}
+
+resource "google_data_catalog_policy_tag" "classification" {
+  for_each = { for c in var.classifications : c.name => c }
+
+  taxonomy     = google_data_catalog_taxonomy.classification[0].id
+  display_name = each.key
+  description  = "Columns classified `${each.key}` in the object files."
+}
+
+# Masking follows from the tag: a reader with roles/bigquerydatapolicy.maskedReader on the data
+# policy sees the masked value (e.g. SHA256 of it), one with the tag's Fine-Grained Reader role
+# sees the value, anyone else gets an access error on that column (and `SELECT * EXCEPT` works).
+resource "google_bigquery_datapolicy_data_policy" "masking" {
+  for_each = { for c in var.classifications : c.name => c if c.masking != null }
+
+  project          = var.project_id
+  location         = lower(var.bigquery_location)
+  data_policy_id   = "mesh_ingest_${replace(each.key, "-", "_")}_masked"
+  policy_tag       = google_data_catalog_policy_tag.classification[each.key].name
+  data_policy_type = "DATA_MASKING_POLICY"
+  data_masking_policy {
+    predefined_expression = each.value.masking
+  }
+}
+
+resource "google_data_catalog_policy_tag_iam_member" "fine_grained_reader" {
+  for_each = {
+    for pair in flatten([
+      for c in var.classifications : [for m in c.readers : { name = c.name, member = m }]
+    ]) : "${pair.name}/${pair.member}" => pair
+  }
+
+  policy_tag = google_data_catalog_policy_tag.classification[each.value.name].name
+  role       = "roles/datacatalog.categoryFineGrainedReader"
+  member     = each.value.member
+}
+
+resource "google_bigquery_datapolicy_data_policy_iam_member" "masked_reader" {
+  for_each = {
+    for pair in flatten([
+      for c in var.classifications : [for m in c.masked_readers : { name = c.name, member = m }]
+      if c.masking != null
+    ]) : "${pair.name}/${pair.member}" => pair
+  }
+
+  project        = var.project_id
+  location       = lower(var.bigquery_location)
+  data_policy_id = google_bigquery_datapolicy_data_policy.masking[each.value.name].data_policy_id
+  role           = "roles/bigquerydatapolicy.maskedReader"
+  member         = each.value.member
+}
+
+# mesh-ingest writes whole rows into tagged columns: the Storage Write API needs no reader
+# role for that, but `materialize` reads the ingest table's tagged `payload` to build the state
+# tables, so its service account reads every classification.
+resource "google_data_catalog_policy_tag_iam_member" "mesh_ingest_reader" {
+  for_each = var.materialize ? { for c in var.classifications : c.name => c } : {}
+
+  policy_tag = google_data_catalog_policy_tag.classification[each.key].name
+  role       = "roles/datacatalog.categoryFineGrainedReader"
+  member     = local.mesh_ingest_member
+}
+
+# Readers of the data products: the semantic datasets only. The ingest datasets, which hold the
+# dead-letter tables (bodies as received, personal data included), are granted to nobody but
+# mesh-ingest; the owning team reaches them through var.dead_letter_readers, nobody else.
+resource "google_bigquery_dataset_iam_member" "semantic_reader" {
+  for_each = {
+    for pair in flatten([
+      for k, o in local.objects : [for m in var.product_readers : { key = k, member = m }]
+    ]) : "${pair.key}/${pair.member}" => pair
+  }
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.semantic[each.value.key].dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = each.value.member
+}
+
+resource "google_bigquery_dataset_iam_member" "dead_letter_reader" {
+  for_each = {
+    for pair in flatten([
+      for k, d in local.ingest_datasets : [for m in var.dead_letter_readers : { key = k, member = m }]
+    ]) : "${pair.key}/${pair.member}" => pair
+  }
+
+  project    = local.ingest_datasets[each.value.key].project
+  dataset_id = google_bigquery_dataset.ingest[each.value.key].dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = each.value.member
+}

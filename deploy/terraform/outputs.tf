@@ -34,3 +34,13 @@ output "semantic_datasets" {
   description = "Semantic-layer dataset per object."
   value       = { for k, d in google_bigquery_dataset.semantic : k => "${d.project}.${d.dataset_id}" }
 }
+
+output "policy_tags" {
+  description = "Paste under gcp.policy_tags in the deployment's config (most restrictive first, as var.classifications lists them)."
+  value = [
+    for c in var.classifications : {
+      classification = c.name
+      tag            = google_data_catalog_policy_tag.classification[c.name].name
+    }
+  ]
+}

@@ -99,3 +99,26 @@ variable "materialize" {
   type        = bool
   default     = true
 }
+
+variable "classifications" {
+  description = "The classifications the object files use (`classification:`, `payload_classification`), most restrictive first: each becomes a policy tag; `masking` (a BigQuery predefined masking expression such as SHA256, ALWAYS_NULL, DEFAULT_MASKING_VALUE, or null for none) a data policy; `readers` see the values, `masked_readers` the masked ones."
+  type = list(object({
+    name           = string
+    masking        = optional(string)
+    readers        = optional(list(string), [])
+    masked_readers = optional(list(string), [])
+  }))
+  default = [{ name = "pii", masking = "SHA256" }]
+}
+
+variable "product_readers" {
+  description = "Members (e.g. group:analysts@example.com) who read the data products: roles/bigquery.dataViewer on the semantic datasets only."
+  type        = list(string)
+  default     = []
+}
+
+variable "dead_letter_readers" {
+  description = "Members who may read the ingest datasets, which hold the dead-letter tables (bodies as received, personal data included): the owning team, nobody else."
+  type        = list(string)
+  default     = []
+}

@@ -13,12 +13,14 @@ use crate::configuration::{
 use crate::gcp::configured;
 use crate::semantic::fingerprint::{Agreement, agreement};
 use crate::semantic::{
-    build_state_table, column_descriptions, ddl, state_columns, versions, watermark,
+    build_state_table, column_descriptions, column_policy_tags, ddl, state_columns, versions,
+    watermark,
 };
 use crate::sink::writer::{existing_columns, get_table, table_fields};
 use crate::tables::{Column, DEAD_LETTER, INGEST, SchemaDifference, TableLayout, compare};
 use anyhow::Context;
 use google_cloud_bigquery_v2::client::{DatasetService, TableService};
+use google_cloud_bigquery_v2::model::table_field_schema::PolicyTagList;
 use google_cloud_bigquery_v2::model::{
     Clustering, Dataset, DatasetReference, Table, TableFieldSchema, TableReference, TableSchema,
     TimePartitioning,
@@ -179,22 +181,56 @@ async fn provision_ingest(
         if !created {
             reconcile(tables, table, layout, report).await?;
         }
+        let mut update = Table::new()
+            .set_description(format!("{what}\n{summary}"))
+            .set_labels(object.labels(Layer::Ingest));
+        if *table == object.ingest_table && !object.payload_classification.is_empty() {
+            update = update.set_schema(classified_payload(tables, object).await?);
+        }
         tables
             .patch_table()
             .set_project_id(&table.project)
             .set_dataset_id(&table.dataset)
             .set_table_id(&table.table)
-            .set_table(
-                Table::new()
-                    .set_description(format!("{what}\n{summary}"))
-                    .set_labels(object.labels(Layer::Ingest)),
-            )
+            .set_table(update)
             .send()
             .await
             .with_context(|| format!("labelling {table}"))?;
         report.note(created, format!("table {table}"));
     }
     Ok(())
+}
+
+/// The ingest table's schema with its `payload` column saying which paths are classified, and
+/// carrying the policy tag `gcp.policy_tags` gives them (one per column: the first that
+/// applies).
+async fn classified_payload(
+    tables: &TableService,
+    object: &ObjectSettings,
+) -> anyhow::Result<TableSchema> {
+    let table = &object.ingest_table;
+    let mut fields = table_fields(tables, table)
+        .await
+        .with_context(|| format!("reading table {table}"))?
+        .with_context(|| format!("table {table} exists but cannot be read"))?;
+    let payload = crate::tables::ingest::PAYLOAD;
+    let base = INGEST
+        .columns
+        .iter()
+        .find(|c| c.name == payload)
+        .map_or("", |c| c.description);
+    let paths: Vec<String> = object
+        .payload_classification
+        .iter()
+        .map(|(path, class)| format!("{path} ({class})"))
+        .collect();
+    if let Some(f) = fields.iter_mut().find(|f| f.name == payload) {
+        f.description = Some(format!("{base} Classified: {}.", paths.join(", ")));
+        if let Some(t) = &object.payload_policy_tag {
+            f.policy_tags = Some(PolicyTagList::new().set_names([t.clone()]));
+        }
+    }
+    Ok(TableSchema::new().set_fields(fields))
 }
 
 /// Sets the description and labels of every dataset mesh-ingest writes to: what it holds (the
@@ -423,8 +459,14 @@ async fn label_major(tables: &TableService, object: &ObjectSettings) -> anyhow::
         ),
         false,
     ));
+    let state_ref = state_table_ref(semantic);
     for (table, description, rejected) in targets {
         let columns = column_descriptions(semantic, rejected);
+        let tags = if table == state_ref {
+            column_policy_tags(semantic)
+        } else {
+            BTreeMap::new()
+        };
         let mut update = Table::new()
             .set_description(description)
             .set_labels(labels.clone());
@@ -432,7 +474,7 @@ async fn label_major(tables: &TableService, object: &ObjectSettings) -> anyhow::
             .await
             .with_context(|| format!("reading table {table}"))?
         {
-            describe_columns(&mut fields, "", &columns);
+            describe_columns(&mut fields, "", &columns, &tags);
             update = update.set_schema(TableSchema::new().set_fields(fields));
         }
         tables
@@ -454,18 +496,23 @@ fn recorded_definition(description: &str) -> &str {
     crate::semantic::fingerprint::recorded(versions::without_notice(description))
 }
 
-/// Sets each column's description from `docs` (by path: `total.amount`), sub-fields too.
+/// Sets each column's description from `docs` and its policy tag from `tags` (both by path:
+/// `total.amount`), sub-fields too.
 fn describe_columns(
     fields: &mut [TableFieldSchema],
     prefix: &str,
     docs: &BTreeMap<String, String>,
+    tags: &BTreeMap<String, String>,
 ) {
     for f in fields {
         let path = format!("{prefix}{}", f.name);
         if let Some(d) = docs.get(&path) {
             f.description = Some(d.clone());
         }
-        describe_columns(&mut f.fields, &format!("{path}."), docs);
+        if let Some(t) = tags.get(&path) {
+            f.policy_tags = Some(PolicyTagList::new().set_names([t.clone()]));
+        }
+        describe_columns(&mut f.fields, &format!("{path}."), docs, tags);
     }
 }
 
@@ -789,4 +836,45 @@ async fn provision_pubsub(
         Err(e) => return Err(e).with_context(|| format!("creating subscription {sub}")),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema `provision` patches: each column (sub-fields too) gets its description, and
+    /// a classified one its policy tag, by path.
+    #[test]
+    fn columns_get_their_description_and_policy_tag_by_path() {
+        let mut fields = vec![
+            TableFieldSchema::new().set_name("name").set_type("STRING"),
+            TableFieldSchema::new()
+                .set_name("total")
+                .set_type("RECORD")
+                .set_fields([TableFieldSchema::new()
+                    .set_name("amount")
+                    .set_type("NUMERIC")]),
+        ];
+        let docs = BTreeMap::from([
+            (
+                "name".to_string(),
+                "Full name. Classification: pii.".to_string(),
+            ),
+            ("total.amount".to_string(), "Amount.".to_string()),
+        ]);
+        let tag = "projects/p/locations/eu/taxonomies/1/policyTags/2";
+        let tags = BTreeMap::from([("name".to_string(), tag.to_string())]);
+        describe_columns(&mut fields, "", &docs, &tags);
+        assert_eq!(
+            fields[0].description.as_deref(),
+            Some("Full name. Classification: pii.")
+        );
+        assert_eq!(
+            fields[0].policy_tags.as_ref().map(|t| t.names.clone()),
+            Some(vec![tag.to_string()])
+        );
+        assert_eq!(fields[1].description, None);
+        assert!(fields[1].policy_tags.is_none());
+        assert_eq!(fields[1].fields[0].description.as_deref(), Some("Amount."));
+    }
 }

@@ -192,6 +192,66 @@ pub struct GcpSettings {
     /// Use anonymous credentials (emulators). Set automatically when an emulator variable is set.
     #[serde(default)]
     pub anonymous: bool,
+    /// The policy tag of each classification, most restrictive first (a column holds one tag:
+    /// the payload column gets the first that applies). Empty: classifications only describe.
+    #[serde(default)]
+    pub policy_tags: Vec<PolicyTagSetting>,
+}
+
+/// A classification and the BigQuery policy tag (Data Catalog taxonomy) that protects it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyTagSetting {
+    pub classification: String,
+    /// `projects/<p>/locations/<l>/taxonomies/<t>/policyTags/<id>`.
+    pub tag: String,
+}
+
+/// Checks `gcp.policy_tags`: names and tag resource names, each classification once.
+fn validate_policy_tags(tags: &[PolicyTagSetting]) -> Result<(), FieldError> {
+    for (i, t) in tags.iter().enumerate() {
+        let at = format!("gcp.policy_tags[{i}]");
+        semantic::classification_ok(&t.classification)
+            .map_err(|m| FieldError::new(format!("{at}.classification"), m))?;
+        let parts: Vec<&str> = t.tag.split('/').collect();
+        let shape = [
+            "projects",
+            "",
+            "locations",
+            "",
+            "taxonomies",
+            "",
+            "policyTags",
+            "",
+        ];
+        let ok = parts.len() == shape.len()
+            && parts.iter().zip(shape).all(|(p, want)| {
+                if want.is_empty() {
+                    !p.is_empty()
+                } else {
+                    *p == want
+                }
+            });
+        if !ok {
+            return Err(FieldError::new(
+                format!("{at}.tag"),
+                format!(
+                    "`{}` is not projects/<p>/locations/<l>/taxonomies/<t>/policyTags/<id>",
+                    t.tag
+                ),
+            ));
+        }
+        if tags[..i]
+            .iter()
+            .any(|o| o.classification == t.classification)
+        {
+            return Err(FieldError::new(
+                format!("{at}.classification"),
+                format!("`{}` appears twice", t.classification),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -310,8 +370,16 @@ impl Settings {
             ));
         }
         layered.application.validate().map_err(|e| e.at(&base))?;
+        validate_policy_tags(&gcp.policy_tags).map_err(|e| ConfigError::Field {
+            file: files.clone(),
+            field: e.field,
+            message: e.message,
+        })?;
         let objects_dir = dir.join(&layered.application.objects_dir);
         let mut objects = load_objects(&objects_dir, &gcp.project)?;
+        for o in &mut objects {
+            o.resolve_policy_tags(&gcp.policy_tags);
+        }
         memory::share_windows(&mut objects, &layered.application);
         Ok(Settings {
             application: layered.application,
@@ -410,6 +478,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn policy_tags_name_their_field_and_classifications_resolve_to_them() {
+        let tag = |c: &str, t: &str| PolicyTagSetting {
+            classification: c.into(),
+            tag: t.into(),
+        };
+        let good = "projects/p/locations/eu/taxonomies/1/policyTags/2";
+        assert_eq!(validate_policy_tags(&[tag("pii", good)]), Ok(()));
+        for (tags, field) in [
+            (vec![tag("PII", good)], "gcp.policy_tags[0].classification"),
+            (
+                vec![tag("pii", "projects/p/policyTags/2")],
+                "gcp.policy_tags[0].tag",
+            ),
+            (
+                vec![tag("pii", good), tag("pii", good)],
+                "gcp.policy_tags[1].classification",
+            ),
+        ] {
+            assert_eq!(validate_policy_tags(&tags).unwrap_err().field, field);
+        }
+        let yaml = "name: c\nsubscription: c-sub\ningest_table: d.c\ndead_letter_table: d.c_dl\n\
+            envelope: {format: json, object_id: payload.id}\n\
+            payload_classification: {email: pii, note: internal}\n\
+            semantic:\n  dataset: s\n  fields:\n    - {name: email, type: STRING, classification: pii}\n    \
+            - {name: note, type: STRING}\n";
+        let mut o = ObjectSettings::parse(yaml, Path::new("c.yaml"), "p").unwrap();
+        o.resolve_policy_tags(&[
+            tag(
+                "internal",
+                "projects/p/locations/eu/taxonomies/1/policyTags/9",
+            ),
+            tag("pii", good),
+        ]);
+        let fields = &o.semantic.as_ref().unwrap().fields;
+        assert_eq!(fields[0].policy_tag.as_deref(), Some(good));
+        assert_eq!(fields[1].policy_tag, None);
+        // The payload column holds both: the first tag of the list that applies.
+        assert_eq!(
+            o.payload_policy_tag.as_deref(),
+            Some("projects/p/locations/eu/taxonomies/1/policyTags/9")
+        );
+        let bad = yaml.replace("email: pii,", "email: PII!,");
+        let e = ObjectSettings::parse(&bad, Path::new("c.yaml"), "p").unwrap_err();
+        assert!(
+            e.to_string().contains("payload_classification.email"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn emulator_host_becomes_plaintext_endpoint_and_anonymous() {
         let mut gcp = GcpSettings {
             project: "p".into(),
@@ -417,6 +535,7 @@ mod tests {
             bigquery_endpoint: None,
             bigquery_write_endpoint: None,
             anonymous: false,
+            policy_tags: Vec::new(),
         };
         apply_emulator_env(
             &mut gcp,

@@ -6,8 +6,9 @@ use super::envelope::{EnvelopeFile, EnvelopeSettings};
 use super::semantic::{SemanticFile, SemanticSettings};
 use super::table_ref::TableRef;
 use super::tuning::{BatchSettings, FlowControlSettings, LimitSettings};
-use super::{ConfigError, FieldError};
+use super::{ConfigError, FieldError, PolicyTagSetting};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +39,12 @@ pub struct ObjectSettings {
     pub older_majors: Vec<SemanticSettings>,
     /// Owner, domain, description, version and freshness: the contract's metadata.
     pub contract: ContractSettings,
+    /// Classified parts of the payload (a dotted path → `pii`, `confidential`, …): the ingest
+    /// table keeps the payload as one JSON column, so they classify that column.
+    pub payload_classification: BTreeMap<String, String>,
+    /// The policy tag the ingest table's `payload` column gets: the first of `gcp.policy_tags`
+    /// whose classification a payload path has (resolved at load).
+    pub payload_policy_tag: Option<String>,
     /// The file this object was read from, for error messages.
     pub source_file: String,
 }
@@ -77,6 +84,8 @@ struct ObjectFile {
     version: Option<String>,
     #[serde(default)]
     sla: Option<SlaFile>,
+    #[serde(default)]
+    payload_classification: BTreeMap<String, String>,
 }
 
 fn one() -> usize {
@@ -119,6 +128,24 @@ impl ObjectSettings {
             .collect()
     }
 
+    /// Resolves the policy tags of every classified field (all majors) and of the payload
+    /// column from `tags` (in order: the first that applies to the payload wins).
+    pub fn resolve_policy_tags(&mut self, tags: &[PolicyTagSetting]) {
+        for s in self.semantic.iter_mut().chain(self.older_majors.iter_mut()) {
+            for f in &mut s.fields {
+                f.resolve_policy_tags(tags);
+            }
+        }
+        self.payload_policy_tag = tags
+            .iter()
+            .find(|t| {
+                self.payload_classification
+                    .values()
+                    .any(|c| *c == t.classification)
+            })
+            .map(|t| t.tag.clone());
+    }
+
     /// The maintained majors of the data product, newest first.
     pub fn majors(&self) -> impl Iterator<Item = &SemanticSettings> {
         self.semantic.iter().chain(&self.older_majors)
@@ -154,20 +181,7 @@ impl ObjectSettings {
 
 impl ObjectFile {
     fn resolve(self, file: &Path, project: &str) -> Result<ObjectSettings, FieldError> {
-        let name_ok = !self.name.is_empty()
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !name_ok {
-            return Err(FieldError::new(
-                "name",
-                format!(
-                    "`{}` must be lower-case letters, digits and underscores",
-                    self.name
-                ),
-            ));
-        }
+        self.validate_name()?;
         let subscription = full_name("subscriptions", &self.subscription, project)
             .map_err(|m| FieldError::new("subscription", m))?;
         let topic = self
@@ -196,6 +210,7 @@ impl ObjectFile {
         let mut flow_control = self.flow_control;
         flow_control.resolve(self.streams)?;
         self.limits.validate(&self.batch)?;
+        self.validate_payload_classification()?;
         let contract = contract::resolve(
             self.owner,
             self.domain,
@@ -203,18 +218,20 @@ impl ObjectFile {
             self.version,
             self.sla,
         )?;
-        let (semantic, older_majors) = match self.semantic {
-            None => (None, Vec::new()),
-            Some(s) => {
-                let (current, older) = s.resolve(
+        let (semantic, older_majors) = self
+            .semantic
+            .map(|s| {
+                s.resolve(
                     &self.name,
                     project,
                     self.event_types.as_deref(),
                     contract.major(),
-                )?;
+                )
+            })
+            .transpose()?
+            .map_or((None, Vec::new()), |(current, older)| {
                 (Some(current), older)
-            }
-        };
+            });
         Ok(ObjectSettings {
             name: self.name,
             subscription,
@@ -232,8 +249,39 @@ impl ObjectFile {
             semantic,
             older_majors,
             contract,
+            payload_classification: self.payload_classification,
+            payload_policy_tag: None,
             source_file: file.display().to_string(),
         })
+    }
+
+    fn validate_name(&self) -> Result<(), FieldError> {
+        let name_ok = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if name_ok {
+            return Ok(());
+        }
+        Err(FieldError::new(
+            "name",
+            format!(
+                "`{}` must be lower-case letters, digits and underscores",
+                self.name
+            ),
+        ))
+    }
+
+    fn validate_payload_classification(&self) -> Result<(), FieldError> {
+        for (path, class) in &self.payload_classification {
+            let field = format!("payload_classification.{path}");
+            if path.split('.').any(str::is_empty) {
+                return Err(FieldError::new(field, "not a dotted path into the payload"));
+            }
+            super::semantic::classification_ok(class).map_err(|m| FieldError::new(field, m))?;
+        }
+        Ok(())
     }
 
     fn validate_event_types(&self) -> Result<(), FieldError> {

@@ -7,7 +7,7 @@
 //! existing name means.
 
 use super::table_ref::project_id_ok;
-use super::{FieldError, TableRef};
+use super::{FieldError, PolicyTagSetting, TableRef};
 use serde::{Deserialize, Serialize};
 
 /// BigQuery types a semantic field can have.
@@ -60,6 +60,11 @@ pub struct SemanticField {
     pub deprecated: bool,
     /// Sub-fields of a STRUCT.
     pub fields: Vec<SemanticField>,
+    /// How sensitive the values are (`pii`, `confidential`, …): in the column's description,
+    /// the ODCS export and, with a policy tag configured for it, BigQuery column-level access.
+    pub classification: Option<String>,
+    /// The policy tag of `classification` (`gcp.policy_tags`), resolved at load.
+    pub policy_tag: Option<String>,
 }
 
 impl SemanticField {
@@ -99,6 +104,21 @@ pub struct SemanticSettings {
 /// The live view of `product`'s major `major`.
 pub fn major_view(product: &str, major: u32) -> String {
     format!("{product}_v{major}")
+}
+
+impl SemanticField {
+    /// Sets the policy tag of this field and its sub-fields from `tags` (classification →
+    /// policy tag).
+    pub(super) fn resolve_policy_tags(&mut self, tags: &[PolicyTagSetting]) {
+        self.policy_tag = self.classification.as_ref().and_then(|c| {
+            tags.iter()
+                .find(|t| &t.classification == c)
+                .map(|t| t.tag.clone())
+        });
+        for f in &mut self.fields {
+            f.resolve_policy_tags(tags);
+        }
+    }
 }
 
 impl SemanticSettings {
@@ -205,6 +225,8 @@ struct FieldFile {
     deprecated: bool,
     #[serde(default)]
     fields: Vec<FieldFile>,
+    #[serde(default)]
+    classification: Option<String>,
 }
 
 /// The state table's own columns after the typed fields: what decides which event is the
@@ -330,6 +352,10 @@ fn resolve_fields(
                 "a JSON field holds arrays as they are; drop `repeated`",
             ));
         }
+        if let Some(c) = &f.classification {
+            classification_ok(c)
+                .map_err(|m| FieldError::new(format!("{here}.classification"), m))?;
+        }
         out.push(SemanticField {
             name: f.name,
             path,
@@ -339,6 +365,8 @@ fn resolve_fields(
             description: f.description,
             deprecated: f.deprecated,
             fields,
+            classification: f.classification,
+            policy_tag: None,
         });
     }
     Ok(out)
@@ -507,6 +535,22 @@ fn resolve_previous(
         successor = o.view.clone();
     }
     Ok(out)
+}
+
+/// A classification is a name: lowercase letters, digits, `_` and `-`, starting with a letter
+/// (it is matched against `gcp.policy_tags` and written as a label-like word).
+pub fn classification_ok(c: &str) -> Result<(), String> {
+    let mut chars = c.chars();
+    let ok = chars.next().is_some_and(|f| f.is_ascii_lowercase())
+        && chars.all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || x == '_' || x == '-')
+        && c.len() <= 63;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{c}` is not a classification name (lowercase letters, digits, `_`, `-`; e.g. pii)"
+        ))
+    }
 }
 
 /// Whether `s` is a calendar date written `YYYY-MM-DD`.

@@ -77,6 +77,8 @@ pub enum ChangeKind {
     MajorNotFollowing,
     SunsetAdvanced,
     SunsetPostponed,
+    ClassificationAdded,
+    ClassificationRemoved,
 }
 
 impl ChangeKind {
@@ -119,7 +121,8 @@ impl ChangeKind {
             | SchemaNotAnalysed
             | MajorRemovedBeforeSunset
             | MajorNotFollowing
-            | SunsetAdvanced => Class::Breaking,
+            | SunsetAdvanced
+            | ClassificationAdded => Class::Breaking,
             ObjectAdded
             | SubscriptionChanged
             | EventTypeAdded
@@ -145,7 +148,8 @@ impl ChangeKind {
             | MajorAdded
             | MajorDeprecated
             | MajorRetired
-            | SunsetPostponed => Class::Compatible,
+            | SunsetPostponed
+            | ClassificationRemoved => Class::Compatible,
         }
     }
 }
@@ -679,6 +683,22 @@ fn field(o: &SemanticField, n: &SemanticField, at: &str, c: &mut Changes) {
             format!("{at}.description"),
             "",
         );
+    }
+    match (&o.classification, &n.classification) {
+        (a, Some(b)) if a.as_ref() != Some(b) => c.add(
+            ChangeKind::ClassificationAdded,
+            format!("{at}.classification"),
+            format!(
+                "{} → {b}: with a policy tag for it, readers without access to {b} can no longer read the column",
+                a.as_deref().unwrap_or("(none)")
+            ),
+        ),
+        (Some(a), None) => c.add(
+            ChangeKind::ClassificationRemoved,
+            format!("{at}.classification"),
+            format!("{a} → (none)"),
+        ),
+        _ => {}
     }
     if o.field_type == FieldType::Struct && n.field_type == FieldType::Struct {
         fields(&o.fields, &n.fields, &format!("{at}.fields"), c);

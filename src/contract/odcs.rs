@@ -244,6 +244,9 @@ fn field(f: &SemanticField, never_null: bool) -> Value {
     if f.deprecated {
         p.insert("tags".into(), json!(["deprecated"]));
     }
+    if let Some(c) = &f.classification {
+        p.insert("classification".into(), json!(c));
+    }
     Value::Object(p)
 }
 
@@ -261,6 +264,30 @@ fn raw(object: &ObjectSettings) -> Value {
             if c.name == layout.partition_by {
                 p.insert("partitioned".into(), json!(true));
                 p.insert("partitionKeyPosition".into(), json!(1));
+            }
+            if c.name == crate::tables::ingest::PAYLOAD && !object.payload_classification.is_empty()
+            {
+                let mut classes: Vec<&str> = object
+                    .payload_classification
+                    .values()
+                    .map(String::as_str)
+                    .collect();
+                classes.sort_unstable();
+                classes.dedup();
+                p.insert("classification".into(), json!(classes.join(", ")));
+                let paths: Vec<String> = object
+                    .payload_classification
+                    .iter()
+                    .map(|(path, class)| format!("{path} ({class})"))
+                    .collect();
+                p.insert(
+                    "description".into(),
+                    json!(format!(
+                        "{} Classified: {}.",
+                        c.description,
+                        paths.join(", ")
+                    )),
+                );
             }
             Value::Object(p)
         })
@@ -346,6 +373,7 @@ const KEY_ORDER: &[&str] = &[
     "primaryKey",
     "primaryKeyPosition",
     "unique",
+    "classification",
     "partitioned",
     "partitionKeyPosition",
     "team",

@@ -77,6 +77,12 @@ const QTY: &str = "    - {name: qty, type: INT64}\n";
 
 const CASES: &[Case] = &[
     y(
+        "{name: qty, type: INT64}",
+        "{name: qty, type: INT64, classification: confidential}",
+        K::ClassificationAdded,
+        Breaking,
+    ),
+    y(
         QTY,
         "    - {name: qty, type: INT64}\n    - {name: channel, type: STRING}\n",
         K::FieldAdded,

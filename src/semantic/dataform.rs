@@ -8,8 +8,8 @@
 //! (its names carry the major); a deprecated major's say so in their descriptions and labels.
 
 use super::{
-    KEY_COLUMN, LATEST_EVENT_COLUMNS, Slice, UNIQUE_KEY, generate, non_null_columns,
-    required_fields, state_select, versions, view_descriptions, watermark,
+    KEY_COLUMN, LATEST_EVENT_COLUMNS, Slice, UNIQUE_KEY, field_description, generate,
+    non_null_columns, required_fields, state_select, versions, view_descriptions, watermark,
 };
 use crate::configuration::{ObjectSettings, SemanticField};
 use serde_json::{Map, Value, json};
@@ -51,25 +51,35 @@ fn lexable(config: &Value) -> Value {
     }
 }
 
-fn column_docs(fields: &[SemanticField]) -> Map<String, Value> {
+/// Column docs for Dataform's `columns:` block: descriptions (with a classification), and
+/// with `policy_tags` (the state table: a view's columns cannot carry one) each classified
+/// column's `bigqueryPolicyTags`.
+fn column_docs(fields: &[SemanticField], policy_tags: bool) -> Map<String, Value> {
     fields
         .iter()
         .map(|f| {
-            let text = f.description.clone().unwrap_or_default();
-            let doc = if f.fields.is_empty() {
-                json!(text)
-            } else {
-                json!({"description": text, "columns": column_docs(&f.fields)})
+            let text = field_description(f).unwrap_or_default();
+            let tag = f.policy_tag.as_ref().filter(|_| policy_tags);
+            let doc = match (f.fields.is_empty(), tag) {
+                (true, None) => json!(text),
+                (true, Some(t)) => json!({"description": text, "bigqueryPolicyTags": [t]}),
+                (false, tag) => {
+                    let mut doc = json!({"description": text, "columns": column_docs(&f.fields, policy_tags)});
+                    if let Some(t) = tag {
+                        doc["bigqueryPolicyTags"] = json!([t]);
+                    }
+                    doc
+                }
             };
             (f.name.clone(), doc)
         })
         .collect()
 }
 
-fn live_column_docs(fields: &[SemanticField]) -> Map<String, Value> {
+fn live_column_docs(fields: &[SemanticField], policy_tags: bool) -> Map<String, Value> {
     let mut columns = Map::new();
     columns.insert(KEY_COLUMN.name.into(), json!(KEY_COLUMN.description));
-    columns.extend(column_docs(fields));
+    columns.extend(column_docs(fields, policy_tags));
     for c in &LATEST_EVENT_COLUMNS {
         columns.insert(c.name.into(), json!(c.description));
     }
@@ -91,7 +101,7 @@ fn state_table_file(object: &ObjectSettings, source: &str) -> Option<SqlxFile> {
     );
     let slice = Slice::since(semantic, &watermark, "${self()}", incremental);
     let body = state_select(object, source, &slice)?;
-    let mut columns = live_column_docs(&semantic.fields);
+    let mut columns = live_column_docs(&semantic.fields, true);
     columns.insert("deleted".into(), json!(super::DELETED_DESCRIPTION));
     let required: Vec<String> = required_fields(semantic)
         .iter()
@@ -156,13 +166,13 @@ pub fn sqlx_files(object: &ObjectSettings) -> Option<Vec<SqlxFile>> {
     let live = view(
         live_name,
         live_text,
-        Value::Object(live_column_docs(&semantic.fields)),
+        Value::Object(live_column_docs(&semantic.fields, false)),
         json!({"uniqueKey": UNIQUE_KEY, "nonNull": non_null}),
     );
     let history = view(
         history_name,
         history_text,
-        Value::Object(live_column_docs(&semantic.fields)),
+        Value::Object(live_column_docs(&semantic.fields, false)),
         json!({"uniqueKey": UNIQUE_KEY}),
     );
     let rejected = view(

@@ -547,8 +547,8 @@ pub fn column_descriptions(
     ) {
         for f in list {
             let path = format!("{prefix}{}", f.name);
-            if let Some(d) = &f.description {
-                out.insert(path.clone(), d.clone());
+            if let Some(d) = field_description(f) {
+                out.insert(path.clone(), d);
             }
             fields(out, &format!("{path}."), &f.fields);
         }
@@ -596,6 +596,38 @@ pub fn column_descriptions(
             out.insert(name.to_string(), text.to_string());
         }
     }
+    out
+}
+
+/// A typed field's column description: the YAML's, and its classification.
+pub fn field_description(f: &SemanticField) -> Option<String> {
+    match (&f.description, &f.classification) {
+        (Some(d), Some(c)) => Some(format!("{d} Classification: {c}.")),
+        (None, Some(c)) => Some(format!("Classification: {c}.")),
+        (d, None) => d.clone(),
+    }
+}
+
+/// The policy tag of each classified column of a major's state table, by column path (a
+/// view's columns cannot carry one: BigQuery applies the table's to the view's readers).
+pub fn column_policy_tags(
+    semantic: &SemanticSettings,
+) -> std::collections::BTreeMap<String, String> {
+    fn fields(
+        out: &mut std::collections::BTreeMap<String, String>,
+        prefix: &str,
+        list: &[SemanticField],
+    ) {
+        for f in list {
+            let path = format!("{prefix}{}", f.name);
+            if let Some(t) = &f.policy_tag {
+                out.insert(path.clone(), t.clone());
+            }
+            fields(out, &format!("{path}."), &f.fields);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    fields(&mut out, "", &semantic.fields);
     out
 }
 

@@ -330,3 +330,50 @@ proptest::proptest! {
         }
     }
 }
+
+/// A classified field: its classification in every column description, and its policy tag on
+/// the state table's column only (a view's columns cannot carry one).
+#[test]
+fn a_classification_describes_the_column_and_tags_only_the_state_table() {
+    let yaml = ORDER.replace(
+        "- {name: total, type: NUMERIC",
+        "- {name: total, type: NUMERIC, classification: confidential",
+    );
+    assert_ne!(yaml, ORDER, "the base object has a total field");
+    let mut o = ObjectSettings::parse(&yaml, Path::new("objects/order.yaml"), "p").unwrap();
+    let tag = "projects/p/locations/eu/taxonomies/1/policyTags/2";
+    o.resolve_policy_tags(&[crate::configuration::PolicyTagSetting {
+        classification: "confidential".into(),
+        tag: tag.into(),
+    }]);
+    let semantic = o.semantic.as_ref().unwrap();
+    assert!(
+        super::column_descriptions(semantic, false)["total"]
+            .ends_with("Classification: confidential."),
+    );
+    assert_eq!(super::column_policy_tags(semantic)["total"], tag);
+    let files = dataform::sqlx_files(&o).unwrap();
+    let config = |name: &str| {
+        let f = files.iter().find(|f| f.path == name).unwrap();
+        split_sqlx_config(&f.contents)
+    };
+    let state = config("order_v1_state.sqlx");
+    assert_eq!(
+        state["columns"]["total"]["bigqueryPolicyTags"],
+        serde_json::json!([tag])
+    );
+    let view = config("order_v1.sqlx");
+    assert!(view["columns"]["total"].is_string(), "{view}");
+    assert!(
+        view["columns"]["total"]
+            .as_str()
+            .unwrap()
+            .ends_with("Classification: confidential.")
+    );
+}
+
+/// The config block of a generated SQLX file, as JSON (mesh-ingest writes it as JSON).
+fn split_sqlx_config(contents: &str) -> serde_json::Value {
+    let end = contents.find("\n}\n").expect("a config block");
+    serde_json::from_str(&contents["config ".len()..end + 2]).expect("JSON")
+}

@@ -121,6 +121,7 @@ mod tests {
             bigquery_endpoint: None,
             bigquery_write_endpoint: None,
             anonymous: true,
+            policy_tags: Vec::new(),
         };
         let metrics = Arc::new(Metrics::new()).object(&object.name);
         let health = Health::new().register(&object.name, 1, metrics.in_flight.messages.clone());

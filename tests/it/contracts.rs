@@ -122,6 +122,18 @@ fn both_shipped_objects_export_valid_odcs_documents() {
         "mesh-local.order_semantic.order_v2"
     );
 
+    // Classified data is classified in the contract: the product's column, the raw payload.
+    let customer = export("customer");
+    assert_eq!(product_property(&customer, "name")["classification"], "pii");
+    let payload = customer["schema"][1]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "payload")
+        .unwrap()
+        .clone();
+    assert_eq!(payload["classification"], "pii", "{payload}");
+
     // Major 1, still maintained: its own document, deprecated, with its sunset and successor.
     let v1 = export_major("order", Some("1"));
     let errors: Vec<String> = validator.iter_errors(&v1).map(|e| e.to_string()).collect();

@@ -6,7 +6,8 @@
 //! types listed in `deleted_when` (`Evil${1+1}`, a backtick): they reach the compiled SQL as
 //! the same text, so they delete. The product has two majors: both compile, each one's
 //! incremental table then equals its view of the whole log, and the older one's views and
-//! table carry its deprecation in their description and labels.
+//! table carry its deprecation in their description and labels. A `pii` field with a policy
+//! tag configured keeps it on the compiled state table's column (`bigqueryPolicyTags`).
 
 use crate::semantic_layer::keyed_rows;
 use crate::support::*;
@@ -113,7 +114,7 @@ async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
     let yaml = format!(
         "version: 2.0.0\nsemantic:\n  dataset: {dataset}\n  view: orders\n  \
          deleted_when: [OrderDeleted, \"Evil${{1+1}}\", \"Back`tick\"]\n  fields:\n    \
-         - {{name: order_id, type: STRING, required: true}}\n    - {{name: status, type: JSON}}\n  \
+         - {{name: order_id, type: STRING, required: true, classification: pii}}\n    - {{name: status, type: JSON}}\n  \
          previous:\n    - major: 1\n      sunset: 2999-12-31\n      fields:\n        \
          - {{name: order_id, type: STRING, required: true}}\n        - {{name: status, type: STRING}}\n"
     );
@@ -122,6 +123,15 @@ async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
         ..object
     };
     let config = TestConfig::new(vec![object]);
+    // A policy tag for `pii`: the state table's classified column carries it.
+    let tag = "projects/mesh-local/locations/us/taxonomies/1/policyTags/2";
+    let overlay = config.path().join("test.yaml");
+    let text = std::fs::read_to_string(&overlay).unwrap();
+    std::fs::write(
+        &overlay,
+        format!("{text}gcp:\n  policy_tags:\n    - {{classification: pii, tag: \"{tag}\"}}\n"),
+    )
+    .unwrap();
     config.provision();
     let emu = config.emulators.clone();
     let project = config.path().join("dataform");
@@ -163,6 +173,35 @@ async fn dataform_incremental_reads_every_event_into_a_table_built_empty() {
             );
         }
     }
+    // Compiled by the real CLI, the classified column keeps its policy tag on the state table,
+    // and its classification in every description.
+    let column = |table: &str, name: &str| {
+        compiled_table(&graph, table)["actionDescriptor"]["columns"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .find(|c| c["path"] == json!([name]))
+            .cloned()
+            .unwrap_or_else(|| panic!("no column {name} in {table}"))
+    };
+    let state_column = column("orders_v2_state", "order_id");
+    assert_eq!(
+        state_column["bigqueryPolicyTags"],
+        json!([tag]),
+        "{state_column}"
+    );
+    let view_column = column("orders_v2", "order_id");
+    assert!(
+        view_column.get("bigqueryPolicyTags").is_none(),
+        "{view_column}"
+    );
+    assert!(
+        view_column["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Classification: pii.")),
+        "{view_column}"
+    );
+
     // Dataform's first run of each major: the table from the full query, while the log is
     // empty.
     let majors = ["orders_v1", "orders_v2"];

@@ -20,8 +20,10 @@ fn object_yaml(dataset: &str, sunset: &str, with_v1: bool) -> String {
     format!(
         "envelope:\n  format: json\n  object_id: payload.order_id\nversion: 2.1.0\n\
          owner: Team Orders\ndomain: sales\nsla: {{freshness: 15m}}\n\
+         payload_classification: {{order_id: pii}}\n\
          semantic:\n  dataset: {dataset}\n  view: orders\n  description: Orders.\n  fields:\n    \
-         - {{name: order_id, type: STRING, required: true, description: Order number.}}\n    \
+         - {{name: order_id, type: STRING, required: true, description: Order number., \
+         classification: pii}}\n    \
          - {{name: total, type: STRING, description: Total as sent.}}\n{}",
         if with_v1 { v1 } else { String::new() }
     )
@@ -142,6 +144,27 @@ async fn older_majors_are_labelled_warned_about_after_their_sunset_and_retired_o
             "{t}"
         );
     }
+    // Classified data says so where it is read: the payload column, the product's column.
+    let (_, ingest) = get_table(&emu, &orders.ingest_table()).await;
+    let payload = ingest["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "payload")
+        .unwrap()
+        .clone();
+    assert!(
+        payload["description"]
+            .as_str()
+            .unwrap()
+            .ends_with("Classified: order_id (pii)."),
+        "{payload}"
+    );
+    let (_, state) = get_table(&emu, &at("orders_v2_state")).await;
+    assert_eq!(
+        state["schema"]["fields"][1]["description"], "Order number. Classification: pii.",
+        "{state}"
+    );
     for (dataset, layer) in [
         (orders.dataset.clone(), "ingest"),
         (dataset.clone(), "semantic"),
