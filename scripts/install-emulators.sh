@@ -4,7 +4,9 @@
 # and bqemulator (PyPI, in a venv at $MESH_VENV); promtool, for the tests of the alert
 # rules (from Debian's prometheus package, into $MESH_PROMTOOL_DIR); and the Dataform CLI
 # with the @dataform/core it compiles with (npm, into $MESH_DATAFORM_DIR), for the test that
-# compiles the generated SQLX. Idempotent: work already done is skipped.
+# compiles the generated SQLX; datacontract-cli (PyPI, venv at $MESH_DATACONTRACT_VENV) and
+# Debian's chromium, for the catalog of the ODCS exports. Idempotent: work already done is
+# skipped.
 #
 # Environment:
 #   MESH_VENV    venv for bqemulator (default: $HOME/.cache/mesh-ingest/venv)
@@ -218,8 +220,48 @@ install_dataform() {
     dataform_ok || die "npm finished but $DATAFORM_DIR does not hold dataform $DATAFORM_CLI_VERSION with core $DATAFORM_CORE_VERSION"
 }
 
+# ---------------------------------------------------------------------------
+# datacontract-cli (PyPI) and Chromium (Debian): the catalog of the ODCS exports
+# ---------------------------------------------------------------------------
+
+# datacontract-cli lints our ODCS documents and renders the HTML catalog (scripts/catalog.sh);
+# Chromium opens that catalog headless in tests/it/catalog.rs.
+DATACONTRACT_VERSION=1.2.8
+DATACONTRACT_VENV="${MESH_DATACONTRACT_VENV:-$HOME/.cache/mesh-ingest/datacontract-venv}"
+
+install_datacontract() {
+    if [[ "$("$DATACONTRACT_VENV/bin/datacontract" --version 2>/dev/null)" == "$DATACONTRACT_VERSION" ]]; then
+        log "datacontract-cli $DATACONTRACT_VERSION present in $DATACONTRACT_VENV"
+        return 0
+    fi
+    log "installing datacontract-cli $DATACONTRACT_VERSION into $DATACONTRACT_VENV"
+    "$PYTHON" -m venv "$DATACONTRACT_VENV"
+    "$DATACONTRACT_VENV/bin/pip" install -q "datacontract-cli==$DATACONTRACT_VERSION"
+    [[ "$("$DATACONTRACT_VENV/bin/datacontract" --version 2>/dev/null)" == "$DATACONTRACT_VERSION" ]] ||
+        die "pip finished but $DATACONTRACT_VENV has no datacontract $DATACONTRACT_VERSION"
+}
+
+install_chromium() {
+    if command -v chromium >/dev/null 2>&1; then
+        log "Chromium present: $(chromium --version 2>/dev/null)"
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "Chromium is missing and apt-get is not available"
+    local sudo=()
+    [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
+    log "installing Debian's chromium"
+    if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium >/dev/null; then
+        "${sudo[@]}" apt-get update -qq || log "apt-get update failed; using the package lists as they are"
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium >/dev/null ||
+            die "apt-get install chromium failed"
+    fi
+    command -v chromium >/dev/null 2>&1 || die "apt installed chromium but it is not on PATH"
+}
+
 install_pubsub
 install_bqemulator
 install_promtool
 install_dataform
+install_datacontract
+install_chromium
 log "done"

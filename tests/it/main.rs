@@ -9,6 +9,7 @@ mod architecture;
 mod arrow_mapping;
 mod bad_input_corpus;
 mod bigquery_restart;
+mod catalog;
 mod chaos_sigkill;
 mod check_command;
 mod contract_preview;
