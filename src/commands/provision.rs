@@ -187,15 +187,7 @@ async fn provision_ingest(
         if *table == object.ingest_table && !object.payload_classification.is_empty() {
             update = update.set_schema(classified_payload(tables, object).await?);
         }
-        tables
-            .patch_table()
-            .set_project_id(&table.project)
-            .set_dataset_id(&table.dataset)
-            .set_table_id(&table.table)
-            .set_table(update)
-            .send()
-            .await
-            .with_context(|| format!("labelling {table}"))?;
+        patch(tables, table, update).await?;
         report.note(created, format!("table {table}"));
     }
     Ok(())
@@ -380,22 +372,13 @@ async fn provision_major(
     )
     .await?;
     let watermarks = semantic.qualified(watermark::TABLE);
-    tables
-        .patch_table()
-        .set_project_id(&watermarks.project)
-        .set_dataset_id(&watermarks.dataset)
-        .set_table_id(&watermarks.table)
-        .set_table(
-            Table::new()
-                .set_description(
-                    "`mesh-ingest materialize`'s watermarks: per state table of this dataset, \
-                     the newest `ingested_at` it applied. Kept by mesh-ingest.",
-                )
-                .set_labels([("managed_by", "mesh-ingest"), ("layer", "semantic")]),
+    let update = Table::new()
+        .set_description(
+            "`mesh-ingest materialize`'s watermarks: per state table of this dataset, the \
+             newest `ingested_at` it applied. Kept by mesh-ingest.",
         )
-        .send()
-        .await
-        .with_context(|| format!("labelling {watermarks}"))?;
+        .set_labels([("managed_by", "mesh-ingest"), ("layer", "semantic")]);
+    patch(tables, &watermarks, update).await?;
     let state = state_table_ref(semantic);
     let existing = read_state(tables, &state).await?;
     match rebuild_reason(object, existing.as_ref()) {
@@ -477,16 +460,22 @@ async fn label_major(tables: &TableService, object: &ObjectSettings) -> anyhow::
             describe_columns(&mut fields, "", &columns, &tags);
             update = update.set_schema(TableSchema::new().set_fields(fields));
         }
-        tables
-            .patch_table()
-            .set_project_id(&table.project)
-            .set_dataset_id(&table.dataset)
-            .set_table_id(&table.table)
-            .set_table(update)
-            .send()
-            .await
-            .with_context(|| format!("labelling {table}"))?;
+        patch(tables, &table, update).await?;
     }
+    Ok(())
+}
+
+/// Patches `table` with what `update` sets (labels, description, schema).
+async fn patch(tables: &TableService, table: &TableRef, update: Table) -> anyhow::Result<()> {
+    tables
+        .patch_table()
+        .set_project_id(&table.project)
+        .set_dataset_id(&table.dataset)
+        .set_table_id(&table.table)
+        .set_table(update)
+        .send()
+        .await
+        .with_context(|| format!("labelling {table}"))?;
     Ok(())
 }
 

@@ -540,21 +540,7 @@ pub fn column_descriptions(
     semantic: &SemanticSettings,
     rejected: bool,
 ) -> std::collections::BTreeMap<String, String> {
-    fn fields(
-        out: &mut std::collections::BTreeMap<String, String>,
-        prefix: &str,
-        list: &[SemanticField],
-    ) {
-        for f in list {
-            let path = format!("{prefix}{}", f.name);
-            if let Some(d) = field_description(f) {
-                out.insert(path.clone(), d);
-            }
-            fields(out, &format!("{path}."), &f.fields);
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    fields(&mut out, "", &semantic.fields);
+    let mut out = by_path(&semantic.fields, &field_description);
     let own = [
         (KEY_COLUMN.name, KEY_COLUMN.description),
         (
@@ -613,21 +599,30 @@ pub fn field_description(f: &SemanticField) -> Option<String> {
 pub fn column_policy_tags(
     semantic: &SemanticSettings,
 ) -> std::collections::BTreeMap<String, String> {
-    fn fields(
+    by_path(&semantic.fields, &|f| f.policy_tag.clone())
+}
+
+/// `value` of every field and sub-field that has one, by column path (`total.amount`).
+fn by_path(
+    fields: &[SemanticField],
+    value: &dyn Fn(&SemanticField) -> Option<String>,
+) -> std::collections::BTreeMap<String, String> {
+    fn walk(
         out: &mut std::collections::BTreeMap<String, String>,
         prefix: &str,
         list: &[SemanticField],
+        value: &dyn Fn(&SemanticField) -> Option<String>,
     ) {
         for f in list {
             let path = format!("{prefix}{}", f.name);
-            if let Some(t) = &f.policy_tag {
-                out.insert(path.clone(), t.clone());
+            if let Some(v) = value(f) {
+                out.insert(path.clone(), v);
             }
-            fields(out, &format!("{path}."), &f.fields);
+            walk(out, &format!("{path}."), &f.fields, value);
         }
     }
     let mut out = std::collections::BTreeMap::new();
-    fields(&mut out, "", &semantic.fields);
+    walk(&mut out, "", fields, value);
     out
 }
 
