@@ -203,11 +203,7 @@ enum LinesArg {
 }
 
 /// Runs an async command on a multi-threaded runtime.
-fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    block_on_value(command)
-}
-
-fn block_on_value<T>(command: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+fn block_on<T>(command: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -318,7 +314,7 @@ fn contract_preview(settings: &Settings, action: &ContractAction) -> ExitCode {
         max_bytes: *max_bytes,
         json: matches!(format, OutputArg::Json),
     };
-    match block_on_value(commands::preview::run(settings, &options)) {
+    match block_on(commands::preview::run(settings, &options)) {
         Ok(missed) => ExitCode::from(u8::from(missed)),
         Err(e) => {
             eprintln!("error: {e:#}");

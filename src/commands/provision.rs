@@ -184,7 +184,7 @@ async fn provision_ingest(
         let mut update = Table::new()
             .set_description(format!("{what}\n{summary}"))
             .set_labels(object.labels(Layer::Ingest));
-        if *table == object.ingest_table && !object.payload_classification.is_empty() {
+        if *table == object.ingest_table && object.payload_classification_text().is_some() {
             update = update.set_schema(classified_payload(tables, object).await?);
         }
         patch(tables, table, update).await?;
@@ -211,13 +211,9 @@ async fn classified_payload(
         .iter()
         .find(|c| c.name == payload)
         .map_or("", |c| c.description);
-    let paths: Vec<String> = object
-        .payload_classification
-        .iter()
-        .map(|(path, class)| format!("{path} ({class})"))
-        .collect();
+    let text = object.payload_classification_text().unwrap_or_default();
     if let Some(f) = fields.iter_mut().find(|f| f.name == payload) {
-        f.description = Some(format!("{base} Classified: {}.", paths.join(", ")));
+        f.description = Some(format!("{base} {text}"));
         if let Some(t) = &object.payload_policy_tag {
             f.policy_tags = Some(PolicyTagList::new().set_names([t.clone()]));
         }
@@ -336,6 +332,7 @@ async fn provision_semantic(
     let sql = Sql::connect(&settings.gcp).await?;
     let today = today();
     for object in objects {
+        create_watermarks(&sql, tables, object).await?;
         for major in object.per_major() {
             provision_major(&sql, tables, &major, report).await?;
             let semantic = major.semantic.as_ref().expect("per major");
@@ -356,6 +353,29 @@ async fn provision_semantic(
     Ok(())
 }
 
+/// The watermark table of the object's semantic dataset (every major's state table has its
+/// row there), created if missing, labelled and described.
+async fn create_watermarks(
+    sql: &Sql,
+    tables: &TableService,
+    object: &ObjectSettings,
+) -> anyhow::Result<()> {
+    let semantic = object.semantic.as_ref().expect("filtered");
+    sql.run(
+        &semantic.project,
+        watermark::create_table(semantic),
+        "creating the watermark table",
+    )
+    .await?;
+    let update = Table::new()
+        .set_description(
+            "`mesh-ingest materialize`'s watermarks: per state table of this dataset, the \
+             newest `ingested_at` it applied. Kept by mesh-ingest.",
+        )
+        .set_labels([("managed_by", "mesh-ingest"), ("layer", "semantic")]);
+    patch(tables, &semantic.qualified(watermark::TABLE), update).await
+}
+
 /// One major of one object's data product (`major` carries it as its `semantic`).
 async fn provision_major(
     sql: &Sql,
@@ -364,21 +384,6 @@ async fn provision_major(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let semantic = object.semantic.as_ref().expect("per major");
-    let project = &semantic.project;
-    sql.run(
-        project,
-        watermark::create_table(semantic),
-        "creating the watermark table",
-    )
-    .await?;
-    let watermarks = semantic.qualified(watermark::TABLE);
-    let update = Table::new()
-        .set_description(
-            "`mesh-ingest materialize`'s watermarks: per state table of this dataset, the \
-             newest `ingested_at` it applied. Kept by mesh-ingest.",
-        )
-        .set_labels([("managed_by", "mesh-ingest"), ("layer", "semantic")]);
-    patch(tables, &watermarks, update).await?;
     let state = state_table_ref(semantic);
     let existing = read_state(tables, &state).await?;
     match rebuild_reason(object, existing.as_ref()) {
@@ -413,39 +418,37 @@ async fn provision_major(
 async fn label_major(tables: &TableService, object: &ObjectSettings) -> anyhow::Result<()> {
     let semantic = object.semantic.as_ref().expect("per major");
     let labels = versions::labels(object);
-    let descriptions = crate::semantic::view_descriptions(object).unwrap_or_default();
     let state = state_table_ref(semantic);
-    let recorded = read_state(tables, &state)
-        .await?
-        .and_then(|t| t.description)
-        .unwrap_or_default();
-    let mut targets: Vec<(TableRef, String, bool)> = descriptions
+    let mut targets: Vec<(TableRef, Option<String>)> = crate::semantic::view_descriptions(object)
+        .unwrap_or_default()
         .into_iter()
-        .map(|(view, text)| {
-            let rejected = view == semantic.rejected_view();
-            (
-                semantic.qualified(&view),
-                versions::description(object, &text),
-                rejected,
-            )
-        })
+        .map(|(view, text)| (semantic.qualified(&view), Some(text)))
         .collect();
-    targets.push((
-        state,
-        versions::describe(
-            semantic,
-            &format!(
-                "{}\n{}",
-                object.contract_summary(),
-                recorded_definition(&recorded)
+    // The state table's description is built from what its build recorded.
+    targets.push((state.clone(), None));
+    for (table, text) in targets {
+        let Some(existing) = get_table(tables, &table)
+            .await
+            .with_context(|| format!("reading table {table}"))?
+        else {
+            continue;
+        };
+        let description = match text {
+            Some(text) => versions::description(object, &text),
+            None => versions::describe(
+                semantic,
+                &format!(
+                    "{}\n{}",
+                    object.contract_summary(),
+                    crate::semantic::fingerprint::recorded(
+                        existing.description.as_deref().unwrap_or_default()
+                    )
+                ),
             ),
-        ),
-        false,
-    ));
-    let state_ref = state_table_ref(semantic);
-    for (table, description, rejected) in targets {
+        };
+        let rejected = table.table == semantic.rejected_view();
         let columns = column_descriptions(semantic, rejected);
-        let tags = if table == state_ref {
+        let tags = if table == state {
             column_policy_tags(semantic)
         } else {
             BTreeMap::new()
@@ -453,10 +456,7 @@ async fn label_major(tables: &TableService, object: &ObjectSettings) -> anyhow::
         let mut update = Table::new()
             .set_description(description)
             .set_labels(labels.clone());
-        if let Some(mut fields) = table_fields(tables, &table)
-            .await
-            .with_context(|| format!("reading table {table}"))?
-        {
+        if let Some(mut fields) = existing.schema.map(|s| s.fields) {
             describe_columns(&mut fields, "", &columns, &tags);
             update = update.set_schema(TableSchema::new().set_fields(fields));
         }
@@ -477,12 +477,6 @@ async fn patch(tables: &TableService, table: &TableRef, update: Table) -> anyhow
         .await
         .with_context(|| format!("labelling {table}"))?;
     Ok(())
-}
-
-/// What the state table's build wrote into its description, without what `provision` put
-/// before it.
-fn recorded_definition(description: &str) -> &str {
-    crate::semantic::fingerprint::recorded(versions::without_notice(description))
 }
 
 /// Sets each column's description from `docs` and its policy tag from `tags` (both by path:

@@ -106,6 +106,22 @@ impl ObjectSettings {
     }
 }
 
+impl ObjectSettings {
+    /// The sentence that says which payload paths are classified (`payload_classification`),
+    /// for the `payload` column's description; `None` when none is.
+    pub fn payload_classification_text(&self) -> Option<String> {
+        if self.payload_classification.is_empty() {
+            return None;
+        }
+        let paths: Vec<String> = self
+            .payload_classification
+            .iter()
+            .map(|(path, class)| format!("{path} ({class})"))
+            .collect();
+        Some(format!("Classified: {}.", paths.join(", ")))
+    }
+}
+
 /// A value checked at load (`label_value` of it succeeded).
 fn mapped(text: &str) -> String {
     label_value(text).unwrap_or_default()

@@ -134,8 +134,7 @@ impl SemanticSettings {
 
     /// When this major is past its sunset: the start (UTC) of the day after it, in Unix seconds.
     pub fn past_sunset_at(&self) -> Option<i64> {
-        let format = time::macros::format_description!("[year]-[month]-[day]");
-        let day = time::Date::parse(self.sunset.as_deref()?, format).ok()?;
+        let day = parse_date(self.sunset.as_deref()?)?;
         Some(day.next_day()?.midnight().assume_utc().unix_timestamp())
     }
 
@@ -555,8 +554,13 @@ pub fn classification_ok(c: &str) -> Result<(), String> {
 
 /// Whether `s` is a calendar date written `YYYY-MM-DD`.
 fn date_ok(s: &str) -> bool {
+    s.len() == 10 && parse_date(s).is_some()
+}
+
+/// `YYYY-MM-DD` as a date.
+fn parse_date(s: &str) -> Option<time::Date> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    s.len() == 10 && time::Date::parse(s, format).is_ok()
+    time::Date::parse(s, format).ok()
 }
 
 /// Today's date in UTC as `YYYY-MM-DD`, for comparing with sunsets.

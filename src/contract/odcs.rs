@@ -265,7 +265,9 @@ fn raw(object: &ObjectSettings) -> Value {
                 p.insert("partitioned".into(), json!(true));
                 p.insert("partitionKeyPosition".into(), json!(1));
             }
-            if c.name == crate::tables::ingest::PAYLOAD && !object.payload_classification.is_empty()
+            if let Some(text) = object
+                .payload_classification_text()
+                .filter(|_| c.name == crate::tables::ingest::PAYLOAD)
             {
                 let mut classes: Vec<&str> = object
                     .payload_classification
@@ -275,18 +277,9 @@ fn raw(object: &ObjectSettings) -> Value {
                 classes.sort_unstable();
                 classes.dedup();
                 p.insert("classification".into(), json!(classes.join(", ")));
-                let paths: Vec<String> = object
-                    .payload_classification
-                    .iter()
-                    .map(|(path, class)| format!("{path} ({class})"))
-                    .collect();
                 p.insert(
                     "description".into(),
-                    json!(format!(
-                        "{} Classified: {}.",
-                        c.description,
-                        paths.join(", ")
-                    )),
+                    json!(format!("{} {text}", c.description)),
                 );
             }
             Value::Object(p)

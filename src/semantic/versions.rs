@@ -59,14 +59,6 @@ pub fn description(object: &ObjectSettings, text: &str) -> String {
     }
 }
 
-/// `description` without a deprecation notice a previous `describe` put before it.
-pub fn without_notice(description: &str) -> &str {
-    match description.strip_prefix("DEPRECATED: ") {
-        Some(rest) => rest.split_once('\n').map_or("", |(_, after)| after),
-        None => description,
-    }
-}
-
 /// The views of one major, live view first.
 pub fn views(semantic: &SemanticSettings) -> [String; 3] {
     [
@@ -138,13 +130,5 @@ mod tests {
         ] {
             assert_eq!(major_of_table("order", table), major, "{table}");
         }
-    }
-
-    #[test]
-    fn a_notice_is_put_before_a_description_and_taken_off_again() {
-        let text = "Latest state.\nfingerprint: abc";
-        assert_eq!(without_notice(text), text);
-        let noted = format!("DEPRECATED: major 1 …\n{text}");
-        assert_eq!(without_notice(&noted), text);
     }
 }
