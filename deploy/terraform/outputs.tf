@@ -44,3 +44,13 @@ output "policy_tags" {
     }
   ]
 }
+
+output "dataplex_entries" {
+  description = "Dataplex entry of each semantic dataset, carrying the mesh-ingest-data-product aspect."
+  value       = { for k, e in google_dataplex_entry.semantic_dataset : k => e.name }
+}
+
+output "analytics_hub_listings" {
+  description = "Analytics Hub listing per data product (when var.analytics_hub.enabled)."
+  value       = { for k, l in google_bigquery_analytics_hub_listing.product : k => l.name }
+}

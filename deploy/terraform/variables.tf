@@ -122,3 +122,26 @@ variable "dead_letter_readers" {
   type        = list(string)
   default     = []
 }
+
+variable "dataplex_catalog" {
+  description = "Whether to attach the data contract (aspect type mesh-ingest-data-product) to each semantic dataset's entry in the Dataplex Universal Catalog."
+  type        = bool
+  default     = true
+}
+
+variable "contract_base_url" {
+  description = "Where consumers read the object files (the contracts), e.g. the repository's web address of config/objects; written into each product's Dataplex aspect and listing. Null: var.objects_dir."
+  type        = string
+  default     = null
+}
+
+variable "analytics_hub" {
+  description = "An optional Analytics Hub exchange with one listing per semantic dataset, for consumers in other projects: `subscribers` (IAM members) get roles/analyticshub.subscriber on every listing; `restrict_egress` forbids copying and exporting the shared data; `primary_contact` is an e-mail address or URL of the owning team."
+  type = object({
+    enabled         = bool
+    subscribers     = optional(list(string), [])
+    restrict_egress = optional(bool, true)
+    primary_contact = optional(string)
+  })
+  default = { enabled = false }
+}
