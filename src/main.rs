@@ -10,6 +10,7 @@ use mesh_ingest::commands::dlq::ReplayOptions;
 use mesh_ingest::commands::preview::PreviewOptions;
 use mesh_ingest::commands::{self, publish::LineFormat, semantic::SemanticFormat};
 use mesh_ingest::configuration::Settings;
+use mesh_ingest::envelope::encoding::ContentEncoding;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -81,6 +82,9 @@ enum Command {
         /// What each line is.
         #[arg(long, value_enum, default_value = "body")]
         lines: LinesArg,
+        /// Compress each body and say so in its `content-encoding` attribute.
+        #[arg(long, value_enum)]
+        compress: Option<CompressArg>,
     },
     /// The object files as data contracts: export one, or diff two versions for a CI gate.
     Contract {
@@ -195,6 +199,30 @@ enum SemanticArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum CompressArg {
+    Gzip,
+    Zstd,
+}
+
+impl From<LinesArg> for LineFormat {
+    fn from(l: LinesArg) -> Self {
+        match l {
+            LinesArg::Body => LineFormat::Body,
+            LinesArg::Message => LineFormat::Message,
+        }
+    }
+}
+
+impl From<CompressArg> for ContentEncoding {
+    fn from(c: CompressArg) -> Self {
+        match c {
+            CompressArg::Gzip => ContentEncoding::Gzip,
+            CompressArg::Zstd => ContentEncoding::Zstd,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum LinesArg {
     /// Each line is the message body, attributes empty.
     Body,
@@ -364,13 +392,13 @@ fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
             object,
             file,
             lines,
+            compress,
         } => {
             mesh_ingest::telemetry::init(&settings.log);
-            let lines = match lines {
-                LinesArg::Body => LineFormat::Body,
-                LinesArg::Message => LineFormat::Message,
-            };
-            block_on(commands::publish::run(&settings, &object, &file, lines))
+            let (lines, compress) = (lines.into(), compress.map(ContentEncoding::from));
+            block_on(commands::publish::run(
+                &settings, &object, &file, lines, compress,
+            ))
         }
         Command::Contract { action } => contract(&settings, action),
         Command::Consumers {

@@ -32,6 +32,7 @@ pub fn memory_report(settings: &Settings, cpus: u64) -> String {
     let mut out = format!(
         "{BUDGET_LINE}{cpus} worker thread(s)): {}\n  baseline: {}\n  \
          reused payload columns: {} ({cpus} × the largest batch)\n  \
+         decompressors: {} ({cpus} × one zstd window and state)\n  \
          JSON Schema checks: {} (all objects together)\n  \
          messages held: {} (all streams together; application.max_outstanding_bytes = {})\n  \
          decoded rows: {} (application.max_outstanding_messages = {})\n  \
@@ -39,6 +40,7 @@ pub fn memory_report(settings: &Settings, cpus: u64) -> String {
         mib(b.total),
         mib(b.baseline),
         mib(b.column_buffers),
+        mib(b.decompressors),
         mib(b.validation),
         mib(b.messages),
         mib(app.max_outstanding_bytes),

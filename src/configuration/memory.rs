@@ -13,6 +13,9 @@
 //!   twice that. So a stream holds at most `2 × (window + max_message_bytes)`, and the
 //!   windows are shared so that all streams together stay within the budget. Everything
 //!   downstream (rows in the channel, open batches, dead-letter rows) slices these bodies.
+//!   A compressed body (`content-encoding`) counts in its stream's hold at its size plus the
+//!   most it may inflate to (`max_message_bytes`) before it is inflated, and at its size plus
+//!   its inflated size after: the hold bounds inflated bodies too.
 //! - **rows** (`application.max_outstanding_messages`): per message held, the decoded row's
 //!   own fields (ids, acknowledgement handle): `ROW_OVERHEAD_BYTES`. Windows by count are
 //!   shared the same way (Pub/Sub never overshoots a count).
@@ -26,6 +29,9 @@
 //!   holds a message's bound of its tree (`Decoder::working_set`) from one semaphore of
 //!   `VALIDATION_BYTES` while it decodes, and a payload that could need more is rejected
 //!   (`too_large`) unbuilt. Flat in the number of objects and of worker threads.
+//! - **decompressors**: per worker thread, the gzip and zstd decompressors it keeps between
+//!   compressed bodies (`decompressor_bytes`: the zstd window, at most `max_message_bytes`
+//!   rounded up to a power of two, and the state around it).
 //! - **baseline**: the runtime, the gRPC and HTTP clients, metrics: `BASELINE_BYTES`, measured
 //!   on the release build (docs/BENCHMARKS.md).
 //!
@@ -50,6 +56,9 @@ pub const APPEND_COPIES: u64 = 3;
 pub const WINDOW_FLOOR_BYTES: u64 = 64 * 1024;
 /// The smallest message window a stream is given, whatever its share.
 pub const WINDOW_FLOOR_MESSAGES: u64 = 16;
+/// A decompressor's own state beside its window (zstd's block buffer and context; gzip's
+/// whole state fits in it).
+pub const DECOMPRESSOR_OVERHEAD_BYTES: u64 = 256 * 1024;
 /// Headroom of the recommended limit over the computed worst case: allocator fragmentation.
 const LIMIT_HEADROOM: f64 = 1.25;
 
@@ -61,6 +70,19 @@ pub fn stream_hold(object: &ObjectSettings) -> (u64, u64) {
         fc.max_outstanding_bytes as u64 + object.limits.max_message_bytes as u64,
         fc.max_outstanding_messages as u64,
     )
+}
+
+/// The largest zstd window a body of `max_message_bytes` may use, as a power of two: the
+/// smallest that holds a whole body. A frame asking for more is refused, not allocated.
+pub fn zstd_window_log(max_message_bytes: usize) -> u32 {
+    let log = usize::BITS - max_message_bytes.saturating_sub(1).leading_zeros();
+    log.clamp(10, 27)
+}
+
+/// What one worker thread's decompressors keep between compressed bodies of at most
+/// `max_message_bytes`: the zstd window and the state around it.
+pub fn decompressor_bytes(max_message_bytes: usize) -> u64 {
+    (1u64 << zstd_window_log(max_message_bytes)) + DECOMPRESSOR_OVERHEAD_BYTES
 }
 
 /// One object's share of the process-wide budgets, in bytes: what its streams may hold.
@@ -79,6 +101,8 @@ pub struct MemoryBudget {
     pub column_buffers: u64,
     /// JSON Schema value trees, all objects together (0 when no object has a schema).
     pub validation: u64,
+    /// The decompressors each worker thread keeps for compressed bodies.
+    pub decompressors: u64,
     /// Message bodies held, all streams together.
     pub messages: u64,
     /// Decoded rows' own fields, all streams together.
@@ -116,6 +140,12 @@ pub fn budget(
         .max()
         .unwrap_or(0);
     let column_buffers = worker_threads * largest_batch;
+    let decompressors = worker_threads
+        * settings
+            .iter()
+            .map(|o| decompressor_bytes(o.limits.max_message_bytes))
+            .max()
+            .unwrap_or(0);
     let validation = if settings.iter().any(|o| o.payload_schema.is_some()) {
         VALIDATION_BYTES
     } else {
@@ -125,11 +155,13 @@ pub fn budget(
     let rows: u64 = objects.iter().map(|o| o.rows).sum();
     // An append's rows are messages held: never more than those.
     let appends = APPEND_COPIES * app.max_append_bytes.min(messages);
-    let total = BASELINE_BYTES + column_buffers + validation + messages + rows + appends;
+    let total =
+        BASELINE_BYTES + column_buffers + decompressors + validation + messages + rows + appends;
     let round = |b: f64| ((b / (16.0 * MIB as f64)).ceil() as u64) * 16 * MIB;
     MemoryBudget {
         baseline: BASELINE_BYTES,
         column_buffers,
+        decompressors,
         validation,
         messages,
         rows,
@@ -233,6 +265,17 @@ mod tests {
     }
 
     #[test]
+    fn a_zstd_window_holds_a_whole_body_and_no_more() {
+        assert_eq!(zstd_window_log(1 << 20), 20);
+        assert_eq!(zstd_window_log((1 << 20) + 1), 21);
+        assert_eq!(zstd_window_log(1), 10);
+        assert_eq!(
+            decompressor_bytes(1 << 20),
+            MIB + DECOMPRESSOR_OVERHEAD_BYTES
+        );
+    }
+
+    #[test]
     fn a_share_below_the_floor_is_raised_to_it() {
         let mut app = app();
         app.max_outstanding_bytes = MIB;
@@ -277,9 +320,10 @@ mod tests {
         assert_eq!(b.rows, 2 * 2 * count * ROW_OVERHEAD_BYTES);
         assert_eq!(b.appends, APPEND_COPIES * app.max_append_bytes);
         assert_eq!(b.column_buffers, 2 * 4 * MIB);
+        assert_eq!(b.decompressors, 2 * (MIB + DECOMPRESSOR_OVERHEAD_BYTES));
         assert_eq!(
             b.total,
-            BASELINE_BYTES + 8 * MIB + b.messages + b.rows + b.appends
+            BASELINE_BYTES + 8 * MIB + b.decompressors + b.messages + b.rows + b.appends
         );
         assert!(b.request >= b.total && b.limit >= b.request);
         assert_eq!(b.request % (16 * MIB), 0);

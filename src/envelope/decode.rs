@@ -1,5 +1,6 @@
 //! Decodes one message into an ingest row or a rejection, per the object's envelope format.
 
+use super::encoding;
 use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type, values_at_most};
 use super::spec::{DecoderSpec, Format, Limits, Locator};
 use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
@@ -8,6 +9,29 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use std::borrow::Cow;
 use std::collections::HashSet;
+
+/// A message's body once inflated ([`Decoder::inflate`]): `None` when it was not
+/// compressed (the message's own body is read), or why it cannot be read.
+#[derive(Debug)]
+pub struct Inflated(Result<Option<Bytes>, Rejection>);
+
+impl Inflated {
+    /// The inflated body's size: 0 when nothing was inflated.
+    pub fn inflated_bytes(&self) -> usize {
+        match &self.0 {
+            Ok(Some(b)) => b.len(),
+            _ => 0,
+        }
+    }
+
+    /// The body the envelope reads, given the message's own.
+    pub fn body<'a>(&'a self, data: &'a Bytes) -> &'a Bytes {
+        match &self.0 {
+            Ok(Some(b)) => b,
+            _ => data,
+        }
+    }
+}
 
 /// The decoder of one object: its envelope mapping, limits, event types and JSON Schema,
 /// compiled once.
@@ -40,6 +64,8 @@ enum Value<'a> {
 /// The document a format reads its fields from.
 struct Document<'v, 'a> {
     msg: &'a ReceivedMessage,
+    /// The body as read: the message's, or its inflated copy.
+    body: &'a Bytes,
     view: &'v ObjectView<'a>,
     /// CloudEvents binary mode: top-level names are `ce-` attributes, `data.…` is the body.
     binary_cloudevent: bool,
@@ -94,7 +120,7 @@ impl<'a> Document<'_, 'a> {
         allow_integer: bool,
     ) -> Result<ByteString, Rejection> {
         Ok(match text_in(v, source, what, allow_integer)? {
-            Cow::Borrowed(text) => shared_text(&self.msg.data, text),
+            Cow::Borrowed(text) => shared_text(self.body, text),
             Cow::Owned(text) => ByteString::from(text),
         })
     }
@@ -121,6 +147,13 @@ fn json_string(raw: &str) -> Result<Cow<'_, str>, serde_json::Error> {
         return Ok(Cow::Borrowed(&raw[1..raw.len() - 1]));
     }
     serde_json::from_str::<String>(raw).map(Cow::Owned)
+}
+
+fn too_large(size: usize, max: usize) -> Rejection {
+    Rejection::new(
+        ReasonCode::TooLarge,
+        format!("body is {size} bytes, above limits.max_message_bytes ({max})"),
+    )
 }
 
 fn missing(source: &Locator, what: &str) -> Rejection {
@@ -246,7 +279,48 @@ impl Decoder {
         msg: ReceivedMessage,
         now_us: i64,
     ) -> Result<IngestRow, Box<DeadLetterRow>> {
-        match self.decode_fields(&msg, now_us) {
+        let inflated = self.inflate(&msg);
+        self.decode_inflated(msg, inflated, now_us)
+    }
+
+    /// The size `msg`'s body may take once inflated beside the body itself: 0 for an
+    /// uncompressed body, else the cap (`limits.max_message_bytes`). The source holds this
+    /// much of its stream's hold before inflating, and gives back what the body did not use.
+    pub fn inflation_bound(&self, msg: &ReceivedMessage) -> usize {
+        match encoding::ContentEncoding::of(msg) {
+            Ok(Some(_)) if msg.data.len() <= self.limits.max_message_bytes => {
+                self.limits.max_message_bytes
+            }
+            _ => 0,
+        }
+    }
+
+    /// `msg`'s body as the envelope reads it: inflated per its `content-encoding`, within
+    /// `limits.max_message_bytes`.
+    pub fn inflate(&self, msg: &ReceivedMessage) -> Inflated {
+        let max = self.limits.max_message_bytes;
+        let inflated = encoding::ContentEncoding::of(msg).and_then(|e| match e {
+            None => Ok(None),
+            Some(_) if msg.data.len() > max => Err(too_large(msg.data.len(), max)),
+            Some(e) => {
+                encoding::inflate(e, &msg.data, max, self.limits.max_zstd_window_log).map(Some)
+            }
+        });
+        Inflated(inflated)
+    }
+
+    /// Decodes `msg` whose body [`Decoder::inflate`] already inflated.
+    pub fn decode_inflated(
+        &self,
+        msg: ReceivedMessage,
+        inflated: Inflated,
+        now_us: i64,
+    ) -> Result<IngestRow, Box<DeadLetterRow>> {
+        let fields = inflated.0.and_then(|body| {
+            let body = body.as_ref().unwrap_or(&msg.data);
+            self.decode_fields(&msg, body, now_us)
+        });
+        match fields {
             Ok(fields) => Ok(IngestRow {
                 event_id: fields
                     .event_id
@@ -262,6 +336,7 @@ impl Decoder {
                 delivery_attempt: msg.delivery_attempt.map(i64::from),
                 message_id: msg.message_id,
                 replayed_at_us: None,
+                // As received (compressed, when it was): what a dead-letter row would keep.
                 raw: msg.data,
             }),
             // Boxed: rejections are rare, and a small Result keeps the hot path lean.
@@ -273,17 +348,14 @@ impl Decoder {
         }
     }
 
-    fn decode_fields(&self, msg: &ReceivedMessage, now_us: i64) -> Result<Fields, Rejection> {
-        let data = &msg.data;
+    fn decode_fields(
+        &self,
+        msg: &ReceivedMessage,
+        data: &Bytes,
+        now_us: i64,
+    ) -> Result<Fields, Rejection> {
         if data.len() > self.limits.max_message_bytes {
-            return Err(Rejection::new(
-                ReasonCode::TooLarge,
-                format!(
-                    "body is {} bytes, above limits.max_message_bytes ({})",
-                    data.len(),
-                    self.limits.max_message_bytes
-                ),
-            ));
+            return Err(too_large(data.len(), self.limits.max_message_bytes));
         }
         let ce_specversion = match self.envelope.format {
             Format::CloudEvents => attribute(msg, "ce-specversion"),
@@ -302,6 +374,7 @@ impl Decoder {
         let view = self.view(text, what_body, &self.members, self.nested_id(binary_ce))?;
         let doc = Document {
             msg,
+            body: data,
             view: &view,
             binary_cloudevent: binary_ce,
         };

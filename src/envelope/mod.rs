@@ -4,10 +4,11 @@
 //! from a [`DecoderSpec`]; it knows nothing of the configuration files the spec came from.
 
 mod decode;
+pub mod encoding;
 mod json_view;
 mod spec;
 
-pub use decode::Decoder;
+pub use decode::{Decoder, Inflated};
 pub use spec::{DecoderSpec, Format, Limits, Locator};
 
 #[cfg(test)]

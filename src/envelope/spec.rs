@@ -44,8 +44,10 @@ impl fmt::Display for Locator {
 /// Size limits the decoder enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Larger bodies are rejected as `too_large`.
+    /// Larger bodies, compressed or inflated, are rejected as `too_large`.
     pub max_message_bytes: usize,
+    /// The largest zstd window a compressed body may ask for, as a power of two.
+    pub max_zstd_window_log: u32,
     /// How much of a rejected body its dead-letter row keeps.
     pub max_dead_letter_data_bytes: usize,
     /// Deeper JSON is rejected as `too_deep`.

@@ -545,3 +545,53 @@ fn a_payload_too_costly_to_check_against_its_schema_is_rejected_unbuilt() {
     // Without a schema nothing is built, and nothing is asked of the budget.
     assert_eq!(json_decoder().working_set(hostile.as_bytes()), 0);
 }
+
+/// A compressed body is read inflated; the row keeps it as received (what a dead-letter row
+/// would hold), and a body that does not inflate is dead-lettered compressed, with its reason.
+#[test]
+fn compressed_bodies_are_read_inflated_and_kept_as_received() {
+    use std::io::Write;
+    let d = json_decoder();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(GOOD.as_bytes()).unwrap();
+    let gzip = gz.finish().unwrap();
+    let zstd = zstd::bulk::compress(GOOD.as_bytes(), 3).unwrap();
+    for (encoding, packed) in [("gzip", &gzip), ("zstd", &zstd)] {
+        let m = ReceivedMessage {
+            data: Bytes::copy_from_slice(packed),
+            ..with_attrs(msg(""), &[("content-encoding", encoding)])
+        };
+        assert_eq!(d.inflation_bound(&m), 4096, "{encoding}: the cap");
+        let row = d.decode(m, NOW).unwrap();
+        assert_eq!(&row.payload[..], br#"{"order_id":"o-1","total":12.5}"#);
+        assert_eq!(row.event_id, "e-1");
+        assert_eq!(&row.raw[..], &packed[..], "{encoding}");
+        assert_eq!(
+            row.attributes_json(),
+            format!(r#"{{"content-encoding":"{encoding}"}}"#)
+        );
+
+        let corrupt = Bytes::copy_from_slice(&packed[..packed.len() / 2]);
+        let m = ReceivedMessage {
+            data: corrupt.clone(),
+            ..with_attrs(msg(""), &[("content-encoding", encoding)])
+        };
+        let dl = rejected(&d, m);
+        assert_eq!(dl.reason_code, ReasonCode::InvalidEncoding, "{}", dl.reason);
+        // Kept as received, up to max_dead_letter_data_bytes (16 here).
+        assert_eq!(&dl.data[..], &corrupt[..16]);
+    }
+    // Inflating beyond the cap (4096) is too large, however small the compressed body.
+    let big = GOOD.replace("12.5}", &format!("12.5,\"pad\":\"{}\"}}", "x".repeat(5000)));
+    let m = ReceivedMessage {
+        data: Bytes::from(zstd::bulk::compress(big.as_bytes(), 3).unwrap()),
+        ..with_attrs(msg(""), &[("content-encoding", "zstd")])
+    };
+    assert!(m.data.len() < 200);
+    assert_eq!(rejected(&d, m).reason_code, ReasonCode::TooLarge);
+    // An encoding nobody supports is named; an uncompressed body needs no room to inflate.
+    let m = with_attrs(msg(GOOD), &[("content-encoding", "br")]);
+    let dl = rejected(&d, m);
+    assert_eq!(dl.reason_code, ReasonCode::InvalidEncoding);
+    assert_eq!(d.inflation_bound(&msg(GOOD)), 0);
+}

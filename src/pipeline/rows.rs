@@ -170,6 +170,9 @@ pub enum ReasonCode {
     TooDeep,
     /// A CloudEvent whose specversion is not 1.0.
     UnsupportedSpecversion,
+    /// The `content-encoding` attribute names an unsupported encoding, or the body does not
+    /// inflate as the one it names.
+    InvalidEncoding,
     /// BigQuery reported an error for this row.
     BigqueryRowError,
     /// BigQuery refused an append holding only this row.
@@ -177,7 +180,7 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 15] = [
+    pub const ALL: [ReasonCode; 16] = [
         ReasonCode::EmptyBody,
         ReasonCode::InvalidUtf8,
         ReasonCode::MalformedJson,
@@ -191,6 +194,7 @@ impl ReasonCode {
         ReasonCode::TooLarge,
         ReasonCode::TooDeep,
         ReasonCode::UnsupportedSpecversion,
+        ReasonCode::InvalidEncoding,
         ReasonCode::BigqueryRowError,
         ReasonCode::BigqueryRejected,
     ];
@@ -210,6 +214,7 @@ impl ReasonCode {
             ReasonCode::TooLarge => "too_large",
             ReasonCode::TooDeep => "too_deep",
             ReasonCode::UnsupportedSpecversion => "unsupported_specversion",
+            ReasonCode::InvalidEncoding => "invalid_encoding",
             ReasonCode::BigqueryRowError => "bigquery_row_error",
             ReasonCode::BigqueryRejected => "bigquery_rejected",
         }

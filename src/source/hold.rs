@@ -29,6 +29,17 @@ pub struct Held {
     _message: OwnedSemaphorePermit,
 }
 
+impl Held {
+    /// Gives back all but `bytes` of what this message holds (a compressed body, once its
+    /// inflated size is known).
+    pub fn keep(&mut self, bytes: usize) {
+        let held = self._bytes.num_permits();
+        if held > bytes {
+            drop(self._bytes.split(held - bytes));
+        }
+    }
+}
+
 impl Hold {
     pub fn new(bytes: u64, messages: u64) -> Self {
         let max_bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
@@ -87,6 +98,14 @@ mod tests {
             "a fourth message taken from a hold of 3"
         );
         drop(b);
+        // A message that took more than it needs gives the rest back.
+        let mut e = hold.take(300).await;
+        assert_eq!(hold.held_bytes(), 500);
+        e.keep(120);
+        assert_eq!(hold.held_bytes(), 320);
+        e.keep(500);
+        assert_eq!(hold.held_bytes(), 320, "keep never takes more");
+        drop(e);
         // Larger than the whole hold: it waits for all of it, then goes.
         assert!(waits(&hold, 5000).await);
     }

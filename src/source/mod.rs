@@ -8,7 +8,7 @@ pub mod hold;
 pub mod probe;
 pub mod pubsub;
 
-use crate::configuration::memory::VALIDATION_BYTES;
+use crate::configuration::memory::{VALIDATION_BYTES, zstd_window_log};
 use crate::configuration::{EnvelopeFormat, FieldLocator, ObjectSettings};
 use crate::envelope::{Decoder, DecoderSpec, Format, Limits, Locator};
 use crate::health::{ObjectHealth, Reporter};
@@ -41,6 +41,7 @@ pub fn decoder_for(object: &ObjectSettings) -> Result<Decoder, String> {
         payload_schema: object.payload_schema.clone(),
         limits: Limits {
             max_message_bytes: object.limits.max_message_bytes,
+            max_zstd_window_log: zstd_window_log(object.limits.max_message_bytes),
             max_dead_letter_data_bytes: object.limits.max_dead_letter_data_bytes,
             max_json_depth: object.limits.max_json_depth,
             max_future_event_time_secs: object.limits.max_future_event_time_secs,
@@ -68,26 +69,30 @@ pub struct ObjectSource {
 
 impl ObjectSource {
     /// Decodes one received message and hands it to the sink; `false` once the sink is gone.
-    async fn hand_over(&self, msg: ReceivedMessage, ack: Ack, tx: &mpsc::Sender<Decoded>) -> bool {
+    /// `held` is the message's place in its stream's hold, sized for its body inflated at
+    /// most: trimmed to what the inflated body took, then kept until the message is acked.
+    async fn hand_over(
+        &self,
+        msg: ReceivedMessage,
+        ack: Ack,
+        mut held: hold::Held,
+        tx: &mpsc::Sender<Decoded>,
+    ) -> bool {
         self.metrics.received.inc();
         if msg.delivery_attempt.is_some_and(|a| a > 1) {
             self.metrics.redelivered.inc();
         }
+        // A compressed body is inflated by this worker thread's decompressor (its memory is
+        // the budget's `decompressors` term); the hold keeps what the inflated body takes.
+        let inflated = self.decoder.inflate(&msg);
+        held.keep(msg.data.len() + inflated.inflated_bytes());
+        let ack = ack.holding(held);
         // Waits while other checks hold the budget. A payload that could need more than the
-        // whole budget is rejected without building its tree, so checks never exceed it together.
-        let need = self.decoder.working_set(&msg.data);
-        let _working_set = if need == 0 {
-            None
-        } else {
-            let permits = u32::try_from(need).unwrap_or(u32::MAX);
-            Some(
-                self.validation
-                    .acquire_many(permits)
-                    .await
-                    .expect("never closed"),
-            )
-        };
-        let item = match self.decoder.decode(msg, now_us()) {
+        // whole budget is rejected without building its tree, so checks never exceed it
+        // together.
+        let need = self.decoder.working_set(inflated.body(&msg.data));
+        let _working_set = self.working_set(need).await;
+        let item = match self.decoder.decode_inflated(msg, inflated, now_us()) {
             Ok(row) => Decoded::Row(row, ack),
             Err(dead) => {
                 tracing::debug!(object = %self.object.name, message_id = %dead.message_id,
@@ -101,6 +106,23 @@ impl ObjectSource {
         let depth = tx.max_capacity() - tx.capacity();
         self.metrics.channel_depth.set(depth as i64);
         sent
+    }
+}
+
+impl ObjectSource {
+    /// `bytes` of the process-wide decoding budget, held until dropped (none for 0).
+    async fn working_set(&self, bytes: usize) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if bytes == 0 {
+            return None;
+        }
+        // Never more than the whole budget, or it would wait forever.
+        let permits = u32::try_from(bytes.min(VALIDATION_BYTES as usize)).unwrap_or(u32::MAX);
+        Some(
+            self.validation
+                .acquire_many(permits)
+                .await
+                .expect("never closed"),
+        )
     }
 }
 
@@ -142,6 +164,11 @@ mod tests {
         }
     }
 
+    /// A place in a hold that never runs out.
+    async fn unheld() -> hold::Held {
+        hold::Hold::new(u64::from(u32::MAX), 1 << 20).take(0).await
+    }
+
     fn message(i: usize, body: &str) -> ReceivedMessage {
         ReceivedMessage {
             data: bytes::Bytes::copy_from_slice(body.as_bytes()),
@@ -162,7 +189,11 @@ mod tests {
         let (tx, _unread) = mpsc::channel(10);
         for i in 0..3 {
             let msg = message(i, "not json");
-            assert!(source.hand_over(msg, Ack::detached(), &tx).await);
+            assert!(
+                source
+                    .hand_over(msg, Ack::detached(), unheld().await, &tx)
+                    .await
+            );
         }
         assert_eq!(source.metrics.channel_depth.get(), 3);
     }
@@ -188,7 +219,7 @@ mod tests {
             .await
             .unwrap();
         let (tx, mut rx) = mpsc::channel(10);
-        let waiting = source.hand_over(message(0, body), Ack::detached(), &tx);
+        let waiting = source.hand_over(message(0, body), Ack::detached(), unheld().await, &tx);
         tokio::pin!(waiting);
         let early = tokio::time::timeout(std::time::Duration::from_millis(200), &mut waiting).await;
         assert!(early.is_err(), "decoded while the budget was held");

@@ -156,18 +156,18 @@ impl ObjectSource {
                     Some(Ok((msg, handler))) => {
                         failures = 0;
                         let attempt = handler.delivery_attempt();
+                        let msg = received_message(msg, attempt);
+                        // A compressed body is held at its compressed size plus the most it
+                        // may inflate to; `hand_over` gives back what it did not use.
+                        let size = msg.data.len() + self.decoder.inflation_bound(&msg);
                         let held = tokio::select! {
-                            held = hold.take(msg.data.len()) => held,
+                            held = hold.take(size) => held,
                             // Dropped unread: the handler releases it for redelivery.
                             _ = self.shutdown.stopped_pulling() => break StreamEnd::Stop,
                         };
                         let ack =
-                            Ack::new(Box::new(handler), &self.metrics.in_flight, msg.data.len())
-                                .holding(held);
-                        if !self
-                            .hand_over(received_message(msg, attempt), ack, &tx)
-                            .await
-                        {
+                            Ack::new(Box::new(handler), &self.metrics.in_flight, msg.data.len());
+                        if !self.hand_over(msg, ack, held, &tx).await {
                             // The sink is gone; nothing more can be written.
                             break StreamEnd::Stop;
                         }

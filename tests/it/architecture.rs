@@ -66,6 +66,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "app",
             "configuration",
             "contract",
+            "envelope",
             "gcp",
             "pipeline",
             "preview",

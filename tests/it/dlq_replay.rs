@@ -4,10 +4,12 @@
 //! would pass and appends nothing; a replay stopped after its first append and killed, then
 //! run again, lands every recoverable event exactly once (set equality on event ids) with its
 //! original message id, publish time and attributes; a third run lands nothing; the semantic
-//! layer then shows the recovered state.
+//! layer then shows the recovered state. Some of the recoverable events arrive
+//! zstd-compressed: they are dead-lettered compressed and inflated again by the replay.
 
 use crate::destination_faults::patch_schema;
 use crate::support::*;
+use mesh_ingest::envelope::encoding::{ContentEncoding, compress};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -72,13 +74,20 @@ fn history() -> (Vec<Outgoing>, BTreeSet<String>) {
     ] {
         for o in orders {
             let id = format!("{prefix}{o}");
-            messages.push(event(
+            let mut m = event(
                 &id,
                 kind,
                 o,
                 60,
                 json!({"order_id": format!("o{o}"), "status": status, "total": total}),
-            ));
+            );
+            // Some arrive zstd-compressed: dead-lettered compressed, inflated again on replay.
+            if o % 3 == 0 {
+                m.data = compress(ContentEncoding::Zstd, &m.data).to_vec();
+                m.attributes
+                    .push(("content-encoding".into(), "zstd".into()));
+            }
+            messages.push(m);
             recoverable.insert(id);
         }
     }

@@ -1,0 +1,150 @@
+//! Compressed bodies (issue 27): bytes on the wire and decode cost per event, plain vs gzip
+//! vs zstd, for the shipped sample events and for realistic orders of 1 KiB and 16 KiB.
+//! `cargo bench --bench compression`; the sizes are printed before criterion's timings.
+
+#[allow(dead_code)] // `payload` is for the other benches
+mod common;
+
+use common::{decoder, message};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use mesh_ingest::envelope::encoding::{CONTENT_ENCODING, ContentEncoding, compress};
+use mesh_ingest::pipeline::ReceivedMessage;
+use std::hint::black_box;
+
+/// After the sample events' times (2026-11-24), so none is in the future.
+const NOW: i64 = 1_800_000_000_000_000;
+
+const ENCODINGS: [Option<ContentEncoding>; 3] = [
+    None,
+    Some(ContentEncoding::Gzip),
+    Some(ContentEncoding::Zstd),
+];
+
+/// `(case, envelope yaml, body)`: the shipped sample events, then realistic orders.
+fn bodies() -> Vec<(String, &'static str, String)> {
+    let order_env = "envelope:\n  format: json\n  object_id: payload.order_id\n";
+    let ce_env = "envelope:\n  format: cloudevents\n";
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let orders = std::fs::read_to_string(format!("{root}/orders.jsonl")).unwrap();
+    let customers = std::fs::read_to_string(format!("{root}/customers.jsonl")).unwrap();
+    let mut out = vec![(
+        "sample order".to_string(),
+        order_env,
+        orders.lines().next().unwrap().to_string(),
+    )];
+    let customer: serde_json::Value =
+        serde_json::from_str(customers.lines().next().unwrap()).unwrap();
+    out.push((
+        "sample customer".into(),
+        ce_env,
+        customer["data"].to_string(),
+    ));
+    for size in [1024, 16 * 1024] {
+        let envelope = serde_json::json!({"event_id": "ord-evt-0001", "event_type": "OrderUpdated",
+            "event_time": "2026-11-24T09:00:00.000001Z", "payload": realistic_order(size)});
+        out.push((
+            format!("order {} KiB", size / 1024),
+            order_env,
+            envelope.to_string(),
+        ));
+    }
+    out
+}
+
+fn compressed(body: &str, encoding: Option<ContentEncoding>) -> ReceivedMessage {
+    match encoding {
+        None => message(body.to_string(), &[]),
+        Some(e) => {
+            let mut m = message(String::new(), &[(CONTENT_ENCODING, e.as_str())]);
+            m.data = compress(e, body.as_bytes());
+            m
+        }
+    }
+}
+
+fn per_event(c: &mut Criterion) {
+    for (case, envelope, body) in bodies() {
+        let d = decoder(envelope);
+        let sizes: Vec<String> = ENCODINGS
+            .iter()
+            .map(|e| compressed(&body, *e).data.len().to_string())
+            .collect();
+        println!("body bytes, {case}: plain gzip zstd = {}", sizes.join(" "));
+        let mut group = c.benchmark_group(format!("compressed/{case}"));
+        for encoding in ENCODINGS {
+            let m = compressed(&body, encoding);
+            let name = encoding.map_or("plain", ContentEncoding::as_str);
+            group.bench_function(format!("decode/{name}"), |b| {
+                b.iter_batched(
+                    || m.clone(),
+                    |m| black_box(d.decode(m, NOW).unwrap()),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        for encoding in [ContentEncoding::Gzip, ContentEncoding::Zstd] {
+            group.bench_function(format!("compress/{}", encoding.as_str()), |b| {
+                b.iter(|| black_box(compress(encoding, black_box(body.as_bytes()))))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(300))
+        .measurement_time(std::time::Duration::from_secs(1))
+        .sample_size(20);
+    targets = per_event
+}
+criterion_main!(benches);
+
+/// An order as a shop would publish it, about `size` bytes: line items with varied SKUs,
+/// names, quantities and prices, and a delivery address (deterministic). Unlike
+/// `common::payload`'s padding, this compresses like a real domain object.
+fn realistic_order(size: usize) -> serde_json::Value {
+    const NAMES: [&str; 8] = [
+        "Assam tea, loose leaf",
+        "Ceramic mug, 350 ml",
+        "Espresso beans, 1 kg",
+        "Milk frother",
+        "Oat biscuits",
+        "Glass teapot with infuser",
+        "Dark chocolate 70%",
+        "Linen napkins, set of 4",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut order = serde_json::json!({
+        "order_id": "o-20261124-0042317", "customer_id": "c-0018842", "status": "paid",
+        "channel": "web", "created_at": "2026-11-24T09:00:00.000001Z",
+        "delivery": {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London",
+                     "postcode": "SW1Y 4JH", "country": "GB"},
+        "price": {"amount": 0.0, "currency": "EUR"}, "items": []
+    });
+    let mut total = 0.0;
+    while order.to_string().len() < size {
+        let qty = 1 + next() % 4;
+        let unit = (199 + next() % 4800) as f64 / 100.0;
+        total += qty as f64 * unit;
+        order["items"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "sku": format!("SKU-{:05}", next() % 100_000),
+                "name": NAMES[(next() % 8) as usize],
+                "qty": qty,
+                "unit_price": unit,
+                "warehouse": format!("DE-{}", 1 + next() % 9),
+            }));
+    }
+    order["price"]["amount"] = serde_json::json!((total * 100.0).round() / 100.0);
+    order
+}
