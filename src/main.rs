@@ -357,7 +357,7 @@ fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
             let cpus = cpus.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
             });
-            commands::check::check(&settings, cpus);
+            commands::check::check(&settings, cpus)?;
             if remote {
                 block_on(commands::check::remote(&settings))
             } else {

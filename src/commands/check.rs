@@ -14,7 +14,19 @@ use google_cloud_bigquery_v2::client::TableService;
 /// harness reads the prediction from it.
 pub const BUDGET_LINE: &str = "memory budget (worst case, ";
 
-pub fn check(settings: &Settings, cpus: u64) {
+pub fn check(settings: &Settings, cpus: u64) -> anyhow::Result<()> {
+    // What loading cannot tell: that every decoder builds (a topic schema using a type
+    // mesh-ingest cannot render, say).
+    for o in &settings.objects {
+        if let Err(e) = crate::source::decoder_for(o) {
+            let field = if o.topic_schema.is_some() && e.contains("topic schema") {
+                "topic_schema.file"
+            } else {
+                "payload_schema_file"
+            };
+            anyhow::bail!("{}: field `{field}`: {e}", o.source_file);
+        }
+    }
     println!("{}", settings.to_resolved_json());
     eprintln!(
         "configuration OK: {} object(s), environment `{}`",
@@ -22,6 +34,7 @@ pub fn check(settings: &Settings, cpus: u64) {
         settings.environment
     );
     eprint!("{}", memory_report(settings, cpus));
+    Ok(())
 }
 
 /// The worst-case memory of this configuration on `cpus` worker threads, and the container

@@ -153,12 +153,48 @@ const PAGE_ROWS: u32 = 500;
 /// Clock skew allowed between Pub/Sub's publish time and mesh-ingest's `ingested_at`.
 const CLOCK_SKEW_US: i64 = 3_600_000_000;
 
+/// The object's decoder, and Pub/Sub to read the revisions a schema'd topic's dead letters
+/// name (`None` without a topic schema).
+async fn decoding(
+    settings: &Settings,
+    object: &ObjectSettings,
+) -> anyhow::Result<(
+    crate::envelope::Decoder,
+    Option<crate::source::pubsub::Subscriptions>,
+)> {
+    let decoder = decoder_for(object).map_err(|e| anyhow::anyhow!("{}: {e}", object.name))?;
+    let pubsub = match &object.topic_schema {
+        Some(_) => Some(crate::source::pubsub::Subscriptions::connect(&settings.gcp, 1).await?),
+        None => None,
+    };
+    Ok((decoder, pubsub))
+}
+
+/// Reads the topic schema revision `msg` names, if `decoder` has not compiled it yet. An
+/// unusable revision leaves its letters dead-lettered, with the reason.
+async fn learn_revision(
+    pubsub: Option<&crate::source::pubsub::Subscriptions>,
+    decoder: &crate::envelope::Decoder,
+    msg: &ReceivedMessage,
+) -> anyhow::Result<()> {
+    let (Some(pubsub), Some((schema, revision))) = (pubsub, decoder.unknown_revision(msg)) else {
+        return Ok(());
+    };
+    let definition = pubsub
+        .schema_revision(&schema, &revision)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading revision {revision} of {schema}: {e}"))?
+        .ok_or_else(|| "Pub/Sub does not have this revision".to_string());
+    let _ = decoder.learn_revision(&revision, definition.as_deref().map_err(Clone::clone));
+    Ok(())
+}
+
 /// Replays `options.object`'s dead letters; prints progress on stderr, a summary on stdout.
 pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Result<()> {
     let object = settings
         .object(&options.object)
         .map_err(anyhow::Error::msg)?;
-    let decoder = decoder_for(object).map_err(|e| anyhow::anyhow!("{}: {e}", object.name))?;
+    let (decoder, pubsub) = decoding(settings, object).await?;
     let sql = Sql::connect(&settings.gcp).await?;
     let (in_scope, lower_us) = scope(&sql, object, &options).await?;
     let mut summary = Summary {
@@ -170,8 +206,7 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
     } else {
         Some(Appender::open(settings, object, &sql, lower_us).await?)
     };
-    // The candidates come ordered by message id: a message's repeated dead letters are
-    // adjacent (across pages too), so remembering the last id is enough.
+    // Ordered by message id, a message's repeated dead letters are adjacent (across pages).
     let mut last_id: Option<String> = None;
     let mut page = sql
         .run_paged(
@@ -198,6 +233,7 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
                 tally.truncated += 1;
                 continue;
             }
+            learn_revision(pubsub.as_ref(), &decoder, &letter.message).await?;
             match decoder.decode(letter.message, now_us()) {
                 Ok(mut row) => {
                     tally.passed += 1;
@@ -225,7 +261,13 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
         let Some(next) = page.next.take() else { break };
         page = sql.next(next, PAGE_ROWS).await?;
     }
-    print!("{}", report(object, &options, &summary));
+    finished(object, &options, &summary);
+    Ok(())
+}
+
+/// Prints the summary, and logs it.
+fn finished(object: &ObjectSettings, options: &ReplayOptions, summary: &Summary) {
+    print!("{}", report(object, options, summary));
     tracing::info!(
         object = %object.name,
         in_scope = summary.in_scope,
@@ -234,7 +276,6 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
         dry_run = options.dry_run,
         "dead-letter replay finished"
     );
-    Ok(())
 }
 
 fn progress(object: &ObjectSettings, summary: &Summary) {

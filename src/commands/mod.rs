@@ -12,3 +12,4 @@ pub mod publish;
 pub mod run;
 pub mod semantic;
 pub mod sql;
+pub mod topic_schema;

@@ -59,6 +59,14 @@ pub struct Report {
 }
 
 impl Report {
+    pub(super) fn note_created(&mut self, what: String) {
+        self.created.push(what);
+    }
+
+    pub(super) fn note_existing(&mut self, what: String) {
+        self.existing.push(what);
+    }
+
     fn note(&mut self, created: bool, what: String) {
         if created {
             self.created.push(what);
@@ -799,6 +807,9 @@ async fn provision_pubsub(
         Ok(_) => report.note(true, format!("topic {topic}")),
         Err(e) if already_exists(&e) => report.note(false, format!("topic {topic}")),
         Err(e) => return Err(e).with_context(|| format!("creating topic {topic}")),
+    }
+    if let Some(t) = &object.topic_schema {
+        super::topic_schema::provision(gcp, t, topic, &topics, report).await?;
     }
     let subs = configured!(SubscriptionAdmin::builder(), &gcp.pubsub_endpoint, gcp)
         .build()

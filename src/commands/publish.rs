@@ -2,10 +2,14 @@
 //! trying their configuration. Each line is either a message body (`--lines body`) or a whole
 //! message (`--lines message`): `{"data": <JSON> | "data_text": "…" | "data_base64": "…",
 //! "attributes": {…}, "ordering_key": "…"}`. With `--compress gzip|zstd` each body is sent
-//! compressed, with the `content-encoding` attribute that says so.
+//! compressed, with the `content-encoding` attribute that says so. An object with a
+//! `topic_schema` has each body (JSON, as the ingest table's `payload` holds records) encoded
+//! with the contract's schema file and the topic's encoding, as its producers would publish.
 
 use crate::configuration::{GcpSettings, Settings};
+use crate::configuration::{ObjectSettings, SchemaEncoding};
 use crate::envelope::encoding::{CONTENT_ENCODING, ContentEncoding, compress};
+use crate::envelope::record::{RecordSchema, WireEncoding};
 use crate::gcp::configured;
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -52,7 +56,22 @@ pub async fn run(
     let Some(topic) = &o.topic else {
         bail!("{}: field `topic` is not set", o.source_file);
     };
-    let sent = publish_file(&settings.gcp, topic, file, format, compression).await?;
+    let encoder = record_encoder(o)?;
+    if encoder.is_some() && compression.is_some() {
+        bail!(
+            "{}: topic `{topic}` has a schema: Pub/Sub refuses compressed records",
+            o.source_file
+        );
+    }
+    let sent = publish_file(
+        &settings.gcp,
+        topic,
+        file,
+        format,
+        compression,
+        encoder.as_ref(),
+    )
+    .await?;
     match compression {
         None => println!("published {} message(s) to {topic}", sent.messages),
         Some(c) => println!(
@@ -64,6 +83,35 @@ pub async fn run(
         ),
     }
     Ok(())
+}
+
+/// The contract's topic schema and encoding, for an object whose topic has one.
+pub fn record_encoder(o: &ObjectSettings) -> anyhow::Result<Option<(RecordSchema, WireEncoding)>> {
+    let Some(t) = &o.topic_schema else {
+        return Ok(None);
+    };
+    let schema = RecordSchema::avro(&t.definition, t.file.clone())
+        .map_err(|e| anyhow::anyhow!("{}: field `topic_schema.file`: {e}", o.source_file))?;
+    let encoding = match t.encoding {
+        SchemaEncoding::Json => WireEncoding::Json,
+        SchemaEncoding::Binary => WireEncoding::Binary,
+    };
+    Ok(Some((schema, encoding)))
+}
+
+/// `msg`'s JSON body encoded as a record of `schema`.
+fn encoded(
+    msg: Message,
+    schema: &RecordSchema,
+    encoding: WireEncoding,
+    number: usize,
+) -> anyhow::Result<Message> {
+    let json: serde_json::Value = serde_json::from_slice(&msg.data)
+        .with_context(|| format!("line {number}: the body is not JSON"))?;
+    let data = schema
+        .encode(encoding, &json)
+        .map_err(|e| anyhow::anyhow!("line {number}: not a record of the topic schema: {e}"))?;
+    Ok(msg.set_data(Bytes::from(data)))
 }
 
 /// What [`publish_file`] sent.
@@ -128,6 +176,7 @@ pub async fn publish_file(
     file: &Path,
     format: LineFormat,
     compression: Option<ContentEncoding>,
+    records: Option<&(RecordSchema, WireEncoding)>,
 ) -> anyhow::Result<Published> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -141,9 +190,10 @@ pub async fn publish_file(
     let plain_bytes = messages.iter().map(|(_, m)| m.data.len()).sum();
     let messages = messages
         .into_iter()
-        .map(|(number, m)| match compression {
-            Some(c) => compressed(m, c, number),
-            None => Ok(m),
+        .map(|(number, m)| match (compression, records) {
+            (_, Some((schema, encoding))) => encoded(m, schema, *encoding, number),
+            (Some(c), None) => compressed(m, c, number),
+            (None, None) => Ok(m),
         })
         .collect::<anyhow::Result<Vec<_>>>()
         .with_context(|| format!("in {}", file.display()))?;

@@ -11,6 +11,7 @@ mod object;
 mod semantic;
 mod table_ref;
 pub mod template;
+mod topic_schema;
 mod tuning;
 
 pub use contract::{ContractSettings, duration_parts, format_duration, parse_duration};
@@ -21,6 +22,7 @@ pub use semantic::{
     FieldType, STATE_EVENT_COLUMNS, SemanticField, SemanticSettings, major_view, today,
 };
 pub use table_ref::TableRef;
+pub use topic_schema::{SchemaEncoding, SchemaKind, TopicSchemaSettings};
 pub use tuning::{BatchSettings, FlowControlSettings, LimitSettings};
 
 use serde::Deserialize;

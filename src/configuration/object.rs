@@ -5,6 +5,7 @@ use super::contract::{self, ContractSettings, SlaFile};
 use super::envelope::{EnvelopeFile, EnvelopeSettings};
 use super::semantic::{SemanticFile, SemanticSettings};
 use super::table_ref::TableRef;
+use super::topic_schema::{TopicSchemaFile, TopicSchemaSettings};
 use super::tuning::{BatchSettings, FlowControlSettings, LimitSettings};
 use super::{ConfigError, FieldError, PolicyTagSetting};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,8 @@ pub struct ObjectSettings {
     pub subscription: String,
     /// Full name: `projects/<p>/topics/<t>`; only needed to provision emulators and to publish.
     pub topic: Option<String>,
+    /// The Pub/Sub topic schema the producers publish with, if the topic has one.
+    pub topic_schema: Option<TopicSchemaSettings>,
     pub ingest_table: TableRef,
     pub dead_letter_table: TableRef,
     pub envelope: EnvelopeSettings,
@@ -57,6 +60,8 @@ struct ObjectFile {
     subscription: String,
     #[serde(default)]
     topic: Option<String>,
+    #[serde(default)]
+    topic_schema: Option<TopicSchemaFile>,
     ingest_table: String,
     dead_letter_table: String,
     envelope: EnvelopeFile,
@@ -180,7 +185,7 @@ impl ObjectSettings {
 }
 
 impl ObjectFile {
-    fn resolve(self, file: &Path, project: &str) -> Result<ObjectSettings, FieldError> {
+    fn resolve(mut self, file: &Path, project: &str) -> Result<ObjectSettings, FieldError> {
         self.validate_name()?;
         let subscription = full_name("subscriptions", &self.subscription, project)
             .map_err(|m| FieldError::new("subscription", m))?;
@@ -201,6 +206,11 @@ impl ObjectFile {
             ));
         }
         let envelope = self.envelope.resolve()?;
+        let topic_schema = self
+            .topic_schema
+            .take()
+            .map(|t| t.resolve(&self.name, file, project))
+            .transpose()?;
         self.validate_event_types()?;
         let payload_schema = self.payload_schema(file)?;
         self.batch.validate()?;
@@ -236,6 +246,7 @@ impl ObjectFile {
             name: self.name,
             subscription,
             topic,
+            topic_schema,
             ingest_table,
             dead_letter_table,
             envelope,

@@ -2,13 +2,15 @@
 
 use super::encoding;
 use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type, values_at_most};
+use super::record::{RecordSchema, SCHEMA_ENCODING, SCHEMA_NAME, SCHEMA_REVISION, WireEncoding};
 use super::spec::{DecoderSpec, Format, Limits, Locator};
 use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
 use base64::Engine as _;
 use bytes::Bytes;
 use bytestring::ByteString;
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 
 /// A message's body once inflated ([`Decoder::inflate`]): `None` when it was not
 /// compressed (the message's own body is read), or why it cannot be read.
@@ -43,6 +45,16 @@ pub struct Decoder {
     limits: Limits,
     event_types: Option<HashSet<String>>,
     schema: Option<jsonschema::Validator>,
+    records: Option<Records>,
+}
+
+/// The topic schema's revisions this decoder has compiled, and the contract's own.
+struct Records {
+    schema: String,
+    encoding: WireEncoding,
+    local: Arc<RecordSchema>,
+    /// Each revision fetched, compiled, or why it cannot be used.
+    revisions: RwLock<HashMap<String, Result<Arc<RecordSchema>, String>>>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -260,7 +272,21 @@ impl Decoder {
             .map(jsonschema::validator_for)
             .transpose()
             .map_err(|e| format!("the payload JSON Schema does not compile: {e}"))?;
+        let records = spec
+            .topic_schema
+            .as_ref()
+            .map(|t| {
+                RecordSchema::avro(&t.definition, "of the contract's file").map(|local| Records {
+                    schema: t.schema.clone(),
+                    encoding: t.encoding,
+                    local: Arc::new(local),
+                    revisions: RwLock::new(HashMap::new()),
+                })
+            })
+            .transpose()
+            .map_err(|e| format!("the topic schema file: {e}"))?;
         Ok(Decoder {
+            records,
             members: document_members(&spec),
             limits: spec.limits,
             event_types: spec
@@ -287,6 +313,9 @@ impl Decoder {
     /// uncompressed body, else the cap (`limits.max_message_bytes`). The source holds this
     /// much of its stream's hold before inflating, and gives back what the body did not use.
     pub fn inflation_bound(&self, msg: &ReceivedMessage) -> usize {
+        if self.records.is_some() && msg.data.len() <= self.limits.max_message_bytes {
+            return self.limits.max_message_bytes;
+        }
         match encoding::ContentEncoding::of(msg) {
             Ok(Some(_)) if msg.data.len() <= self.limits.max_message_bytes => {
                 self.limits.max_message_bytes
@@ -299,6 +328,9 @@ impl Decoder {
     /// `limits.max_message_bytes`.
     pub fn inflate(&self, msg: &ReceivedMessage) -> Inflated {
         let max = self.limits.max_message_bytes;
+        if let Some(records) = &self.records {
+            return Inflated(self.render_record(records, msg).map(Some));
+        }
         let inflated = encoding::ContentEncoding::of(msg).and_then(|e| match e {
             None => Ok(None),
             Some(_) if msg.data.len() > max => Err(too_large(msg.data.len(), max)),
@@ -307,6 +339,116 @@ impl Decoder {
             }
         });
         Inflated(inflated)
+    }
+
+    /// A schema'd message's record as JSON, decoded with the revision its attributes name
+    /// (which the source fetched before: [`Decoder::unknown_revision`]), or with the
+    /// contract's schema file when it names none.
+    fn render_record(&self, records: &Records, msg: &ReceivedMessage) -> Result<Bytes, Rejection> {
+        let max = self.limits.max_message_bytes;
+        if msg.data.len() > max {
+            return Err(too_large(msg.data.len(), max));
+        }
+        let encoding = match attribute(msg, SCHEMA_ENCODING) {
+            None => records.encoding,
+            Some(e) => WireEncoding::from_attribute(e).ok_or_else(|| {
+                Rejection::new(
+                    ReasonCode::UndecodableRecord,
+                    format!(
+                        "{SCHEMA_ENCODING} `{}` is neither JSON nor BINARY",
+                        truncate_for_reason(e)
+                    ),
+                )
+            })?,
+        };
+        if encoding == WireEncoding::Json
+            && tree_bytes(&msg.data) > self.limits.max_validation_bytes
+        {
+            return Err(Rejection::new(
+                ReasonCode::TooLarge,
+                format!(
+                    "Avro JSON body has up to {} JSON values: reading it could take more than the {} \
+                     bytes decoding may use",
+                    values_at_most(&msg.data),
+                    self.limits.max_validation_bytes
+                ),
+            ));
+        }
+        let schema = match attribute(msg, SCHEMA_REVISION) {
+            None => records.local.clone(),
+            Some(revision) => records
+                .revisions
+                .read()
+                .expect("never poisoned")
+                .get(revision)
+                .cloned()
+                .unwrap_or_else(|| Err("was not fetched".into()))
+                .map_err(|why| {
+                    Rejection::new(
+                        ReasonCode::UndecodableRecord,
+                        format!(
+                            "revision {} of {}: {why}",
+                            truncate_for_reason(revision),
+                            attribute(msg, SCHEMA_NAME).unwrap_or(&records.schema)
+                        ),
+                    )
+                })?,
+        };
+        schema.render(encoding, &msg.data, max, self.limits.max_json_depth)
+    }
+
+    /// The schema and revision `msg` names that this decoder has not compiled yet: to fetch
+    /// and [`Decoder::learn_revision`] before decoding it.
+    pub fn unknown_revision(&self, msg: &ReceivedMessage) -> Option<(String, String)> {
+        let records = self.records.as_ref()?;
+        let revision = attribute(msg, SCHEMA_REVISION)?;
+        if records
+            .revisions
+            .read()
+            .expect("never poisoned")
+            .contains_key(revision)
+        {
+            return None;
+        }
+        let schema = attribute(msg, SCHEMA_NAME).unwrap_or(&records.schema);
+        Some((schema.to_string(), revision.to_string()))
+    }
+
+    /// Compiles a revision's definition for the messages that name it; or records why there
+    /// is none (Pub/Sub does not have it): those messages are dead-lettered with the reason.
+    /// Returns why the revision cannot be used, if it cannot.
+    pub fn learn_revision(
+        &self,
+        revision: &str,
+        definition: Result<&str, String>,
+    ) -> Result<(), String> {
+        let Some(records) = &self.records else {
+            return Ok(());
+        };
+        let compiled = definition
+            .and_then(|d| RecordSchema::avro(d, revision))
+            .map(Arc::new);
+        let outcome = compiled.as_ref().map(|_| ()).map_err(Clone::clone);
+        records
+            .revisions
+            .write()
+            .expect("never poisoned")
+            .insert(revision.to_string(), compiled);
+        outcome
+    }
+
+    /// What reading a schema'd body takes beside its output: the value tree of an Avro JSON
+    /// body (0 otherwise), held from the process-wide decoding budget while it is read.
+    pub fn record_working_set(&self, msg: &ReceivedMessage) -> usize {
+        match &self.records {
+            Some(r)
+                if attribute(msg, SCHEMA_ENCODING)
+                    .map_or(r.encoding == WireEncoding::Json, |e| e == "JSON") =>
+            {
+                tree_bytes(&msg.data).min(self.limits.max_validation_bytes)
+            }
+            _ => 0,
+        }
     }
 
     /// Decodes `msg` whose body [`Decoder::inflate`] already inflated.

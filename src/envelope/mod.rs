@@ -6,10 +6,11 @@
 mod decode;
 pub mod encoding;
 mod json_view;
+pub mod record;
 mod spec;
 
 pub use decode::{Decoder, Inflated};
-pub use spec::{DecoderSpec, Format, Limits, Locator};
+pub use spec::{DecoderSpec, Format, Limits, Locator, TopicSchemaSpec};
 
 #[cfg(test)]
 mod tests;

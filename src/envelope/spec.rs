@@ -59,6 +59,17 @@ pub struct Limits {
     pub max_validation_bytes: usize,
 }
 
+/// The topic schema an object's messages are records of (see [`record`](super::record)).
+#[derive(Debug, Clone)]
+pub struct TopicSchemaSpec {
+    /// `projects/<p>/schemas/<id>`: the schema whose revisions the messages name.
+    pub schema: String,
+    /// The contract's schema file: decodes a message that names no revision.
+    pub definition: String,
+    /// How a message that does not say is encoded.
+    pub encoding: super::record::WireEncoding,
+}
+
 /// Everything a [`Decoder`](super::Decoder) needs to know about one object's events.
 #[derive(Debug, Clone)]
 pub struct DecoderSpec {
@@ -73,5 +84,7 @@ pub struct DecoderSpec {
     pub event_types: Option<Vec<String>>,
     /// JSON Schema every payload must satisfy.
     pub payload_schema: Option<serde_json::Value>,
+    /// The Pub/Sub topic schema the bodies are records of; `None`: bodies are JSON.
+    pub topic_schema: Option<TopicSchemaSpec>,
     pub limits: Limits,
 }

@@ -173,6 +173,8 @@ pub enum ReasonCode {
     /// The `content-encoding` attribute names an unsupported encoding, or the body does not
     /// inflate as the one it names.
     InvalidEncoding,
+    /// The body is not a record of the topic schema revision its attributes name.
+    UndecodableRecord,
     /// BigQuery reported an error for this row.
     BigqueryRowError,
     /// BigQuery refused an append holding only this row.
@@ -180,7 +182,7 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 16] = [
+    pub const ALL: [ReasonCode; 17] = [
         ReasonCode::EmptyBody,
         ReasonCode::InvalidUtf8,
         ReasonCode::MalformedJson,
@@ -195,6 +197,7 @@ impl ReasonCode {
         ReasonCode::TooDeep,
         ReasonCode::UnsupportedSpecversion,
         ReasonCode::InvalidEncoding,
+        ReasonCode::UndecodableRecord,
         ReasonCode::BigqueryRowError,
         ReasonCode::BigqueryRejected,
     ];
@@ -215,6 +218,7 @@ impl ReasonCode {
             ReasonCode::TooDeep => "too_deep",
             ReasonCode::UnsupportedSpecversion => "unsupported_specversion",
             ReasonCode::InvalidEncoding => "invalid_encoding",
+            ReasonCode::UndecodableRecord => "undecodable_record",
             ReasonCode::BigqueryRowError => "bigquery_row_error",
             ReasonCode::BigqueryRejected => "bigquery_rejected",
         }

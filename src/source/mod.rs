@@ -8,9 +8,11 @@ pub mod hold;
 pub mod probe;
 pub mod pubsub;
 
+use crate::configuration::SchemaEncoding;
 use crate::configuration::memory::{VALIDATION_BYTES, zstd_window_log};
 use crate::configuration::{EnvelopeFormat, FieldLocator, ObjectSettings};
-use crate::envelope::{Decoder, DecoderSpec, Format, Limits, Locator};
+use crate::envelope::record::WireEncoding;
+use crate::envelope::{Decoder, DecoderSpec, Format, Limits, Locator, TopicSchemaSpec};
 use crate::health::{ObjectHealth, Reporter};
 use crate::pipeline::clock::now_us;
 use crate::pipeline::{Ack, Decoded, ReceivedMessage};
@@ -39,6 +41,14 @@ pub fn decoder_for(object: &ObjectSettings) -> Result<Decoder, String> {
         payload: locator(&e.payload),
         event_types: object.event_types.clone(),
         payload_schema: object.payload_schema.clone(),
+        topic_schema: object.topic_schema.as_ref().map(|t| TopicSchemaSpec {
+            schema: t.schema.clone(),
+            definition: t.definition.clone(),
+            encoding: match t.encoding {
+                SchemaEncoding::Json => WireEncoding::Json,
+                SchemaEncoding::Binary => WireEncoding::Binary,
+            },
+        }),
         limits: Limits {
             max_message_bytes: object.limits.max_message_bytes,
             max_zstd_window_log: zstd_window_log(object.limits.max_message_bytes),
@@ -84,7 +94,13 @@ impl ObjectSource {
         }
         // A compressed body is inflated by this worker thread's decompressor (its memory is
         // the budget's `decompressors` term); the hold keeps what the inflated body takes.
-        let inflated = self.decoder.inflate(&msg);
+        let inflated = {
+            // An Avro JSON body's value tree comes from the process-wide decoding budget.
+            let _working_set = self
+                .working_set(self.decoder.record_working_set(&msg))
+                .await;
+            self.decoder.inflate(&msg)
+        };
         held.keep(msg.data.len() + inflated.inflated_bytes());
         let ack = ack.holding(held);
         // Waits while other checks hold the budget. A payload that could need more than the
@@ -110,6 +126,48 @@ impl ObjectSource {
 }
 
 impl ObjectSource {
+    /// Fetches the topic schema revision `msg` names if the decoder has not compiled it yet,
+    /// retrying while Pub/Sub cannot be read (the message waits, leased; each failure is
+    /// logged and counted). `false` once the service stops pulling.
+    async fn ensure_revision(&self, msg: &ReceivedMessage) -> bool {
+        let Some((schema, revision)) = self.decoder.unknown_revision(msg) else {
+            return true;
+        };
+        let backoff = crate::pipeline::backoff::Backoff::new(
+            std::time::Duration::from_millis(250),
+            std::time::Duration::from_secs(30),
+        );
+        let mut failures = 0;
+        loop {
+            let definition = match self.subscriber.schema_revision(&schema, &revision).await {
+                Ok(Some(definition)) => Ok(definition),
+                Ok(None) => Err("Pub/Sub does not have this revision".to_string()),
+                Err(error) => {
+                    failures += 1;
+                    self.metrics.schema_fetch_failures.inc();
+                    let delay = backoff.delay(failures);
+                    tracing::error!(object = %self.object.name, schema, revision, error,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "cannot read the topic schema revision a message names; it waits");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => continue,
+                        _ = self.shutdown.stopped_pulling() => return false,
+                    }
+                }
+            };
+            match self
+                .decoder
+                .learn_revision(&revision, definition.as_deref().map_err(Clone::clone))
+            {
+                Ok(()) => tracing::info!(object = %self.object.name, schema, revision,
+                    "topic schema revision compiled"),
+                Err(why) => tracing::warn!(object = %self.object.name, schema, revision, why,
+                    "topic schema revision unusable: its messages are dead-lettered"),
+            }
+            return true;
+        }
+    }
+
     /// `bytes` of the process-wide decoding budget, held until dropped (none for 0).
     async fn working_set(&self, bytes: usize) -> Option<tokio::sync::SemaphorePermit<'_>> {
         if bytes == 0 {

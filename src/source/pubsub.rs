@@ -14,7 +14,7 @@ use crate::pipeline::{Ack, Acknowledge, Decoded, ReceivedMessage};
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_gax::retry_policy::NeverRetry;
-use google_cloud_pubsub::client::{Subscriber, SubscriptionAdmin};
+use google_cloud_pubsub::client::{SchemaService, Subscriber, SubscriptionAdmin};
 use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use google_cloud_pubsub::subscriber::handler::Handler;
@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 pub struct Subscriptions {
     client: Subscriber,
     admin: SubscriptionAdmin,
+    schemas: SchemaService,
 }
 
 /// What one probe of a subscription found.
@@ -49,10 +50,33 @@ impl Subscriptions {
     pub async fn connect(gcp: &GcpSettings, subchannels: usize) -> anyhow::Result<Self> {
         let b = configured!(Subscriber::builder(), &gcp.pubsub_endpoint, gcp);
         let admin = configured!(SubscriptionAdmin::builder(), &gcp.pubsub_endpoint, gcp);
+        let schemas = configured!(SchemaService::builder(), &gcp.pubsub_endpoint, gcp);
         Ok(Subscriptions {
             client: b.with_grpc_subchannel_count(subchannels).build().await?,
             admin: admin.build().await?,
+            schemas: schemas.build().await?,
         })
+    }
+
+    /// The definition of `revision` of `schema` (`projects/<p>/schemas/<id>`); `None` when
+    /// Pub/Sub does not have it. Errors are Pub/Sub's, to retry.
+    pub async fn schema_revision(
+        &self,
+        schema: &str,
+        revision: &str,
+    ) -> Result<Option<String>, String> {
+        let got = self
+            .schemas
+            .get_schema()
+            .set_name(format!("{schema}@{revision}"))
+            .set_view(google_cloud_pubsub::model::SchemaView::Full)
+            .send()
+            .await;
+        match got {
+            Ok(s) => Ok(Some(s.definition)),
+            Err(e) if e.status().is_some_and(|s| s.code == Code::NotFound) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Reads `subscription` once, without retries: can Pub/Sub be reached, and does it serve
@@ -157,6 +181,10 @@ impl ObjectSource {
                         failures = 0;
                         let attempt = handler.delivery_attempt();
                         let msg = received_message(msg, attempt);
+                        // A record of a schema revision not seen yet: fetch it first.
+                        if !self.ensure_revision(&msg).await {
+                            break StreamEnd::Stop;
+                        }
                         // A compressed body is held at its compressed size plus the most it
                         // may inflate to; `hand_over` gives back what it did not use.
                         let size = msg.data.len() + self.decoder.inflation_bound(&msg);

@@ -78,6 +78,7 @@ pub struct Metrics {
     dead_lettered: Family<ReasonLabels, Counter>,
     acked: Family<ObjectLabel, Counter>,
     redelivered: Family<ObjectLabel, Counter>,
+    schema_fetch_failures: Family<ObjectLabel, Counter>,
     retries: Family<RetryLabels, Counter>,
     append_latency: HistogramFamily<TableLabels>,
     batch_rows: HistogramFamily<TableLabels>,
@@ -111,6 +112,7 @@ impl Metrics {
             dead_lettered: Family::default(),
             acked: Family::default(),
             redelivered: Family::default(),
+            schema_fetch_failures: Family::default(),
             retries: Family::default(),
             append_latency: Family::new_with_constructor(latency_histogram),
             batch_rows: Family::new_with_constructor(rows_histogram),
@@ -160,6 +162,11 @@ impl Metrics {
             "redeliveries",
             "Messages received with delivery_attempt > 1",
             m.redelivered.clone(),
+        );
+        registry.register(
+            "schema_fetch_failures",
+            "Failed reads of a topic schema revision a message names (its messages wait)",
+            m.schema_fetch_failures.clone(),
         );
         registry.register(
             "bigquery_retries",
@@ -292,6 +299,7 @@ impl Metrics {
             written: handle(&self.written, &o),
             acked: handle(&self.acked, &o),
             redelivered: handle(&self.redelivered, &o),
+            schema_fetch_failures: handle(&self.schema_fetch_failures, &o),
             ingest_latency: handle(&self.append_latency, &t("ingest")),
             dead_letter_latency: handle(&self.append_latency, &t("dead_letter")),
             ingest_batch_rows: handle(&self.batch_rows, &t("ingest")),
@@ -362,6 +370,7 @@ pub struct ObjectMetrics {
     pub written: Counter,
     pub acked: Counter,
     pub redelivered: Counter,
+    pub schema_fetch_failures: Counter,
     ingest_latency: Histogram,
     dead_letter_latency: Histogram,
     ingest_batch_rows: Histogram,

@@ -86,6 +86,7 @@ const CONFINED: &[(&str, &[&str])] = &[
         &[
             "src/source/pubsub.rs",
             "src/commands/provision.rs",
+            "src/commands/topic_schema.rs",
             "src/commands/publish.rs",
         ],
     ),

@@ -1,0 +1,187 @@
+//! Records of schema'd topics: a message Pub/Sub validated against an Avro topic schema,
+//! encoded as Avro binary or Avro JSON, rendered as the JSON text the envelope then reads.
+//!
+//! The schema is parsed by `apache-avro` and compiled here into a flat tree of nodes (named
+//! types resolved, recursion allowed). The binary decoder reads straight from the body into
+//! the JSON output, checking every length against the bytes that remain before it reserves
+//! anything, and stops at `max_bytes` of output and `max_depth` of nesting: a body cannot make
+//! it allocate more than the cap, however its lengths lie (a claimed string or array count
+//! costs nothing until its bytes are there). That is why it is written here rather than going
+//! through `apache-avro`'s value tree, which reserves what a length claims and costs a tree
+//! per message (docs/BENCHMARKS.md).
+//!
+//! The JSON it writes (README, "Schema'd topics"): a record is an object with its fields in
+//! schema order; a union is its value (not wrapped in its branch's name); an enum its symbol;
+//! `bytes` and `fixed` base64; `int` and `long` numbers; `float` and `double` numbers, or the
+//! strings `"NaN"`, `"Infinity"`, `"-Infinity"`; a map an object; `date` `"YYYY-MM-DD"`;
+//! `time-*` `"HH:MM:SS.ffffff"`; `timestamp-*` RFC 3339 in UTC (`Z`); `local-timestamp-*` the
+//! same without an offset; `decimal` a string of its exact value; `uuid` its string;
+//! `duration` `{"months", "days", "milliseconds"}`.
+
+mod json;
+mod read;
+mod schema;
+mod values;
+mod write;
+
+use crate::pipeline::{ReasonCode, Rejection};
+use apache_avro::Schema;
+use bytes::Bytes;
+use read::{Input, Writer};
+use schema::{Compiler, Node};
+use std::collections::HashMap;
+use write::Encoder;
+
+/// How a message of a schema'd topic is encoded (the `googclient_schemaencoding` attribute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireEncoding {
+    Json,
+    Binary,
+}
+
+impl WireEncoding {
+    /// As Pub/Sub writes it in the attribute; `None` for anything else.
+    pub fn from_attribute(value: &str) -> Option<WireEncoding> {
+        match value {
+            "JSON" => Some(WireEncoding::Json),
+            "BINARY" => Some(WireEncoding::Binary),
+            _ => None,
+        }
+    }
+}
+
+/// Attributes Pub/Sub sets on every message of a schema'd topic.
+pub const SCHEMA_NAME: &str = "googclient_schemaname";
+pub const SCHEMA_REVISION: &str = "googclient_schemarevisionid";
+pub const SCHEMA_ENCODING: &str = "googclient_schemaencoding";
+/// A compiled Avro schema: one revision of a topic schema, or the contract's file.
+#[derive(Debug)]
+pub struct RecordSchema {
+    nodes: Vec<Node>,
+    root: usize,
+    revision: String,
+}
+
+impl RecordSchema {
+    /// Parses and compiles an Avro schema; `revision` names it in rejections.
+    pub fn avro(definition: &str, revision: impl Into<String>) -> Result<RecordSchema, String> {
+        let schema =
+            Schema::parse_str(definition).map_err(|e| format!("not an Avro schema: {e}"))?;
+        let resolved = apache_avro::schema::ResolvedSchema::try_from(&schema)
+            .map_err(|e| format!("Avro schema does not resolve: {e}"))?;
+        let names: HashMap<String, &Schema> = resolved
+            .get_names()
+            .iter()
+            .map(|(n, s)| (n.fullname(None), *s))
+            .collect();
+        let mut c = Compiler {
+            nodes: Vec::new(),
+            named: HashMap::new(),
+            names: &names,
+        };
+        let root = c.compile(&schema)?;
+        Ok(RecordSchema {
+            nodes: c.nodes,
+            root,
+            revision: revision.into(),
+        })
+    }
+
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// The record in `body` as JSON text, at most `max_bytes` long and `max_depth` deep.
+    pub fn render(
+        &self,
+        encoding: WireEncoding,
+        body: &[u8],
+        max_bytes: usize,
+        max_depth: usize,
+    ) -> Result<Bytes, Rejection> {
+        let mut w = Writer {
+            out: Vec::with_capacity((body.len() * 2).min(max_bytes + 1)),
+            max_bytes,
+            max_depth,
+            nodes: &self.nodes,
+        };
+        let result = match encoding {
+            WireEncoding::Binary => {
+                let mut input = Input { body, at: 0 };
+                w.binary(self.root, &mut input, 0).and_then(|()| {
+                    if input.at == body.len() {
+                        Ok(())
+                    } else {
+                        Err(Fault::Bad(format!(
+                            "{} bytes after the record",
+                            body.len() - input.at
+                        )))
+                    }
+                })
+            }
+            WireEncoding::Json => match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(v) => w.json(self.root, &v, 0),
+                Err(e) => Err(Fault::Bad(format!("not JSON: {e}"))),
+            },
+        };
+        let what = match encoding {
+            WireEncoding::Binary => "Avro binary",
+            WireEncoding::Json => "Avro JSON",
+        };
+        match result {
+            Ok(()) => Ok(Bytes::from(w.out)),
+            Err(Fault::TooLarge) => Err(Rejection::new(
+                ReasonCode::TooLarge,
+                format!(
+                    "{what} record of {} bytes renders beyond limits.max_message_bytes ({max_bytes}) as JSON",
+                    body.len()
+                ),
+            )),
+            Err(Fault::TooDeep) => Err(Rejection::new(
+                ReasonCode::TooDeep,
+                format!("{what} record nests deeper than limits.max_json_depth ({max_depth})"),
+            )),
+            Err(Fault::Bad(m)) => Err(Rejection::new(
+                ReasonCode::UndecodableRecord,
+                format!(
+                    "body is not a record of schema revision {}: {what}: {m}",
+                    self.revision
+                ),
+            )),
+        }
+    }
+}
+
+impl RecordSchema {
+    /// Encodes `json` (a record as [`RecordSchema::render`] writes it) as a producer would
+    /// publish it: Avro binary, or Avro's JSON encoding (unions wrapped in their branch's
+    /// name). A union takes the first branch the value fits. `publish` and the tests.
+    pub fn encode(
+        &self,
+        encoding: WireEncoding,
+        json: &serde_json::Value,
+    ) -> Result<Vec<u8>, String> {
+        let e = Encoder { nodes: &self.nodes };
+        match encoding {
+            WireEncoding::Binary => {
+                let mut out = Vec::new();
+                e.binary(self.root, json, &mut out)?;
+                Ok(out)
+            }
+            WireEncoding::Json => Ok(e.avro_json(self.root, json)?.to_string().into_bytes()),
+        }
+    }
+}
+
+pub(super) enum Fault {
+    TooLarge,
+    TooDeep,
+    Bad(String),
+}
+
+pub(super) fn bad(m: impl Into<String>) -> Fault {
+    Fault::Bad(m.into())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+//! Avro binary read straight into our JSON: every length checked against the bytes left
+//! before anything is reserved, output capped, nesting limited.
+
+use super::schema::Node;
+use super::values::{date, decimal, time_of_day, timestamp, uuid_of};
+use super::{Fault, bad};
+use base64::Engine as _;
+
+/// The binary body being read.
+pub(super) struct Input<'a> {
+    pub(super) body: &'a [u8],
+    pub(super) at: usize,
+}
+
+impl Input<'_> {
+    pub(super) fn byte(&mut self) -> Result<u8, Fault> {
+        let b = *self
+            .body
+            .get(self.at)
+            .ok_or_else(|| bad("the body ends inside the record"))?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    /// A zig-zag varint (`int` and `long`).
+    pub(super) fn long(&mut self) -> Result<i64, Fault> {
+        let mut raw: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            raw |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+            }
+        }
+        Err(bad("a varint longer than 10 bytes"))
+    }
+
+    pub(super) fn int(&mut self) -> Result<i32, Fault> {
+        i32::try_from(self.long()?).map_err(|_| bad("an int out of range"))
+    }
+
+    /// `n` bytes, checked against what remains before anything is done with them.
+    pub(super) fn take(&mut self, n: usize) -> Result<&[u8], Fault> {
+        if n > self.body.len() - self.at {
+            return Err(bad(format!(
+                "a length of {n} bytes with {} left",
+                self.body.len() - self.at
+            )));
+        }
+        let s = &self.body[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+
+    pub(super) fn len(&mut self) -> Result<usize, Fault> {
+        let n = self.long()?;
+        usize::try_from(n).map_err(|_| bad(format!("a negative length ({n})")))
+    }
+
+    /// A block count of an array or map: negative counts are followed by the block's size.
+    pub(super) fn block(&mut self) -> Result<u64, Fault> {
+        let n = self.long()?;
+        if n < 0 {
+            self.len()?;
+        }
+        Ok(n.unsigned_abs())
+    }
+}
+
+pub(super) struct Writer<'a> {
+    pub(super) out: Vec<u8>,
+    pub(super) max_bytes: usize,
+    pub(super) max_depth: usize,
+    pub(super) nodes: &'a [Node],
+}
+
+impl Writer<'_> {
+    pub(super) fn raw(&mut self, s: &[u8]) -> Result<(), Fault> {
+        if self.out.len() + s.len() > self.max_bytes {
+            return Err(Fault::TooLarge);
+        }
+        self.out.extend_from_slice(s);
+        Ok(())
+    }
+
+    pub(super) fn string(&mut self, s: &str) -> Result<(), Fault> {
+        // Escaping at most sixfolds a string: check before writing it.
+        if self.out.len() + s.len() + 2 > self.max_bytes {
+            return Err(Fault::TooLarge);
+        }
+        serde_json::to_writer(&mut self.out, s).map_err(|e| bad(e.to_string()))?;
+        if self.out.len() > self.max_bytes {
+            return Err(Fault::TooLarge);
+        }
+        Ok(())
+    }
+
+    pub(super) fn number(&mut self, n: impl serde::Serialize) -> Result<(), Fault> {
+        serde_json::to_writer(&mut self.out, &n).map_err(|e| bad(e.to_string()))?;
+        if self.out.len() > self.max_bytes {
+            return Err(Fault::TooLarge);
+        }
+        Ok(())
+    }
+
+    pub(super) fn float(&mut self, f: f64) -> Result<(), Fault> {
+        if f.is_nan() {
+            self.raw(b"\"NaN\"")
+        } else if f.is_infinite() {
+            self.raw(if f > 0.0 {
+                b"\"Infinity\""
+            } else {
+                b"\"-Infinity\""
+            })
+        } else {
+            self.number(f)
+        }
+    }
+
+    pub(super) fn base64(&mut self, b: &[u8]) -> Result<(), Fault> {
+        let text = base64::engine::general_purpose::STANDARD.encode(b);
+        self.string(&text)
+    }
+
+    pub(super) fn descend(&self, depth: usize) -> Result<usize, Fault> {
+        if depth >= self.max_depth {
+            return Err(Fault::TooDeep);
+        }
+        Ok(depth + 1)
+    }
+
+    /// Reads one value of node `n` from `input` and writes it as JSON.
+    pub(super) fn binary(
+        &mut self,
+        n: usize,
+        input: &mut Input<'_>,
+        depth: usize,
+    ) -> Result<(), Fault> {
+        let nodes = self.nodes;
+        match &nodes[n] {
+            Node::Null => self.raw(b"null"),
+            Node::Boolean => match input.byte()? {
+                0 => self.raw(b"false"),
+                1 => self.raw(b"true"),
+                b => Err(bad(format!("a boolean byte of {b}"))),
+            },
+            Node::Int => self.number(input.int()?),
+            Node::Long => self.number(input.long()?),
+            Node::Float => {
+                let b = input.take(4)?;
+                let v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+                self.float(f64::from(v))
+            }
+            Node::Double => {
+                let b = input.take(8)?;
+                let v = f64::from_le_bytes(b.try_into().expect("8 bytes"));
+                self.float(v)
+            }
+            Node::Bytes => {
+                let len = input.len()?;
+                let b = input.take(len)?;
+                self.base64(b)
+            }
+            Node::Fixed(size) => self.base64(input.take(*size)?),
+            Node::String | Node::UuidString => {
+                let len = input.len()?;
+                let b = input.take(len)?;
+                let s = std::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))?;
+                self.string(s)
+            }
+            Node::UuidBytes(size) => {
+                let len = match size {
+                    Some(s) => *s,
+                    None => input.len()?,
+                };
+                let b = input.take(len)?;
+                let u = uuid_of(b)?;
+                self.string(&u)
+            }
+            Node::Enum(symbols) => {
+                let i = input.int()?;
+                let s = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| symbols.get(i))
+                    .ok_or_else(|| bad(format!("enum index {i} of {} symbols", symbols.len())))?;
+                self.string(s)
+            }
+            Node::Array(items) => self.binary_blocks(*items, input, depth, false),
+            Node::Map(values) => self.binary_blocks(*values, input, depth, true),
+            Node::Union(branches) => {
+                let i = input.long()?;
+                let b = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| branches.get(i))
+                    .ok_or_else(|| bad(format!("union branch {i} of {}", branches.len())))?
+                    .1;
+                self.binary(b, input, depth)
+            }
+            Node::Record(fields) => {
+                let depth = self.descend(depth)?;
+                self.raw(b"{")?;
+                for (i, (name, node)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        self.raw(b",")?;
+                    }
+                    self.string(name)?;
+                    self.raw(b":")?;
+                    self.binary(*node, input, depth)?;
+                }
+                self.raw(b"}")
+            }
+            node => self.binary_logical(node, input),
+        }
+    }
+
+    /// An array's or a map's blocks, each item (and key) checked as it is read.
+    fn binary_blocks(
+        &mut self,
+        items: usize,
+        input: &mut Input<'_>,
+        depth: usize,
+        keyed: bool,
+    ) -> Result<(), Fault> {
+        let depth = self.descend(depth)?;
+        self.raw(if keyed { b"{" } else { b"[" })?;
+        let mut first = true;
+        loop {
+            let count = input.block()?;
+            if count == 0 {
+                break;
+            }
+            for _ in 0..count {
+                if !first {
+                    self.raw(b",")?;
+                }
+                first = false;
+                if keyed {
+                    let len = input.len()?;
+                    let key = std::str::from_utf8(input.take(len)?)
+                        .map_err(|_| bad("a map key that is not UTF-8"))?;
+                    self.string(key)?;
+                    self.raw(b":")?;
+                }
+                self.binary(items, input, depth)?;
+            }
+        }
+        self.raw(if keyed { b"}" } else { b"]" })
+    }
+
+    /// A logical type's value.
+    fn binary_logical(&mut self, node: &Node, input: &mut Input<'_>) -> Result<(), Fault> {
+        match node {
+            Node::Date => {
+                let days = input.int()?;
+                self.string(&date(i64::from(days))?)
+            }
+            Node::TimeMillis => {
+                let ms = input.int()?;
+                self.string(&time_of_day(i64::from(ms) * 1_000)?)
+            }
+            Node::TimeMicros => {
+                let us = input.long()?;
+                self.string(&time_of_day(us)?)
+            }
+            Node::Timestamp { unit, local } => {
+                let (unit, local) = (*unit, *local);
+                let v = input.long()?;
+                self.string(&timestamp(v, unit, local)?)
+            }
+            Node::Decimal { scale, fixed } => {
+                let scale = *scale;
+                let len = match fixed {
+                    Some(s) => *s,
+                    None => input.len()?,
+                };
+                let b = input.take(len)?;
+                self.string(&decimal(b, scale)?)
+            }
+            Node::Duration => {
+                let b = input.take(12)?;
+                let part = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+                let (m, d, ms) = (part(0), part(4), part(8));
+                self.raw(format!(r#"{{"months":{m},"days":{d},"milliseconds":{ms}}}"#).as_bytes())
+            }
+            _ => unreachable!("every other node is read by `binary`"),
+        }
+    }
+}

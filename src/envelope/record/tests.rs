@@ -1,0 +1,268 @@
+//! Records rendered from bodies `apache-avro` encoded: the decoder here and the reference
+//! implementation must agree on every type; hostile lengths and nesting stop at the caps.
+
+use super::values::{decimal, time_of_day, timestamp};
+use super::*;
+use apache_avro::types::Value as A;
+use serde_json::json;
+
+const SCHEMA: &str = r#"{
+  "type": "record", "name": "Order", "namespace": "shop",
+  "fields": [
+    {"name": "order_id", "type": "string"},
+    {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["created", "paid"]}},
+    {"name": "note", "type": ["null", "string"], "default": null},
+    {"name": "qty", "type": "int"},
+    {"name": "total_cents", "type": "long"},
+    {"name": "ratio", "type": "double"},
+    {"name": "weight", "type": "float"},
+    {"name": "paid", "type": "boolean"},
+    {"name": "blob", "type": "bytes"},
+    {"name": "code", "type": {"type": "fixed", "name": "Code", "size": 2}},
+    {"name": "items", "type": {"type": "array", "items": {"type": "record", "name": "Item",
+        "fields": [{"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}]}}},
+    {"name": "tags", "type": {"type": "map", "values": "long"}},
+    {"name": "placed_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "placed_ms", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+    {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+    {"name": "id", "type": {"type": "string", "logicalType": "uuid"}},
+    {"name": "first", "type": ["null", "Item"], "default": null}
+  ]
+}"#;
+
+fn schema() -> RecordSchema {
+    RecordSchema::avro(SCHEMA, "r1").unwrap()
+}
+
+fn order() -> A {
+    let item = |sku: &str, qty: i32| {
+        A::Record(vec![
+            ("sku".into(), A::String(sku.into())),
+            ("qty".into(), A::Int(qty)),
+        ])
+    };
+    A::Record(vec![
+        ("order_id".into(), A::String("o-1 \"é\"".into())),
+        ("status".into(), A::Enum(1, "paid".into())),
+        (
+            "note".into(),
+            A::Union(1, Box::new(A::String("leave at door".into()))),
+        ),
+        ("qty".into(), A::Int(-3)),
+        ("total_cents".into(), A::Long(9_007_199_254_740_993)),
+        ("ratio".into(), A::Double(0.25)),
+        ("weight".into(), A::Float(1.5)),
+        ("paid".into(), A::Boolean(true)),
+        ("blob".into(), A::Bytes(vec![0, 255, 1])),
+        ("code".into(), A::Fixed(2, vec![b'D', b'E'])),
+        (
+            "items".into(),
+            A::Array(vec![item("tea", 2), item("mug", 1)]),
+        ),
+        (
+            "tags".into(),
+            A::Map([("a".to_string(), A::Long(1))].into()),
+        ),
+        (
+            "placed_at".into(),
+            A::TimestampMicros(1_795_514_400_123_456),
+        ),
+        ("placed_ms".into(), A::TimestampMillis(1_795_514_400_123)),
+        ("day".into(), A::Date(20_416)),
+        (
+            "amount".into(),
+            A::Decimal(apache_avro::Decimal::from(vec![0x85])),
+        ),
+        (
+            "id".into(),
+            A::Uuid(apache_avro::Uuid::parse_str("67e55044-10b1-426f-9247-bb680e5fe0c8").unwrap()),
+        ),
+        ("first".into(), A::Union(1, Box::new(item("tea", 2)))),
+    ])
+}
+
+fn expected() -> serde_json::Value {
+    json!({
+        "order_id": "o-1 \"é\"", "status": "paid", "note": "leave at door", "qty": -3,
+        "total_cents": 9_007_199_254_740_993_i64, "ratio": 0.25, "weight": 1.5, "paid": true,
+        "blob": "AP8B", "code": "REU=",
+        "items": [{"sku": "tea", "qty": 2}, {"sku": "mug", "qty": 1}], "tags": {"a": 1},
+        "placed_at": "2026-11-24T10:00:00.123456Z", "placed_ms": "2026-11-24T10:00:00.123Z",
+        "day": "2025-11-24", "amount": "-1.23", "id": "67e55044-10b1-426f-9247-bb680e5fe0c8",
+        "first": {"sku": "tea", "qty": 2}
+    })
+}
+
+/// `value` as `apache-avro` writes it: the reference the decoder must agree with.
+fn avro_bytes(schema: &apache_avro::Schema, value: A) -> Vec<u8> {
+    apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+        .build()
+        .unwrap()
+        .write_value_to_vec(value)
+        .unwrap()
+}
+
+fn parse(b: &Bytes) -> serde_json::Value {
+    serde_json::from_slice(b).unwrap()
+}
+
+#[test]
+fn binary_records_render_as_documented_for_every_type() {
+    let avro = apache_avro::Schema::parse_str(SCHEMA).unwrap();
+    let body = avro_bytes(&avro, order());
+    let json = schema()
+        .render(WireEncoding::Binary, &body, 1 << 20, 64)
+        .unwrap();
+    assert_eq!(parse(&json), expected());
+    // Fields in schema order, and the 2^53 + 1 long exact.
+    let text = std::str::from_utf8(&json).unwrap();
+    assert!(text.starts_with(r#"{"order_id":"#), "{text}");
+    assert!(text.contains("9007199254740993"), "{text}");
+}
+
+#[test]
+fn json_encoded_records_render_the_same() {
+    // Avro's JSON encoding, as Pub/Sub checks it: unions wrapped in their branch's name,
+    // bytes as code points 0–255.
+    let body = json!({
+        "order_id": "o-1 \"é\"", "status": "paid", "note": {"string": "leave at door"}, "qty": -3,
+        "total_cents": 9_007_199_254_740_993_i64, "ratio": 0.25, "weight": 1.5, "paid": true,
+        "blob": "\u{0}\u{ff}\u{1}", "code": "DE",
+        "items": [{"sku": "tea", "qty": 2}, {"sku": "mug", "qty": 1}], "tags": {"a": 1},
+        "placed_at": 1_795_514_400_123_456_i64, "placed_ms": 1_795_514_400_123_i64,
+        "day": 20_416, "amount": "\u{ff}\u{85}", "id": "67e55044-10b1-426f-9247-bb680e5fe0c8",
+        "first": {"shop.Item": {"sku": "tea", "qty": 2}}
+    });
+    let json = schema()
+        .render(WireEncoding::Json, body.to_string().as_bytes(), 1 << 20, 64)
+        .unwrap();
+    assert_eq!(parse(&json), expected());
+    let mut wrong = body.clone();
+    wrong["note"] = json!({"int": 1});
+    let e = schema()
+        .render(
+            WireEncoding::Json,
+            wrong.to_string().as_bytes(),
+            1 << 20,
+            64,
+        )
+        .unwrap_err();
+    assert_eq!(e.code, ReasonCode::UndecodableRecord);
+    assert!(e.reason.contains("`int` is not a branch"), "{}", e.reason);
+    assert!(e.reason.contains("revision r1"), "{}", e.reason);
+}
+
+#[test]
+fn corrupt_bodies_are_undecodable_and_name_the_revision() {
+    let avro = apache_avro::Schema::parse_str(SCHEMA).unwrap();
+    let body = avro_bytes(&avro, order());
+    let mut trailing = body.clone();
+    trailing.push(0);
+    for (bad, why) in [
+        (body[..body.len() / 2].to_vec(), "ends inside"),
+        (trailing, "1 bytes after the record"),
+        (b"\x0a{\"x\":1}".to_vec(), ""),
+    ] {
+        let e = schema()
+            .render(WireEncoding::Binary, &bad, 1 << 20, 64)
+            .unwrap_err();
+        assert_eq!(e.code, ReasonCode::UndecodableRecord, "{}", e.reason);
+        assert!(e.reason.contains("revision r1"), "{}", e.reason);
+        assert!(e.reason.contains(why), "{}", e.reason);
+    }
+}
+
+#[test]
+fn lying_lengths_cost_nothing_and_output_stops_at_the_cap() {
+    let s = RecordSchema::avro(
+        r#"{"type": "record", "name": "R", "fields": [
+            {"name": "s", "type": "string"},
+            {"name": "nulls", "type": {"type": "array", "items": "null"}}]}"#,
+        "r",
+    )
+    .unwrap();
+    // A string claiming 2^62 bytes in a 10-byte body: refused before any allocation.
+    let mut body = vec![0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+    body.push(0);
+    let e = s
+        .render(WireEncoding::Binary, &body, 1 << 20, 64)
+        .unwrap_err();
+    assert_eq!(e.code, ReasonCode::UndecodableRecord, "{}", e.reason);
+    // An empty string, then a block of 2^40 nulls (no bytes each): stops at the 1 KiB cap.
+    let mut bomb = vec![0];
+    bomb.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x40]);
+    bomb.push(0);
+    let e = s.render(WireEncoding::Binary, &bomb, 1024, 64).unwrap_err();
+    assert_eq!(e.code, ReasonCode::TooLarge, "{}", e.reason);
+}
+
+#[test]
+fn recursive_types_decode_until_the_depth_limit() {
+    let s = RecordSchema::avro(
+        r#"{"type": "record", "name": "Node", "fields": [
+            {"name": "next", "type": ["null", "Node"]}]}"#,
+        "r",
+    )
+    .unwrap();
+    // Three levels: branch 1 (Node), branch 1, branch 0 (null).
+    let json = s
+        .render(WireEncoding::Binary, &[2, 2, 0], 1024, 64)
+        .unwrap();
+    assert_eq!(parse(&json), json!({"next": {"next": {"next": null}}}));
+    // 10,000 levels in 10,000 bytes: too deep, not a stack overflow.
+    let mut deep = vec![2u8; 10_000];
+    deep.push(0);
+    let e = s
+        .render(WireEncoding::Binary, &deep, 1 << 20, 64)
+        .unwrap_err();
+    assert_eq!(e.code, ReasonCode::TooDeep);
+}
+
+#[test]
+fn schemas_are_refused_with_the_reason() {
+    assert!(
+        RecordSchema::avro("{", "r")
+            .unwrap_err()
+            .contains("not an Avro schema")
+    );
+    let big = r#"{"type": "bytes", "logicalType": "big-decimal"}"#;
+    assert!(
+        RecordSchema::avro(big, "r")
+            .unwrap_err()
+            .contains("big-decimal")
+    );
+}
+
+#[test]
+fn decimals_and_times_are_exact() {
+    assert_eq!(decimal(&[0x00, 0x7b], 2).ok(), Some("1.23".into()));
+    assert_eq!(decimal(&[0xff, 0xff], 3).ok(), Some("-0.001".into()));
+    assert_eq!(decimal(&[0x01], 0).ok(), Some("1".into()));
+    assert_eq!(
+        time_of_day(3_723_000_004).ok(),
+        Some("01:02:03.000004".into())
+    );
+    assert_eq!(
+        timestamp(0, 1_000, true).ok(),
+        Some("1970-01-01T00:00:00".into())
+    );
+}
+
+#[test]
+fn encoding_our_json_is_what_apache_avro_writes_and_renders_back() {
+    let avro = apache_avro::Schema::parse_str(SCHEMA).unwrap();
+    let reference = avro_bytes(&avro, order());
+    let s = schema();
+    let binary = s.encode(WireEncoding::Binary, &expected()).unwrap();
+    assert_eq!(binary, reference, "byte for byte");
+    for encoding in [WireEncoding::Binary, WireEncoding::Json] {
+        let body = s.encode(encoding, &expected()).unwrap();
+        let back = s.render(encoding, &body, 1 << 20, 64).unwrap();
+        assert_eq!(parse(&back), expected(), "{encoding:?}");
+    }
+    let mut wrong = expected();
+    wrong["status"] = json!("lost");
+    let e = s.encode(WireEncoding::Binary, &wrong).unwrap_err();
+    assert!(e.contains("status: `lost` is not a symbol"), "{e}");
+}
