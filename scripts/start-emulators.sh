@@ -22,7 +22,7 @@
 #   export MESH_BQEMULATOR_PYTHON=<venv>/bin/python         (to start a private bqemulator:
 #   export MESH_BQEMULATOR_LAUNCHER=<repo>/scripts/bqemulator_launcher.py   $PYTHON $LAUNCHER start …)
 # so `source "$MESH_EMU_DIR/env"` or `eval "$(scripts/start-emulators.sh)"` both work.
-# Logs: $MESH_EMU_DIR/pubsub.log, $MESH_EMU_DIR/bqemulator.log; PIDs: *.pid beside them.
+# Logs: $MESH_EMU_DIR/pubsub.log, pubsub-proxy.log, bqemulator.log; PIDs: *.pid beside them.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,7 +71,7 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r p1 p2 p3 < <(free_ports 3)
+read -r p1 p2 p3 p4 < <(free_ports 4)
 PUBSUB_PORT="${PUBSUB_PORT:-$p1}"
 BQ_REST_PORT="${BQ_REST_PORT:-$p2}"
 BQ_GRPC_PORT="${BQ_GRPC_PORT:-$p3}"
@@ -96,9 +96,16 @@ trap '[[ $ready == 1 ]] || "$ROOT/scripts/stop-emulators.sh" >/dev/null 2>&1 || 
 # setsid: each emulator leads its own process group, so stop-emulators.sh can end it whole.
 # The PID recorded is the emulator's own process (setsid and the Pub/Sub wrapper exec).
 started_at=$(date +%s.%N)
-setsid "$pubsub_dir/bin/cloud-pubsub-emulator" --host=127.0.0.1 --port="$PUBSUB_PORT" \
+# The emulator listens on an inner port; clients reach it on $PUBSUB_PORT through
+# scripts/pubsub_emulator_proxy.py, which fixes its REST gateway's one difference from Pub/Sub
+# (numeric enum query parameters; see the script). gRPC passes through unchanged.
+PUBSUB_INNER_PORT=$p4
+setsid "$pubsub_dir/bin/cloud-pubsub-emulator" --host=127.0.0.1 --port="$PUBSUB_INNER_PORT" \
     </dev/null >"$DIR/pubsub.log" 2>&1 &
 echo $! >"$DIR/pubsub.pid"
+setsid "$VENV/bin/python" "$ROOT/scripts/pubsub_emulator_proxy.py" "$PUBSUB_PORT" "$PUBSUB_INNER_PORT" \
+    </dev/null >"$DIR/pubsub-proxy.log" 2>&1 &
+echo $! >"$DIR/pubsub-proxy.pid"
 
 # No DuckDB avro extension: it would be downloaded at startup, and only Avro load jobs use it.
 BQEMU_ENABLE_FORMAT_EXTENSIONS="${BQEMU_ENABLE_FORMAT_EXTENSIONS:-false}" \
@@ -126,6 +133,7 @@ wait_until() { # name, log, pidfile, probe command...
 }
 grpc_listens() { port_in_use "$BQ_GRPC_PORT"; }
 wait_until "Pub/Sub emulator" "$DIR/pubsub.log" "$DIR/pubsub.pid" grep -q "Server started" "$DIR/pubsub.log"
+wait_until "Pub/Sub emulator proxy" "$DIR/pubsub-proxy.log" "$DIR/pubsub-proxy.pid" port_in_use "$PUBSUB_PORT"
 wait_until "bqemulator REST" "$DIR/bqemulator.log" "$DIR/bqemulator.pid" \
     curl -fsS --max-time 2 "http://127.0.0.1:$BQ_REST_PORT/readyz"
 wait_until "bqemulator gRPC" "$DIR/bqemulator.log" "$DIR/bqemulator.pid" grpc_listens

@@ -9,9 +9,10 @@ DIR="${MESH_EMU_DIR:-$ROOT/target/emulators}"
 log() { echo "stop-emulators: $*" >&2; }
 
 # What the command line of each emulator's process contains (guards against a reused PID).
-declare -A marker=([pubsub]=pubsub-emulator [bqemulator]=bqemulator_launcher.py)
+declare -A marker=([pubsub]=pubsub-emulator [pubsub-proxy]=pubsub_emulator_proxy.py
+    [bqemulator]=bqemulator_launcher.py)
 
-for name in pubsub bqemulator; do
+for name in pubsub-proxy pubsub bqemulator; do
     f="$DIR/$name.pid"
     [[ -f "$f" ]] || continue
     pid="$(cat "$f")"

@@ -30,3 +30,4 @@ mod observability;
 mod semantic_layer;
 mod shutdown_drain;
 mod state_definition;
+mod topic_schemas;
