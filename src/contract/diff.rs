@@ -79,6 +79,11 @@ pub enum ChangeKind {
     SunsetPostponed,
     ClassificationAdded,
     ClassificationRemoved,
+    TopicSchemaAdded,
+    TopicSchemaRemoved,
+    TopicSchemaBindingChanged,
+    TopicSchemaRevised,
+    TopicSchemaIncompatible,
 }
 
 impl ChangeKind {
@@ -122,7 +127,10 @@ impl ChangeKind {
             | MajorRemovedBeforeSunset
             | MajorNotFollowing
             | SunsetAdvanced
-            | ClassificationAdded => Class::Breaking,
+            | ClassificationAdded
+            | TopicSchemaAdded
+            | TopicSchemaBindingChanged
+            | TopicSchemaIncompatible => Class::Breaking,
             ObjectAdded
             | SubscriptionChanged
             | EventTypeAdded
@@ -149,7 +157,9 @@ impl ChangeKind {
             | MajorDeprecated
             | MajorRetired
             | SunsetPostponed
-            | ClassificationRemoved => Class::Compatible,
+            | ClassificationRemoved
+            | TopicSchemaRemoved
+            | TopicSchemaRevised => Class::Compatible,
         }
     }
 }
@@ -169,14 +179,19 @@ pub struct Change {
 }
 
 /// Collects the changes of one object.
-struct Changes<'a> {
+pub(super) struct Changes<'a> {
     object: &'a str,
     major: Option<u32>,
     out: &'a mut Vec<Change>,
 }
 
 impl Changes<'_> {
-    fn add(&mut self, kind: ChangeKind, subject: impl Into<String>, detail: impl Into<String>) {
+    pub(super) fn add(
+        &mut self,
+        kind: ChangeKind,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
         self.out.push(Change {
             object: self.object.to_string(),
             major: self.major,
@@ -259,6 +274,7 @@ fn object(o: &ObjectSettings, n: &ObjectSettings, today: &str, c: &mut Changes) 
         n.dead_letter_table.to_string(),
     );
     envelope(o, n, c);
+    super::topic_schema::diff(o.topic_schema.as_ref(), n.topic_schema.as_ref(), c);
     event_types(o.event_types.as_deref(), n.event_types.as_deref(), c);
     limits(o, n, c);
     schema(o, n, c);

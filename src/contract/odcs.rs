@@ -317,6 +317,14 @@ fn custom_properties(object: &ObjectSettings) -> Value {
     if let Some(schema) = &object.payload_schema_file {
         props.push(json!({"property": "payloadSchemaFile", "value": schema}));
     }
+    if let Some(t) = &object.topic_schema {
+        // Where events are checked at publish: the Pub/Sub schema, its file and encoding.
+        props.push(json!({"property": "pubsubTopicSchema", "value": t.schema}));
+        props.push(json!({"property": "pubsubTopicSchemaFile", "value": t.file}));
+        props.push(
+            json!({"property": "pubsubTopicSchemaEncoding", "value": t.encoding.pubsub_name()}),
+        );
+    }
     if let Some(s) = &object.semantic {
         props.push(json!({"property": "major", "value": s.major}));
         if let Some(sunset) = &s.sunset {

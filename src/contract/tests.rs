@@ -931,3 +931,130 @@ fn majors_are_gated_by_number_and_sunset() {
         "{text}"
     );
 }
+
+const AVSC: &str = r#"{"type": "record", "name": "E", "fields": [
+  {"name": "id", "type": "string"},
+  {"name": "n", "type": "int"},
+  {"name": "s", "type": {"type": "enum", "name": "S", "symbols": ["a", "b"]}}]}"#;
+
+/// The base object bound to a topic schema (`None`: not bound).
+fn with_topic_schema(dir: &Path, avsc: Option<&str>, encoding: &str) -> ObjectSettings {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut yaml = BASE.to_string();
+    if let Some(avsc) = avsc {
+        std::fs::write(dir.join("t.avsc"), avsc).unwrap();
+        yaml.push_str(&format!(
+            "topic_schema:\n  type: avro\n  file: t.avsc\n  encoding: {encoding}\n"
+        ));
+    }
+    load(dir, &yaml, SCHEMA)
+}
+
+/// A new topic schema file (`None`: unbound), its encoding, and the one change it must make.
+type TopicSchemaCase = (Option<String>, &'static str, Option<(ChangeKind, Class)>);
+
+fn topic_schema_cases() -> Vec<TopicSchemaCase> {
+    let field = r#"{"name": "n", "type": "int"},"#;
+    vec![
+        (
+            Some(AVSC.replace(
+                field,
+                &format!(
+                    r#"{field} {{"name": "x", "type": ["null", "string"], "default": null}},"#
+                ),
+            )),
+            "binary",
+            Some((K::TopicSchemaRevised, Compatible)),
+        ),
+        (
+            Some(AVSC.replace(
+                field,
+                &format!(r#"{field} {{"name": "x", "type": "string"}},"#),
+            )),
+            "binary",
+            Some((K::TopicSchemaIncompatible, Breaking)),
+        ),
+        (
+            Some(AVSC.replace(field, "")),
+            "binary",
+            Some((K::TopicSchemaRevised, Compatible)),
+        ),
+        (
+            Some(AVSC.replace(r#""type": "int""#, r#""type": "long""#)),
+            "binary",
+            Some((K::TopicSchemaRevised, Compatible)),
+        ),
+        (
+            Some(AVSC.replace(r#""type": "int""#, r#""type": "string""#)),
+            "binary",
+            Some((K::TopicSchemaIncompatible, Breaking)),
+        ),
+        (
+            Some(AVSC.replace(r#"["a", "b"]"#, r#"["a"]"#)),
+            "binary",
+            Some((K::TopicSchemaIncompatible, Breaking)),
+        ),
+        (
+            Some(AVSC.replace(r#"["a", "b"]"#, r#"["a", "b", "c"]"#)),
+            "binary",
+            Some((K::TopicSchemaRevised, Compatible)),
+        ),
+        // Layout and documentation only: the same schema, no change at all.
+        (
+            Some(
+                AVSC.replace("\n", " ")
+                    .replace(r#""name": "E","#, r#""name": "E", "doc": "x","#),
+            ),
+            "binary",
+            None,
+        ),
+        (
+            Some(AVSC.to_string()),
+            "json",
+            Some((K::TopicSchemaBindingChanged, Breaking)),
+        ),
+        (None, "binary", Some((K::TopicSchemaRemoved, Compatible))),
+    ]
+}
+
+/// Avro's resolution rules decide a revision; binding (or rebinding) a topic is breaking for
+/// its producers.
+#[test]
+fn topic_schemas_are_gated_by_avro_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = with_topic_schema(&dir.path().join("old"), Some(AVSC), "binary");
+    let cases = topic_schema_cases();
+    for (i, (avsc, encoding, want)) in cases.into_iter().enumerate() {
+        let new = with_topic_schema(
+            &dir.path().join(format!("new{i}")),
+            avsc.as_deref(),
+            encoding,
+        );
+        let changes = diff(std::slice::from_ref(&old), std::slice::from_ref(&new));
+        let topic: Vec<_> = changes
+            .iter()
+            .filter(|c| c.subject.starts_with("topic_schema"))
+            .collect();
+        match want {
+            None => assert!(changes.is_empty(), "case {i}: {changes:#?}"),
+            Some((kind, class)) => {
+                assert_eq!(topic.len(), 1, "case {i}: {changes:#?}");
+                assert_eq!(
+                    (topic[0].kind, topic[0].class),
+                    (kind, class),
+                    "case {i}: {}",
+                    topic[0].detail
+                );
+                assert_eq!(breaking(&changes) > 0, class == Breaking, "case {i}");
+            }
+        }
+    }
+    // Binding a topic that had no schema.
+    let unbound = with_topic_schema(&dir.path().join("unbound"), None, "binary");
+    let changes = diff(std::slice::from_ref(&unbound), std::slice::from_ref(&old));
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(
+        (changes[0].kind, changes[0].class),
+        (K::TopicSchemaAdded, Breaking)
+    );
+}
