@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, locally: installs and starts the emulators, builds mesh-ingest, provisions the
-# shipped configuration (config/), starts the service, publishes the sample domain events from
-# examples/, then prints the rows that landed in the ingest and dead-letter tables and where
-# /metrics is. Everything is stopped at the end; with --keep the service and emulators stay up.
+# shipped configuration (config/) plus the schema'd shipment object of examples/schemad/,
+# starts the service, publishes the sample domain events from examples/ (orders zstd-compressed,
+# shipments as Avro records the topic schema checks), then prints the rows that landed in the
+# ingest and dead-letter tables and where /metrics is. Everything is stopped at the end; with --keep the service and emulators stay up.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +23,13 @@ source "$MESH_EMU_DIR/env"
 log "building mesh-ingest"
 cargo build --quiet --bin mesh-ingest
 BIN="$ROOT/target/debug/mesh-ingest"
-export MESH_CONFIG_DIR="$ROOT/config" APP_ENVIRONMENT=local
+# The shipped configuration, and beside it the schema'd topic of examples/schemad/.
+RUN_CONFIG="$MESH_EMU_DIR/config"
+rm -rf "$RUN_CONFIG"
+cp -r "$ROOT/config" "$RUN_CONFIG"
+cp examples/schemad/shipment.yaml "$RUN_CONFIG/objects/"
+cp examples/schemad/shipment.avsc "$RUN_CONFIG/schemas/"
+export MESH_CONFIG_DIR="$RUN_CONFIG" APP_ENVIRONMENT=local
 
 "$BIN" check >/dev/null
 "$BIN" provision
@@ -44,17 +51,19 @@ done
 curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null || { log "service not ready"; exit 1; }
 log "service ready on :$PORT (log: $MESH_EMU_DIR/mesh-ingest.log)"
 
-"$BIN" publish --object order --file examples/orders.jsonl --lines body
+"$BIN" publish --object order --file examples/orders.jsonl --lines body --compress zstd
 "$BIN" publish --object customer --file examples/customers.jsonl --lines message
+"$BIN" publish --object shipment --file examples/schemad/shipments.jsonl --lines body
 
-want=$(cat examples/orders.jsonl examples/customers.jsonl | grep -c .)
+want=$(cat examples/orders.jsonl examples/customers.jsonl examples/schemad/shipments.jsonl | grep -c .)
 query() { # SQL -> JSON response of jobs.query
     curl -fsS -X POST -H 'content-type: application/json' \
         "$BIGQUERY_EMULATOR_HOST/bigquery/v2/projects/$EMU_PROJECT/queries" \
         -d "$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1], "useLegacySql": False}))' "$1")"
 }
 count_sql="SELECT (SELECT COUNT(*) FROM order_ingest.order_events) + (SELECT COUNT(*) FROM order_ingest.order_dead_letter)
-  + (SELECT COUNT(*) FROM customer_ingest.customer_events) + (SELECT COUNT(*) FROM customer_ingest.customer_dead_letter) AS n"
+  + (SELECT COUNT(*) FROM customer_ingest.customer_events) + (SELECT COUNT(*) FROM customer_ingest.customer_dead_letter)
+  + (SELECT COUNT(*) FROM shipment_ingest.shipment_events) + (SELECT COUNT(*) FROM shipment_ingest.shipment_dead_letter) AS n"
 for _ in $(seq 1 120); do
     n=$(query "$count_sql" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"][0]["f"][0]["v"])')
     [[ "$n" -ge "$want" ]] && break
@@ -86,6 +95,8 @@ show "$EMU_PROJECT.customer_ingest.customer_events (ingest)" \
     "SELECT event_id, event_type, FORMAT_TIMESTAMP('%FT%TZ', event_time) AS event_time, object_id, TO_JSON_STRING(payload) AS payload FROM customer_ingest.customer_events ORDER BY event_time"
 show "$EMU_PROJECT.customer_ingest.customer_dead_letter (dead letters)" \
     "SELECT message_id, reason_code, reason FROM customer_ingest.customer_dead_letter ORDER BY message_id"
+show "$EMU_PROJECT.shipment_ingest.shipment_events (ingest; Avro records of a schema'd topic, as JSON)" \
+    "SELECT event_id, event_type, FORMAT_TIMESTAMP('%FT%TZ', event_time) AS event_time, object_id, JSON_VALUE(attributes, '$.googclient_schemarevisionid') AS schema_revision, TO_JSON_STRING(payload) AS payload FROM shipment_ingest.shipment_events ORDER BY event_time"
 show "$EMU_PROJECT.order_semantic.order_v2 (data product, major 2: latest valid state per order; total is a STRUCT)" \
     "SELECT object_id, status, total.amount AS total_amount, total.currency AS total_currency, FORMAT_TIMESTAMP('%FT%TZ', updated_at) AS updated_at, event_id FROM order_semantic.order_v2 ORDER BY object_id"
 show "$EMU_PROJECT.order_semantic.order_v1 (data product, major 1, deprecated: total NUMERIC; sunset in config/objects/order.yaml)" \
