@@ -1,6 +1,8 @@
-//! Compressed bodies (issue 27): bytes on the wire and decode cost per event, plain vs gzip
-//! vs zstd, for the shipped sample events and for realistic orders of 1 KiB and 16 KiB.
-//! `cargo bench --bench compression`; the sizes are printed before criterion's timings.
+//! Wire formats (issue 27): bytes on the wire and decode cost per event, plain JSON vs gzip vs
+//! zstd, for the shipped sample events and for realistic orders of 1 KiB and 16 KiB; and the
+//! same orders as Avro records of a schema'd topic (binary and JSON encoding) against the
+//! plain JSON decode of the same object. `cargo bench --bench compression`; the sizes are
+//! printed before criterion's timings.
 
 #[allow(dead_code)] // `payload` is for the other benches
 mod common;
@@ -91,13 +93,93 @@ fn per_event(c: &mut Criterion) {
     }
 }
 
+/// The realistic order's envelope as an Avro record.
+const ORDER_AVSC: &str = r#"{"type": "record", "name": "OrderEvent", "fields": [
+  {"name": "event_id", "type": "string"},
+  {"name": "event_type", "type": "string"},
+  {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+  {"name": "payload", "type": {"type": "record", "name": "Order", "fields": [
+    {"name": "order_id", "type": "string"}, {"name": "customer_id", "type": "string"},
+    {"name": "status", "type": "string"}, {"name": "channel", "type": "string"},
+    {"name": "created_at", "type": "string"},
+    {"name": "delivery", "type": {"type": "record", "name": "Address", "fields": [
+      {"name": "name", "type": "string"}, {"name": "street", "type": "string"},
+      {"name": "city", "type": "string"}, {"name": "postcode", "type": "string"},
+      {"name": "country", "type": "string"}]}},
+    {"name": "price", "type": {"type": "record", "name": "Price", "fields": [
+      {"name": "amount", "type": "double"}, {"name": "currency", "type": "string"}]}},
+    {"name": "items", "type": {"type": "array", "items": {"type": "record", "name": "Item", "fields": [
+      {"name": "sku", "type": "string"}, {"name": "name", "type": "string"},
+      {"name": "qty", "type": "long"}, {"name": "unit_price", "type": "double"},
+      {"name": "warehouse", "type": "string"}]}}}]}}]}"#;
+
+/// Avro binary and JSON records of a schema'd topic against the plain JSON of the same order.
+fn records(c: &mut Criterion) {
+    use mesh_ingest::envelope::record::{RecordSchema, WireEncoding};
+    let dir = std::env::temp_dir().join(format!("mesh-bench-avro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("order.avsc"), ORDER_AVSC).unwrap();
+    let yaml = |encoding: &str| {
+        format!(
+            "name: bench\nsubscription: bench-sub\ningest_table: d.i\ndead_letter_table: d.dl\n\
+             envelope:\n  format: json\n  object_id: payload.order_id\n\
+             topic_schema:\n  type: avro\n  file: order.avsc\n  encoding: {encoding}\n"
+        )
+    };
+    let schema = RecordSchema::avro(ORDER_AVSC, "bench").unwrap();
+    for size in [1024, 16 * 1024] {
+        let json = serde_json::json!({"event_id": "ord-evt-0001", "event_type": "OrderUpdated",
+            "event_time": "2026-11-24T09:00:00.000001Z", "payload": realistic_order(size)});
+        let mut group = c.benchmark_group(format!("records/order {} KiB", size / 1024));
+        let plain = message(json.to_string(), &[]);
+        let d = decoder("envelope:\n  format: json\n  object_id: payload.order_id\n");
+        group.bench_function("decode/json", |b| {
+            b.iter_batched(
+                || plain.clone(),
+                |m| black_box(d.decode(m, NOW).unwrap()),
+                BatchSize::SmallInput,
+            )
+        });
+        for (name, encoding) in [
+            ("binary", WireEncoding::Binary),
+            ("json", WireEncoding::Json),
+        ] {
+            let text = yaml(name);
+            let object = mesh_ingest::configuration::ObjectSettings::parse(
+                &text,
+                &dir.join("bench.yaml"),
+                "p",
+            )
+            .unwrap();
+            let d = mesh_ingest::source::decoder_for(&object).unwrap();
+            let mut m = message(String::new(), &[]);
+            m.data = schema.encode(encoding, &json).unwrap().into();
+            println!(
+                "body bytes, order {} KiB: JSON {} Avro {name} {}",
+                size / 1024,
+                plain.data.len(),
+                m.data.len()
+            );
+            group.bench_function(format!("decode/avro_{name}"), |b| {
+                b.iter_batched(
+                    || m.clone(),
+                    |m| black_box(d.decode(m, NOW).unwrap()),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        group.finish();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(300))
         .measurement_time(std::time::Duration::from_secs(1))
         .sample_size(20);
-    targets = per_event
+    targets = per_event, records
 }
 criterion_main!(benches);
 

@@ -6,7 +6,9 @@ predicts for the same configuration and worker threads (issue 24):
   4 worker threads: a flat array of tiny items, an object of tiny members, arrays nested to
   just under `limits.max_json_depth` — all waiting on the subscription before the service
   starts, so they arrive at once;
-- 40 objects all bursting at once: a backlog of 4 KiB events on each of 40 subscriptions.
+- 40 objects all bursting at once: a backlog of 4 KiB events on each of 40 subscriptions;
+- compressed bodies (issue 27): the `members` body zstd-compressed (inflates to just under the
+  limit, then meets the schema check), and gzip bombs (8 KiB that would inflate to 8 MiB).
 
 `measure(binary, config_dir, tag)` runs them with that build's own configuration (base.yaml,
 local.yaml, and its `order` object and schema; the burst's objects are written here). Provisioning and publishing use this tree's
@@ -31,6 +33,8 @@ PROJECT = "mesh-local"
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 HOSTILE_BODIES = 6 if QUICK else 16
 HOSTILE_SHAPES = ["zeros", "members", "deep"]
+# Published compressed (`publish --compress`): shape, encoding.
+COMPRESSED_SHAPES = [("members", "zstd"), ("bomb", "gzip")]
 THREADS = [1, 2, 4]
 BURST_OBJECTS = 40
 BURST_EVENTS = 200 if QUICK else 1000
@@ -108,16 +112,20 @@ def config_dir(name: str, build_config: Path) -> Path:
     return cfg
 
 
-def publish(cfg: Path, obj: str, lines: list[str]) -> None:
+def publish(cfg: Path, obj: str, lines: list[str], compress: str | None = None) -> None:
     (cfg / f"{obj}.jsonl").write_text("\n".join(lines) + "\n")
+    extra = ["--compress", compress] if compress else []
     subprocess.run([str(TOOL), "--config", str(cfg), "--env", "local", "publish", "--object", obj,
-                    "--file", str(cfg / f"{obj}.jsonl"), "--lines", "body"], check=True, capture_output=True)
+                    "--file", str(cfg / f"{obj}.jsonl"), "--lines", "body", *extra],
+                   check=True, capture_output=True)
 
 
 def hostile_body(shape: str, i: int, limit: int, depth: int) -> str:
     head = ('{"event_id":"h-%s-%d","event_type":"OrderCreated","event_time":"2026-12-05T10:00:00Z",'
             '"payload":{"order_id":"h%d","items":' % (shape, i, i))
     room = limit - len(head) - 3
+    if shape == "bomb":  # 8 MiB of one string: about 8 KiB gzip, far beyond the limit
+        return head + '"' + "x" * (64 << 20) + '"}}'
     if shape == "zeros":
         items = "[" + ",".join(["0"] * ((room - 1) // 2)) + "]"
     elif shape == "members":
@@ -139,8 +147,9 @@ def hostile_body(shape: str, i: int, limit: int, depth: int) -> str:
     return body
 
 
-def hostile(binary: Path, build_config: Path, tag: str, shape: str, threads: int) -> dict:
-    suffix = f"{tag}_{shape}_{threads}_{int(time.time())}"
+def hostile(binary: Path, build_config: Path, tag: str, shape: str, threads: int,
+            compress: str | None = None) -> dict:
+    suffix = f"{tag}_{shape}{compress or ''}_{threads}_{int(time.time())}"
     cfg = config_dir(f"hostile-{suffix}", build_config)
     shutil.copytree(build_config / "schemas", cfg / "schemas")
     order = (build_config / "objects/order.yaml").read_text()
@@ -152,7 +161,7 @@ def hostile(binary: Path, build_config: Path, tag: str, shape: str, threads: int
     subprocess.run([str(TOOL), "--config", str(cfg), "--env", "local", "provision"], check=True, capture_output=True)
     limit = limits(binary, cfg, "order")["max_message_bytes"]
     depth = limits(binary, cfg, "order")["max_json_depth"]
-    publish(cfg, "order", [hostile_body(shape, i, limit, depth) for i in range(HOSTILE_BODIES)])
+    publish(cfg, "order", [hostile_body(shape, i, limit, depth) for i in range(HOSTILE_BODIES)], compress)
     sql = (f"SELECT (SELECT COUNT(*) FROM hostile_{suffix}.events) + "
            f"(SELECT COUNT(*) FROM hostile_{suffix}.dead_letter) AS n")
     predicted = predicted_mib(binary, cfg, threads)
@@ -160,7 +169,8 @@ def hostile(binary: Path, build_config: Path, tag: str, shape: str, threads: int
     outcome = rows(f"SELECT reason_code, COUNT(*) FROM hostile_{suffix}.dead_letter GROUP BY reason_code")
     outcome.append(["landed", str(count(f"SELECT COUNT(*) FROM hostile_{suffix}.events"))])
     shutil.rmtree(cfg, ignore_errors=True)
-    return {"case": f"hostile {shape}", "threads": threads, "body_bytes": limit, "predicted_mib": predicted,
+    case = f"hostile {shape}" + (f" ({compress})" if compress else "")
+    return {"case": case, "threads": threads, "body_bytes": limit, "predicted_mib": predicted,
             "outcome": ", ".join(f"{k} {n}" for k, n in sorted(outcome) if n != "0"), **result}
 
 
@@ -213,12 +223,19 @@ def measure(binary: Path, build_config: Path, tag: str) -> list[dict]:
         for shape in HOSTILE_SHAPES:
             runs.append(hostile(binary, build_config, tag, shape, threads))
             print(json.dumps({"build": tag, **runs[-1]}), file=sys.stderr, flush=True)
+    for shape, encoding in COMPRESSED_SHAPES:
+        runs.append(hostile(binary, build_config, tag, shape, 2, encoding))
+        print(json.dumps({"build": tag, **runs[-1]}), file=sys.stderr, flush=True)
     runs.append(burst(binary, build_config, tag))
     print(json.dumps({"build": tag, **runs[-1]}), file=sys.stderr, flush=True)
     return runs
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["compressed"]:
+    # python3 benches/memory_bound.py compressed BINARY CONFIG_DIR: the compressed shapes only.
+    for shape, encoding in COMPRESSED_SHAPES:
+        print(json.dumps(hostile(Path(sys.argv[2]), Path(sys.argv[3]), "now", shape, 2, encoding)))
+elif __name__ == "__main__":
     # python3 benches/memory_bound.py BINARY CONFIG_DIR [TAG]
     for r in measure(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "now"):
         print(json.dumps(r))

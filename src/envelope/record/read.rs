@@ -88,6 +88,13 @@ impl Writer<'_> {
         if self.out.len() + s.len() + 2 > self.max_bytes {
             return Err(Fault::TooLarge);
         }
+        // Most strings need no escape (field names, ids, symbols): copied as they are.
+        if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            self.out.push(b'"');
+            self.out.extend_from_slice(s.as_bytes());
+            self.out.push(b'"');
+            return Ok(());
+        }
         serde_json::to_writer(&mut self.out, s).map_err(|e| bad(e.to_string()))?;
         if self.out.len() > self.max_bytes {
             return Err(Fault::TooLarge);
