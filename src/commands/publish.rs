@@ -7,7 +7,7 @@
 //! with the contract's schema file and the topic's encoding, as its producers would publish.
 
 use crate::configuration::{GcpSettings, Settings};
-use crate::configuration::{ObjectSettings, SchemaEncoding};
+use crate::configuration::{ObjectSettings, SchemaEncoding, SchemaKind};
 use crate::envelope::encoding::{CONTENT_ENCODING, ContentEncoding, compress};
 use crate::envelope::record::{RecordSchema, WireEncoding};
 use crate::gcp::configured;
@@ -90,8 +90,13 @@ pub fn record_encoder(o: &ObjectSettings) -> anyhow::Result<Option<(RecordSchema
     let Some(t) = &o.topic_schema else {
         return Ok(None);
     };
-    let schema = RecordSchema::avro(&t.definition, t.file.clone())
-        .map_err(|e| anyhow::anyhow!("{}: field `topic_schema.file`: {e}", o.source_file))?;
+    let schema = match t.kind {
+        SchemaKind::Avro => RecordSchema::avro(&t.definition, t.file.clone()),
+        SchemaKind::Protobuf => {
+            RecordSchema::protobuf(&t.definition, t.message.as_deref(), t.file.clone())
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("{}: field `topic_schema.file`: {e}", o.source_file))?;
     let encoding = match t.encoding {
         SchemaEncoding::Json => WireEncoding::Json,
         SchemaEncoding::Binary => WireEncoding::Binary,

@@ -4,15 +4,15 @@
 //! not fit the contract at publish time.
 
 use super::provision::Report;
-use crate::configuration::{GcpSettings, SchemaEncoding, TopicSchemaSettings};
+use crate::configuration::{GcpSettings, SchemaEncoding, SchemaKind, TopicSchemaSettings};
 use crate::gcp::configured;
 use anyhow::Context;
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_pubsub::client::{SchemaService, TopicAdmin};
 use google_cloud_pubsub::model::{Encoding, Schema, SchemaSettings, SchemaView, Topic, schema};
 
-/// Whether two Avro definitions are the same schema (Parsing Canonical Form), whatever their
-/// layout and documentation.
+/// Whether two definitions are the same schema: Avro's in Parsing Canonical Form, whatever
+/// their layout and documentation; a `.proto` file by its text.
 fn same_schema(a: &str, b: &str) -> bool {
     match (
         apache_avro::Schema::parse_str(a),
@@ -47,7 +47,10 @@ pub async fn provision(
         .build()
         .await?;
     let wanted = Schema::new()
-        .set_type(schema::Type::Avro)
+        .set_type(match t.kind {
+            SchemaKind::Avro => schema::Type::Avro,
+            SchemaKind::Protobuf => schema::Type::ProtocolBuffer,
+        })
         .set_definition(&t.definition);
     let (parent, id) = t
         .schema

@@ -1,5 +1,5 @@
 //! The `topic_schema:` section of an object file: the Pub/Sub topic schema the producers
-//! publish with (an Avro `.avsc` file), the encoding the topic is bound with, and the schema's
+//! publish with (an Avro `.avsc` or a Protocol Buffer `.proto` file), the encoding the topic is bound with, and the schema's
 //! id in Pub/Sub. The file is the contract's schema: `provision --pubsub` creates it (and a new
 //! revision when the file changed) and binds it to the topic; the service decodes each message
 //! with the revision Pub/Sub names in its attributes.
@@ -12,6 +12,7 @@ use std::path::Path;
 #[serde(rename_all = "lowercase")]
 pub enum SchemaKind {
     Avro,
+    Protobuf,
 }
 
 /// How messages are encoded on a schema'd topic (Pub/Sub's `Encoding`).
@@ -42,6 +43,9 @@ pub struct TopicSchemaSettings {
     #[serde(skip)]
     pub definition: String,
     pub encoding: SchemaEncoding,
+    /// Protocol Buffers: the message the topic carries (default: the file's only top-level
+    /// message).
+    pub message: Option<String>,
     /// Full name: `projects/<p>/schemas/<id>`.
     pub schema: String,
     /// The revisions the topic accepts (Pub/Sub's `first_revision_id` / `last_revision_id`);
@@ -57,6 +61,8 @@ pub(super) struct TopicSchemaFile {
     kind: SchemaKind,
     file: String,
     encoding: SchemaEncoding,
+    #[serde(default)]
+    message: Option<String>,
     /// The schema's id in Pub/Sub; default: the object's name.
     #[serde(default)]
     schema_id: Option<String>,
@@ -81,12 +87,16 @@ impl TopicSchemaFile {
         let invalid = |m: String| FieldError::new("topic_schema.file", m);
         let definition = std::fs::read_to_string(&path)
             .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
-        match self.kind {
-            SchemaKind::Avro => {
-                apache_avro::Schema::parse_str(&definition).map_err(|e| {
-                    invalid(format!("{} is not an Avro schema: {e}", path.display()))
-                })?;
-            }
+        // A Protocol Buffer file is compiled when its decoder is built (`check` builds them).
+        if self.kind == SchemaKind::Avro {
+            apache_avro::Schema::parse_str(&definition)
+                .map_err(|e| invalid(format!("{} is not an Avro schema: {e}", path.display())))?;
+        }
+        if self.message.is_some() && self.kind == SchemaKind::Avro {
+            return Err(FieldError::new(
+                "topic_schema.message",
+                "only a Protocol Buffer schema names its message",
+            ));
         }
         let id = self.schema_id.unwrap_or_else(|| object.replace('_', "-"));
         let id_ok = (3..=255).contains(&id.len())
@@ -105,6 +115,7 @@ impl TopicSchemaFile {
             file: self.file,
             definition,
             encoding: self.encoding,
+            message: self.message,
             schema: format!("projects/{project}/schemas/{id}"),
             first_revision_id: self.first_revision_id,
             last_revision_id: self.last_revision_id,

@@ -84,6 +84,7 @@ pub enum ChangeKind {
     TopicSchemaBindingChanged,
     TopicSchemaRevised,
     TopicSchemaIncompatible,
+    TopicSchemaNotAnalysed,
 }
 
 impl ChangeKind {
@@ -130,7 +131,8 @@ impl ChangeKind {
             | ClassificationAdded
             | TopicSchemaAdded
             | TopicSchemaBindingChanged
-            | TopicSchemaIncompatible => Class::Breaking,
+            | TopicSchemaIncompatible
+            | TopicSchemaNotAnalysed => Class::Breaking,
             ObjectAdded
             | SubscriptionChanged
             | EventTypeAdded

@@ -51,6 +51,8 @@ pub struct Decoder {
 /// The topic schema's revisions this decoder has compiled, and the contract's own.
 struct Records {
     schema: String,
+    /// Protocol Buffers, and the message; `None`: Avro.
+    protobuf: Option<Option<String>>,
     encoding: WireEncoding,
     local: Arc<RecordSchema>,
     /// Each revision fetched, compiled, or why it cannot be used.
@@ -159,6 +161,18 @@ fn json_string(raw: &str) -> Result<Cow<'_, str>, serde_json::Error> {
         return Ok(Cow::Borrowed(&raw[1..raw.len() - 1]));
     }
     serde_json::from_str::<String>(raw).map(Cow::Owned)
+}
+
+/// A topic schema's definition compiled as the topic's kind.
+fn compile(
+    protobuf: &Option<Option<String>>,
+    definition: &str,
+    revision: &str,
+) -> Result<RecordSchema, String> {
+    match protobuf {
+        None => RecordSchema::avro(definition, revision),
+        Some(message) => RecordSchema::protobuf(definition, message.as_deref(), revision),
+    }
 }
 
 fn too_large(size: usize, max: usize) -> Rejection {
@@ -276,8 +290,9 @@ impl Decoder {
             .topic_schema
             .as_ref()
             .map(|t| {
-                RecordSchema::avro(&t.definition, "of the contract's file").map(|local| Records {
+                compile(&t.protobuf, &t.definition, "of the contract's file").map(|local| Records {
                     schema: t.schema.clone(),
+                    protobuf: t.protobuf.clone(),
                     encoding: t.encoding,
                     local: Arc::new(local),
                     revisions: RwLock::new(HashMap::new()),
@@ -426,7 +441,7 @@ impl Decoder {
             return Ok(());
         };
         let compiled = definition
-            .and_then(|d| RecordSchema::avro(d, revision))
+            .and_then(|d| compile(&records.protobuf, d, revision))
             .map(Arc::new);
         let outcome = compiled.as_ref().map(|_| ()).map_err(Clone::clone);
         records

@@ -66,6 +66,8 @@ pub struct TopicSchemaSpec {
     pub schema: String,
     /// The contract's schema file: decodes a message that names no revision.
     pub definition: String,
+    /// Protocol Buffers: the message (`None`: the file's only top-level one); `None` for Avro.
+    pub protobuf: Option<Option<String>>,
     /// How a message that does not say is encoded.
     pub encoding: super::record::WireEncoding,
 }

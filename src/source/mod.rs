@@ -8,9 +8,9 @@ pub mod hold;
 pub mod probe;
 pub mod pubsub;
 
-use crate::configuration::SchemaEncoding;
 use crate::configuration::memory::{VALIDATION_BYTES, zstd_window_log};
 use crate::configuration::{EnvelopeFormat, FieldLocator, ObjectSettings};
+use crate::configuration::{SchemaEncoding, SchemaKind};
 use crate::envelope::record::WireEncoding;
 use crate::envelope::{Decoder, DecoderSpec, Format, Limits, Locator, TopicSchemaSpec};
 use crate::health::{ObjectHealth, Reporter};
@@ -44,6 +44,7 @@ pub fn decoder_for(object: &ObjectSettings) -> Result<Decoder, String> {
         topic_schema: object.topic_schema.as_ref().map(|t| TopicSchemaSpec {
             schema: t.schema.clone(),
             definition: t.definition.clone(),
+            protobuf: (t.kind == SchemaKind::Protobuf).then(|| t.message.clone()),
             encoding: match t.encoding {
                 SchemaEncoding::Json => WireEncoding::Json,
                 SchemaEncoding::Binary => WireEncoding::Binary,

@@ -19,6 +19,7 @@
 //! `duration` `{"months", "days", "milliseconds"}`.
 
 mod json;
+mod proto;
 mod read;
 mod schema;
 mod values;
@@ -54,12 +55,17 @@ impl WireEncoding {
 pub const SCHEMA_NAME: &str = "googclient_schemaname";
 pub const SCHEMA_REVISION: &str = "googclient_schemarevisionid";
 pub const SCHEMA_ENCODING: &str = "googclient_schemaencoding";
-/// A compiled Avro schema: one revision of a topic schema, or the contract's file.
+/// A compiled topic schema: one revision, or the contract's file.
 #[derive(Debug)]
 pub struct RecordSchema {
-    nodes: Vec<Node>,
-    root: usize,
+    kind: Kind,
     revision: String,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Avro { nodes: Vec<Node>, root: usize },
+    Protobuf(prost_reflect::MessageDescriptor),
 }
 
 impl RecordSchema {
@@ -81,8 +87,23 @@ impl RecordSchema {
         };
         let root = c.compile(&schema)?;
         Ok(RecordSchema {
-            nodes: c.nodes,
-            root,
+            kind: Kind::Avro {
+                nodes: c.nodes,
+                root,
+            },
+            revision: revision.into(),
+        })
+    }
+
+    /// Compiles a Protocol Buffer schema (one `.proto` file): its message `message`, or its
+    /// only top-level one.
+    pub fn protobuf(
+        definition: &str,
+        message: Option<&str>,
+        revision: impl Into<String>,
+    ) -> Result<RecordSchema, String> {
+        Ok(RecordSchema {
+            kind: Kind::Protobuf(proto::compile(definition, message)?),
             revision: revision.into(),
         })
     }
@@ -99,37 +120,35 @@ impl RecordSchema {
         max_bytes: usize,
         max_depth: usize,
     ) -> Result<Bytes, Rejection> {
-        let mut w = Writer {
-            out: Vec::with_capacity((body.len() * 2).min(max_bytes + 1)),
-            max_bytes,
-            max_depth,
-            nodes: &self.nodes,
-        };
-        let result = match encoding {
-            WireEncoding::Binary => {
-                let mut input = Input { body, at: 0 };
-                w.binary(self.root, &mut input, 0).and_then(|()| {
-                    if input.at == body.len() {
-                        Ok(())
-                    } else {
-                        Err(Fault::Bad(format!(
-                            "{} bytes after the record",
-                            body.len() - input.at
-                        )))
-                    }
-                })
+        let (result, what) = match &self.kind {
+            Kind::Avro { nodes, root } => {
+                let what = match encoding {
+                    WireEncoding::Binary => "Avro binary",
+                    WireEncoding::Json => "Avro JSON",
+                };
+                (
+                    avro_render(nodes, *root, encoding, body, max_bytes, max_depth),
+                    what,
+                )
             }
-            WireEncoding::Json => match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(v) => w.json(self.root, &v, 0),
-                Err(e) => Err(Fault::Bad(format!("not JSON: {e}"))),
-            },
-        };
-        let what = match encoding {
-            WireEncoding::Binary => "Avro binary",
-            WireEncoding::Json => "Avro JSON",
+            Kind::Protobuf(message) => {
+                let what = match encoding {
+                    WireEncoding::Binary => "Protocol Buffer binary",
+                    WireEncoding::Json => "Protocol Buffer JSON",
+                };
+                let out =
+                    proto::render(message, encoding == WireEncoding::Json, body).and_then(|out| {
+                        if out.len() > max_bytes {
+                            Err(Fault::TooLarge)
+                        } else {
+                            Ok(out)
+                        }
+                    });
+                (out, what)
+            }
         };
         match result {
-            Ok(()) => Ok(Bytes::from(w.out)),
+            Ok(out) => Ok(Bytes::from(out)),
             Err(Fault::TooLarge) => Err(Rejection::new(
                 ReasonCode::TooLarge,
                 format!(
@@ -161,16 +180,56 @@ impl RecordSchema {
         encoding: WireEncoding,
         json: &serde_json::Value,
     ) -> Result<Vec<u8>, String> {
-        let e = Encoder { nodes: &self.nodes };
+        let (nodes, root) = match &self.kind {
+            Kind::Avro { nodes, root } => (nodes, *root),
+            Kind::Protobuf(message) => {
+                return proto::encode(message, encoding == WireEncoding::Json, json);
+            }
+        };
+        let e = Encoder { nodes };
         match encoding {
             WireEncoding::Binary => {
                 let mut out = Vec::new();
-                e.binary(self.root, json, &mut out)?;
+                e.binary(root, json, &mut out)?;
                 Ok(out)
             }
-            WireEncoding::Json => Ok(e.avro_json(self.root, json)?.to_string().into_bytes()),
+            WireEncoding::Json => Ok(e.avro_json(root, json)?.to_string().into_bytes()),
         }
     }
+}
+
+/// An Avro record as our JSON.
+fn avro_render(
+    nodes: &[Node],
+    root: usize,
+    encoding: WireEncoding,
+    body: &[u8],
+    max_bytes: usize,
+    max_depth: usize,
+) -> Result<Vec<u8>, Fault> {
+    let mut w = Writer {
+        out: Vec::with_capacity((body.len() * 2).min(max_bytes + 1)),
+        max_bytes,
+        max_depth,
+        nodes,
+    };
+    match encoding {
+        WireEncoding::Binary => {
+            let mut input = Input { body, at: 0 };
+            w.binary(root, &mut input, 0)?;
+            if input.at != body.len() {
+                return Err(Fault::Bad(format!(
+                    "{} bytes after the record",
+                    body.len() - input.at
+                )));
+            }
+        }
+        WireEncoding::Json => match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(v) => w.json(root, &v, 0)?,
+            Err(e) => return Err(Fault::Bad(format!("not JSON: {e}"))),
+        },
+    }
+    Ok(w.out)
 }
 
 pub(super) enum Fault {

@@ -266,3 +266,54 @@ fn encoding_our_json_is_what_apache_avro_writes_and_renders_back() {
     let e = s.encode(WireEncoding::Binary, &wrong).unwrap_err();
     assert!(e.contains("status: `lost` is not a symbol"), "{e}");
 }
+
+const PROTO: &str = r#"syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+message Order {
+  enum Status { STATUS_UNSPECIFIED = 0; PAID = 1; }
+  string order_id = 1;
+  int64 total_cents = 2;
+  Status status = 3;
+  bytes blob = 4;
+  repeated string tags = 5;
+  google.protobuf.Timestamp placed_at = 6;
+  map<string, int32> counts = 7;
+  string note = 8;
+}
+"#;
+
+#[test]
+fn protobuf_records_render_as_proto3_json_with_field_names_and_defaults() {
+    let s = RecordSchema::protobuf(PROTO, None, "p1").unwrap();
+    let ours = json!({"order_id": "o-1", "total_cents": "9007199254740993", "status": "PAID",
+        "blob": "AP8B", "tags": ["a", "b"], "placed_at": "2026-11-24T10:00:00.123456Z",
+        "counts": {"x": 2}, "note": ""});
+    for encoding in [WireEncoding::Binary, WireEncoding::Json] {
+        let body = s.encode(encoding, &ours).unwrap();
+        let back = s.render(encoding, &body, 1 << 20, 64).unwrap();
+        assert_eq!(parse(&back), ours, "{encoding:?}");
+    }
+    // Hand-written wire format: field 1 (string "o-2"), field 2 (varint 5); the rest default.
+    let body = [0x0a, 3, b'o', b'-', b'2', 0x10, 5];
+    let back = parse(&s.render(WireEncoding::Binary, &body, 1 << 20, 64).unwrap());
+    assert_eq!(back["order_id"], "o-2");
+    assert_eq!(back["total_cents"], "5", "int64 as a string");
+    assert_eq!(back["status"], "STATUS_UNSPECIFIED", "a default is written");
+    assert_eq!(back["note"], "");
+    let e = s
+        .render(WireEncoding::Binary, &[0x0a, 0xff, 0x01], 1 << 20, 64)
+        .unwrap_err();
+    assert_eq!(e.code, ReasonCode::UndecodableRecord);
+    assert!(e.reason.contains("revision p1"), "{}", e.reason);
+    let e = s.render(WireEncoding::Binary, &body, 10, 64).unwrap_err();
+    assert_eq!(e.code, ReasonCode::TooLarge);
+    // A file of two top-level messages names the one it carries.
+    let two = format!("{PROTO}\nmessage Other {{ string x = 1; }}\n");
+    assert!(
+        RecordSchema::protobuf(&two, None, "p")
+            .unwrap_err()
+            .contains("more than one")
+    );
+    assert!(RecordSchema::protobuf(&two, Some("shop.Other"), "p").is_ok());
+}
