@@ -163,6 +163,19 @@ fn json_string(raw: &str) -> Result<Cow<'_, str>, serde_json::Error> {
     serde_json::from_str::<String>(raw).map(Cow::Owned)
 }
 
+/// The most reading a record of `body` builds before writing it: an Avro JSON body's value
+/// tree (as a JSON body's), a Protocol Buffer message's (at most one value per byte, so the
+/// same bound per byte); nothing for Avro binary, read straight into JSON.
+fn record_tree_bytes(records: &Records, encoding: WireEncoding, body: &[u8]) -> usize {
+    if records.protobuf.is_some() {
+        body.len().saturating_mul(TREE_BYTES_PER_VALUE + 1)
+    } else if encoding == WireEncoding::Json {
+        tree_bytes(body)
+    } else {
+        0
+    }
+}
+
 /// A topic schema's definition compiled as the topic's kind.
 fn compile(
     protobuf: &Option<Option<String>>,
@@ -376,15 +389,14 @@ impl Decoder {
                 )
             })?,
         };
-        if encoding == WireEncoding::Json
-            && tree_bytes(&msg.data) > self.limits.max_validation_bytes
-        {
+        let tree = record_tree_bytes(records, encoding, &msg.data);
+        if tree > self.limits.max_validation_bytes {
             return Err(Rejection::new(
                 ReasonCode::TooLarge,
                 format!(
-                    "Avro JSON body has up to {} JSON values: reading it could take more than the {} \
-                     bytes decoding may use",
-                    values_at_most(&msg.data),
+                    "record body of {} bytes could take {tree} bytes to read, above the {} \
+                     decoding may use",
+                    msg.data.len(),
                     self.limits.max_validation_bytes
                 ),
             ));
@@ -453,17 +465,16 @@ impl Decoder {
     }
 
     /// What reading a schema'd body takes beside its output: the value tree of an Avro JSON
-    /// body (0 otherwise), held from the process-wide decoding budget while it is read.
+    /// body or of a Protocol Buffer message (0 for Avro binary, read without one), held from
+    /// the process-wide decoding budget while it is read.
     pub fn record_working_set(&self, msg: &ReceivedMessage) -> usize {
-        match &self.records {
-            Some(r)
-                if attribute(msg, SCHEMA_ENCODING)
-                    .map_or(r.encoding == WireEncoding::Json, |e| e == "JSON") =>
-            {
-                tree_bytes(&msg.data).min(self.limits.max_validation_bytes)
-            }
-            _ => 0,
-        }
+        let Some(records) = &self.records else {
+            return 0;
+        };
+        let encoding = attribute(msg, SCHEMA_ENCODING)
+            .and_then(WireEncoding::from_attribute)
+            .unwrap_or(records.encoding);
+        record_tree_bytes(records, encoding, &msg.data).min(self.limits.max_validation_bytes)
     }
 
     /// Decodes `msg` whose body [`Decoder::inflate`] already inflated.
