@@ -120,6 +120,32 @@ async fn publish_rest(emu: &Emulators, topic: &str, data: &[u8], attrs: Value) -
     .await
 }
 
+/// Waits until `n` rows are in the object's ingest table, then reads them.
+async fn landed(
+    emu: &Emulators,
+    o: &TestObject,
+    n: usize,
+    app: &App,
+) -> Vec<serde_json::Map<String, Value>> {
+    let count = wait_for_count(
+        emu,
+        &format!("SELECT COUNT(*) AS n FROM `{}`", o.ingest_table()),
+        n as u64,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(count, n as u64, "{}", app.log_text());
+    query(
+        emu,
+        &format!(
+            "SELECT event_id, object_id, UNIX_MICROS(event_time) AS t, TO_JSON_STRING(payload) AS payload, \
+             TO_JSON_STRING(attributes) AS attributes FROM `{}`",
+            o.ingest_table()
+        ),
+    )
+    .await
+}
+
 async fn topic_schemas_bind_and_records_of_two_revisions_land(encoding: &str) {
     let binary = encoding == "binary";
     let mut object = TestObject::new(
@@ -224,23 +250,7 @@ async fn topic_schemas_bind_and_records_of_two_revisions_land(encoding: &str) {
     }
 
     let app = App::start(&config).await;
-    let landed = wait_for_count(
-        &emu,
-        &format!("SELECT COUNT(*) AS n FROM `{}`", o.ingest_table()),
-        events.len() as u64,
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(landed, events.len() as u64, "{}", app.log_text());
-    let rows = query(
-        &emu,
-        &format!(
-            "SELECT event_id, object_id, UNIX_MICROS(event_time) AS t, TO_JSON_STRING(payload) AS payload, \
-             TO_JSON_STRING(attributes) AS attributes FROM `{}`",
-            o.ingest_table()
-        ),
-    )
-    .await;
+    let rows = landed(&emu, o, events.len(), &app).await;
     let by_id: BTreeMap<&str, &serde_json::Map<String, Value>> = rows
         .iter()
         .map(|r| (r["event_id"].as_str().unwrap(), r))
@@ -417,22 +427,7 @@ async fn protobuf_binary_records() {
     assert_eq!(status, 200, "{a}");
 
     let app = App::start(&config).await;
-    let landed = wait_for_count(
-        &emu,
-        &format!("SELECT COUNT(*) AS n FROM `{}`", o.ingest_table()),
-        events.len() as u64,
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(landed, events.len() as u64, "{}", app.log_text());
-    let rows = query(
-        &emu,
-        &format!(
-            "SELECT event_id, UNIX_MICROS(event_time) AS t, TO_JSON_STRING(payload) AS payload FROM `{}`",
-            o.ingest_table()
-        ),
-    )
-    .await;
+    let rows = landed(&emu, o, events.len(), &app).await;
     let by_id: BTreeMap<&str, &serde_json::Map<String, Value>> = rows
         .iter()
         .map(|r| (r["event_id"].as_str().unwrap(), r))
