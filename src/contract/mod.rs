@@ -6,6 +6,7 @@
 pub mod diff;
 pub mod json_schema;
 pub mod odcs;
+mod proto_diff;
 mod topic_schema;
 
 use serde::Serialize;

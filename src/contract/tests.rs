@@ -1058,3 +1058,123 @@ fn topic_schemas_are_gated_by_avro_resolution() {
         (K::TopicSchemaAdded, Breaking)
     );
 }
+
+const PROTO: &str = "syntax = \"proto3\";
+package t;
+message E {
+  enum S { S0 = 0; A = 1; B = 2; }
+  message Item { string sku = 1; int32 qty = 2; }
+  string id = 1;
+  int32 n = 2;
+  S s = 3;
+  repeated Item items = 4;
+}
+";
+
+fn with_proto(dir: &Path, proto: &str) -> ObjectSettings {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("t.proto"), proto).unwrap();
+    let yaml =
+        format!("{BASE}topic_schema:\n  type: protobuf\n  file: t.proto\n  encoding: binary\n");
+    load(dir, &yaml, SCHEMA)
+}
+
+/// An edit of the base `.proto` (from, to), and the one change it must make (`None`: none).
+type ProtoCase = (&'static str, &'static str, Option<(ChangeKind, Class)>);
+
+const N: &str = "  int32 n = 2;\n";
+
+fn proto_cases() -> Vec<ProtoCase> {
+    let n = N;
+    vec![
+        (
+            n,
+            "  int32 n = 2;\n  string note = 5;\n",
+            Some((K::TopicSchemaRevised, Compatible)),
+        ),
+        (n, "", Some((K::TopicSchemaIncompatible, Breaking))),
+        (
+            n,
+            "  reserved 2;\n",
+            Some((K::TopicSchemaRevised, Compatible)),
+        ),
+        (
+            n,
+            "  string n = 2;\n",
+            Some((K::TopicSchemaIncompatible, Breaking)),
+        ),
+        (
+            n,
+            "  int32 count = 2;\n",
+            Some((K::TopicSchemaIncompatible, Breaking)),
+        ),
+        (
+            "repeated Item items",
+            "Item items",
+            Some((K::TopicSchemaIncompatible, Breaking)),
+        ),
+        (
+            "int32 qty = 2;",
+            "int64 qty = 2;",
+            Some((K::TopicSchemaIncompatible, Breaking)),
+        ),
+        (" B = 2;", "", Some((K::TopicSchemaIncompatible, Breaking))),
+        (
+            " B = 2;",
+            " B = 2; C = 3;",
+            Some((K::TopicSchemaRevised, Compatible)),
+        ),
+        (
+            "package t;\n",
+            "package t;\n// A comment changes nothing.\n",
+            None,
+        ),
+    ]
+}
+
+/// Protocol Buffers' breaking rules, one edit of the base `.proto` each.
+#[test]
+fn protobuf_topic_schemas_are_gated_by_field_numbers_types_and_cardinality() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = with_proto(&dir.path().join("old"), PROTO);
+    let n = N;
+    for (i, (from, to, want)) in proto_cases().into_iter().enumerate() {
+        let new = with_proto(
+            &dir.path().join(format!("new{i}")),
+            &edited(PROTO, (from, to)),
+        );
+        let changes = diff(std::slice::from_ref(&old), std::slice::from_ref(&new));
+        match want {
+            None => assert!(changes.is_empty(), "case {i}: {changes:#?}"),
+            Some((kind, class)) => {
+                assert_eq!(changes.len(), 1, "case {i}: {changes:#?}");
+                assert_eq!(
+                    (changes[0].kind, changes[0].class),
+                    (kind, class),
+                    "case {i}: {}",
+                    changes[0].detail
+                );
+            }
+        }
+    }
+    // A number the old schema reserved, used again.
+    let reserving = with_proto(
+        &dir.path().join("reserving"),
+        &edited(PROTO, (n, "  reserved 2;\n")),
+    );
+    let reusing = with_proto(
+        &dir.path().join("reusing"),
+        &edited(PROTO, (n, "  string other = 2;\n")),
+    );
+    let changes = diff(
+        std::slice::from_ref(&reserving),
+        std::slice::from_ref(&reusing),
+    );
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(changes[0].kind, K::TopicSchemaIncompatible);
+    assert!(
+        changes[0].detail.contains("reserved"),
+        "{}",
+        changes[0].detail
+    );
+}

@@ -5,10 +5,12 @@
 //! enum symbols pass; a field added without a default, a type changed, a symbol removed (with
 //! no default to take its place) do not.
 //! Binding a topic to a schema (or changing the encoding or the schema it is bound to) is
-//! breaking for producers: Pub/Sub starts refusing what they publish.
+//! breaking for producers: Pub/Sub starts refusing what they publish. Protocol Buffer
+//! revisions follow that format's rules (`proto_diff`).
 
 use super::diff::{ChangeKind, Changes};
 use crate::configuration::{SchemaKind, TopicSchemaSettings};
+use crate::envelope::record::proto_message;
 use apache_avro::Schema;
 use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 
@@ -98,17 +100,22 @@ fn avro(o: &TopicSchemaSettings, n: &TopicSchemaSettings, c: &mut Changes) {
     }
 }
 
-/// A Protocol Buffer revision is breaking until the gate analyses it.
+/// Protocol Buffers' breaking rules (`proto_diff`); a file that does not compile, or a kind
+/// changed between Avro and Protocol Buffers, cannot be analysed: breaking until reviewed.
 fn protobuf(o: &TopicSchemaSettings, n: &TopicSchemaSettings, c: &mut Changes) {
-    if o.definition != n.definition {
-        c.add(
+    if o.definition == n.definition && o.message == n.message {
+        return;
+    }
+    let compile = |t: &TopicSchemaSettings| match t.kind {
+        SchemaKind::Protobuf => proto_message(&t.definition, t.message.as_deref()),
+        SchemaKind::Avro => Err("an Avro schema".to_string()),
+    };
+    match (compile(o), compile(n)) {
+        (Ok(old), Ok(new)) => super::proto_diff::diff(&old, &new, &n.file, c),
+        (Err(e), _) | (_, Err(e)) => c.add(
             ChangeKind::TopicSchemaNotAnalysed,
             "topic_schema.file",
-            format!(
-                "{}: Protocol Buffer revisions are not analysed by the gate yet: review the \
-                 field numbers, types and cardinalities by hand",
-                n.file
-            ),
-        );
+            format!("{}: cannot compare with the old schema: {e}", n.file),
+        ),
     }
 }

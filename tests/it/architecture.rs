@@ -18,7 +18,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("envelope", &["pipeline"]),
     ("batch", &["configuration"]),
     ("semantic", &["configuration", "tables"]),
-    ("contract", &["configuration", "semantic", "tables"]),
+    (
+        "contract",
+        &["configuration", "envelope", "semantic", "tables"],
+    ),
     ("preview", &["configuration", "pipeline", "tables"]),
     ("http", &["health", "telemetry"]),
     (

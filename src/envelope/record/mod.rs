@@ -55,6 +55,15 @@ impl WireEncoding {
 pub const SCHEMA_NAME: &str = "googclient_schemaname";
 pub const SCHEMA_REVISION: &str = "googclient_schemarevisionid";
 pub const SCHEMA_ENCODING: &str = "googclient_schemaencoding";
+/// The message a Protocol Buffer schema carries (its `message`, or its only top-level one),
+/// compiled: for the gate, which compares two revisions' descriptors.
+pub fn proto_message(
+    definition: &str,
+    message: Option<&str>,
+) -> Result<prost_reflect::MessageDescriptor, String> {
+    proto::compile(definition, message)
+}
+
 /// A compiled topic schema: one revision, or the contract's file.
 #[derive(Debug)]
 pub struct RecordSchema {
