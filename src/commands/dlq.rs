@@ -185,7 +185,11 @@ async fn learn_revision(
         .await
         .map_err(|e| anyhow::anyhow!("reading revision {revision} of {schema}: {e}"))?
         .ok_or_else(|| "Pub/Sub does not have this revision".to_string());
-    let _ = decoder.learn_revision(&revision, definition.as_deref().map_err(Clone::clone));
+    let _ = decoder.learn_revision(
+        &schema,
+        &revision,
+        definition.as_deref().map_err(Clone::clone),
+    );
     Ok(())
 }
 

@@ -171,6 +171,13 @@ fn plan(old: &ObjectSettings, new: &ObjectSettings, since_us: i64) -> Plan {
 /// Runs one object's queries and tallies their rows.
 async fn execute(sql: &Sql, p: &mut Plan) -> anyhow::Result<()> {
     let decoder = decoder_for(&p.new).map_err(|e| anyhow::anyhow!("{}: {e}", p.new.name))?;
+    // Accepted events are re-built as JSON, records of a schema'd topic too: the new
+    // configuration reads them as JSON (its envelope, event types, limits, JSON Schema).
+    let rebuilt = decoder_for(&ObjectSettings {
+        topic_schema: None,
+        ..p.new.clone()
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", p.new.name))?;
     for (query, project, text, what) in &p.queries {
         let mut page = sql
             .run_paged(project, text.clone(), what, Some(PAGE_ROWS))
@@ -183,7 +190,7 @@ async fn execute(sql: &Sql, p: &mut Plan) -> anyhow::Result<()> {
                         let a = &mut p.preview.accepted;
                         a.examined += 1;
                         if let Err(rejected) =
-                            decoder.decode(redecode::message(&p.old, &event), now_us())
+                            rebuilt.decode(redecode::message(&p.old, &event), now_us())
                         {
                             a.changed(rejected.reason_code.as_str(), &event.message_id);
                         }

@@ -176,6 +176,12 @@ fn record_tree_bytes(records: &Records, encoding: WireEncoding, body: &[u8]) -> 
     }
 }
 
+/// Where a revision is kept: revision ids are unique within one schema only.
+fn revision_key(records: &Records, msg: &ReceivedMessage, revision: &str) -> String {
+    let schema = attribute(msg, SCHEMA_NAME).unwrap_or(&records.schema);
+    format!("{schema}@{revision}")
+}
+
 /// A topic schema's definition compiled as the topic's kind.
 fn compile(
     protobuf: &Option<Option<String>>,
@@ -407,7 +413,7 @@ impl Decoder {
                 .revisions
                 .read()
                 .expect("never poisoned")
-                .get(revision)
+                .get(&revision_key(records, msg, revision))
                 .cloned()
                 .unwrap_or_else(|| Err("was not fetched".into()))
                 .map_err(|why| {
@@ -433,7 +439,7 @@ impl Decoder {
             .revisions
             .read()
             .expect("never poisoned")
-            .contains_key(revision)
+            .contains_key(&revision_key(records, msg, revision))
         {
             return None;
         }
@@ -446,6 +452,7 @@ impl Decoder {
     /// Returns why the revision cannot be used, if it cannot.
     pub fn learn_revision(
         &self,
+        schema: &str,
         revision: &str,
         definition: Result<&str, String>,
     ) -> Result<(), String> {
@@ -460,7 +467,7 @@ impl Decoder {
             .revisions
             .write()
             .expect("never poisoned")
-            .insert(revision.to_string(), compiled);
+            .insert(format!("{schema}@{revision}"), compiled);
         outcome
     }
 

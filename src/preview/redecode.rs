@@ -83,11 +83,14 @@ fn put(doc: &mut Map<String, Value>, keys: &[String], value: Value, keep: bool) 
 
 /// `event` as the message `object` (the configuration it was accepted under) reads.
 pub fn message(object: &ObjectSettings, event: &StoredEvent) -> ReceivedMessage {
-    let attributes: HashMap<String, String> = event
+    let mut attributes: HashMap<String, String> = event
         .attributes
         .as_deref()
         .and_then(|a| serde_json::from_str(a).ok())
         .unwrap_or_default();
+    // They described the body as published (compressed, a record of a topic schema); the
+    // re-built body is plain JSON.
+    attributes.retain(|k, _| k != "content-encoding" && !k.starts_with("googclient_"));
     let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
     let e = &object.envelope;
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
@@ -166,6 +169,25 @@ mod tests {
 
     /// 2026-11-24T09:00:00.000001Z.
     const EVENT_TIME_US: i64 = 1_795_510_800_000_001;
+
+    /// An event that arrived compressed, or as a record of a topic schema, is re-built as the
+    /// plain JSON it was stored as: the attributes that described its body go.
+    #[test]
+    fn a_rebuilt_message_drops_what_described_the_published_body() {
+        let o = object("{format: json, object_id: payload.order_id}");
+        let mut e = stored();
+        e.attributes = Some(
+            r#"{"origin":"web","content-encoding":"zstd","googclient_schemarevisionid":"r1","googclient_schemaencoding":"BINARY"}"#.into(),
+        );
+        let m = message(&o, &e);
+        assert_eq!(m.attributes.len(), 1, "{:?}", m.attributes);
+        assert_eq!(m.attributes["origin"], "web");
+        let row = decoder_for(&o)
+            .unwrap()
+            .decode(m, 2_000_000_000_000_000)
+            .unwrap_or_else(|r| panic!("{}", r.reason));
+        assert_eq!(&*row.event_id, "e-1");
+    }
 
     /// Each format: the re-built message decodes, under the same configuration, to the row
     /// the event was stored as.

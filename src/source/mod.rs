@@ -156,10 +156,11 @@ impl ObjectSource {
                     }
                 }
             };
-            match self
-                .decoder
-                .learn_revision(&revision, definition.as_deref().map_err(Clone::clone))
-            {
+            match self.decoder.learn_revision(
+                &schema,
+                &revision,
+                definition.as_deref().map_err(Clone::clone),
+            ) {
                 Ok(()) => tracing::info!(object = %self.object.name, schema, revision,
                     "topic schema revision compiled"),
                 Err(why) => tracing::warn!(object = %self.object.name, schema, revision, why,
