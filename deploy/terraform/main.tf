@@ -43,6 +43,8 @@ locals {
     for o in local.object_files : o.name => {
       subscription = basename(o.subscription)
       topic        = basename(o.topic)
+      # The Pub/Sub schema of a schema'd topic: `topic_schema.schema_id`, else the name.
+      topic_schema = try(o.topic_schema, null) == null ? null : try(o.topic_schema.schema_id, replace(o.name, "_", "-"))
       # The object's `semantic.dataset` ([project.]dataset); else <name><suffix>.
       semantic_dataset = try(
         element(split(".", o.semantic.dataset), length(split(".", o.semantic.dataset)) - 1),
@@ -196,6 +198,18 @@ resource "google_pubsub_subscription_iam_member" "mesh_ingest_viewer" {
   subscription = google_pubsub_subscription.ingest[each.key].name
   role         = "roles/pubsub.viewer"
   member       = local.mesh_ingest_member
+}
+
+# A schema'd topic (`topic_schema:`): mesh-ingest reads each revision its messages name
+# (schemas.get). `provision --pubsub`, run with your own credentials, creates and revises the
+# schema and binds the topic.
+resource "google_pubsub_schema_iam_member" "mesh_ingest_schema_viewer" {
+  for_each = { for k, o in local.objects : k => o if o.topic_schema != null }
+
+  project = var.project_id
+  schema  = each.value.topic_schema
+  role    = "roles/pubsub.viewer"
+  member  = local.mesh_ingest_member
 }
 
 # --- BigQuery -----------------------------------------------------------------------------------
