@@ -155,7 +155,7 @@ const CLOCK_SKEW_US: i64 = 3_600_000_000;
 
 /// The object's decoder, and Pub/Sub to read the revisions a schema'd topic's dead letters
 /// name (`None` without a topic schema).
-async fn decoding(
+pub(super) async fn decoding(
     settings: &Settings,
     object: &ObjectSettings,
 ) -> anyhow::Result<(
@@ -172,7 +172,7 @@ async fn decoding(
 
 /// Reads the topic schema revision `msg` names, if `decoder` has not compiled it yet. An
 /// unusable revision leaves its letters dead-lettered, with the reason.
-async fn learn_revision(
+pub(super) async fn learn_revision(
     pubsub: Option<&crate::source::pubsub::Subscriptions>,
     decoder: &crate::envelope::Decoder,
     msg: &ReceivedMessage,

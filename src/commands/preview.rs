@@ -85,7 +85,7 @@ pub async fn run(settings: &Settings, options: &PreviewOptions) -> anyhow::Resul
         anyhow::bail!("{why}");
     }
     for p in &mut plans {
-        execute(&sql, p).await?;
+        execute(settings, &sql, p).await?;
     }
     let previews: Vec<ObjectPreview> = plans.into_iter().map(|p| p.preview).collect();
     if options.json {
@@ -169,8 +169,9 @@ fn plan(old: &ObjectSettings, new: &ObjectSettings, since_us: i64) -> Plan {
 }
 
 /// Runs one object's queries and tallies their rows.
-async fn execute(sql: &Sql, p: &mut Plan) -> anyhow::Result<()> {
-    let decoder = decoder_for(&p.new).map_err(|e| anyhow::anyhow!("{}: {e}", p.new.name))?;
+async fn execute(settings: &Settings, sql: &Sql, p: &mut Plan) -> anyhow::Result<()> {
+    // Dead letters of a schema'd topic are read with the revisions they name, as `dlq replay`.
+    let (decoder, pubsub) = super::dlq::decoding(settings, &p.new).await?;
     // Accepted events are re-built as JSON, records of a schema'd topic too: the new
     // configuration reads them as JSON (its envelope, event types, limits, JSON Schema).
     let rebuilt = decoder_for(&ObjectSettings {
@@ -209,6 +210,8 @@ async fn execute(sql: &Sql, p: &mut Plan) -> anyhow::Result<()> {
                             d.unchanged("body_not_kept");
                             continue;
                         }
+                        super::dlq::learn_revision(pubsub.as_ref(), &decoder, &letter.message)
+                            .await?;
                         match decoder.decode(letter.message, now_us()) {
                             Ok(_) => d.changed(&letter.reason_code, &id),
                             Err(rejected) => d.unchanged(rejected.reason_code.as_str()),
