@@ -7,6 +7,8 @@ predicts for the same configuration and worker threads (issue 24):
   just under `limits.max_json_depth` — all waiting on the subscription before the service
   starts, so they arrive at once;
 - 40 objects all bursting at once: a backlog of 4 KiB events on each of 40 subscriptions;
+- records of a schema'd topic (issue 27): Avro bodies of about 0.9 MiB holding a map of tiny
+  members, in JSON encoding (parsed into a value tree first) and in binary;
 - compressed bodies (issue 27): the `members` body zstd-compressed (inflates to just under the
   limit, then meets the schema check), and gzip bombs (8 KiB that would inflate to 8 MiB).
 
@@ -174,6 +176,42 @@ def hostile(binary: Path, build_config: Path, tag: str, shape: str, threads: int
             "outcome": ", ".join(f"{k} {n}" for k, n in sorted(outcome) if n != "0"), **result}
 
 
+RECORD_AVSC = json.dumps({"type": "record", "name": "Rec", "fields": [
+    {"name": "event_id", "type": "string"}, {"name": "event_type", "type": "string"},
+    {"name": "event_time", "type": "string"},
+    {"name": "payload", "type": {"type": "record", "name": "P", "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "members", "type": {"type": "map", "values": "long"}}]}}]})
+
+
+def records(binary: Path, build_config: Path, tag: str, encoding: str, threads: int = 2) -> dict:
+    """Avro records of about 0.9 MiB (a map of tiny members) on a schema'd topic."""
+    suffix = f"{tag}_rec{encoding}_{threads}_{int(time.time())}"
+    cfg = config_dir(f"records-{suffix}", build_config)
+    (cfg / "objects/rec.avsc").write_text(RECORD_AVSC)
+    ident = suffix.replace("_", "-")
+    (cfg / "objects/rec.yaml").write_text(
+        f"name: rec\nsubscription: {ident}-sub\ntopic: {ident}\n"
+        f"ingest_table: rec_{suffix}.events\ndead_letter_table: rec_{suffix}.dead_letter\n"
+        f"topic_schema:\n  type: avro\n  file: rec.avsc\n  encoding: {encoding}\n  schema_id: s-{ident}\n"
+        "envelope:\n  format: json\n  object_id: payload.id\n")
+    subprocess.run([str(TOOL), "--config", str(cfg), "--env", "local", "provision"], check=True, capture_output=True)
+    members = {f"m{j}": 0 for j in range(80_000)}  # about 0.9 MiB as JSON
+    lines = [json.dumps({"event_id": f"r-{i}", "event_type": "Changed", "event_time": "2026-12-05T10:00:00Z",
+                         "payload": {"id": f"r{i}", "members": members}}) for i in range(HOSTILE_BODIES)]
+    publish(cfg, "rec", lines)
+    sql = (f"SELECT (SELECT COUNT(*) FROM rec_{suffix}.events) + "
+           f"(SELECT COUNT(*) FROM rec_{suffix}.dead_letter) AS n")
+    predicted = predicted_mib(binary, cfg, threads)
+    result = run_until(binary, cfg, threads, sql, HOSTILE_BODIES)
+    outcome = rows(f"SELECT reason_code, COUNT(*) FROM rec_{suffix}.dead_letter GROUP BY reason_code")
+    outcome.append(["landed", str(count(f"SELECT COUNT(*) FROM rec_{suffix}.events"))])
+    shutil.rmtree(cfg, ignore_errors=True)
+    return {"case": f"Avro records ({encoding}), map of 80,000 members", "threads": threads,
+            "body_bytes": len(lines[0]), "predicted_mib": predicted,
+            "outcome": ", ".join(f"{k} {n}" for k, n in sorted(outcome) if n != "0"), **result}
+
+
 def burst(binary: Path, build_config: Path, tag: str) -> dict:
     suffix = f"{tag}_{int(time.time())}"
     cfg = config_dir(f"burst-{suffix}", build_config)
@@ -226,15 +264,21 @@ def measure(binary: Path, build_config: Path, tag: str) -> list[dict]:
     for shape, encoding in COMPRESSED_SHAPES:
         runs.append(hostile(binary, build_config, tag, shape, 2, encoding))
         print(json.dumps({"build": tag, **runs[-1]}), file=sys.stderr, flush=True)
+    for encoding in ["json", "binary"]:
+        runs.append(records(binary, build_config, tag, encoding))
+        print(json.dumps({"build": tag, **runs[-1]}), file=sys.stderr, flush=True)
     runs.append(burst(binary, build_config, tag))
     print(json.dumps({"build": tag, **runs[-1]}), file=sys.stderr, flush=True)
     return runs
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["compressed"]:
-    # python3 benches/memory_bound.py compressed BINARY CONFIG_DIR: the compressed shapes only.
+    # python3 benches/memory_bound.py compressed BINARY CONFIG_DIR: the issue-27 shapes only
+    # (compressed bodies, records of a schema'd topic).
     for shape, encoding in COMPRESSED_SHAPES:
         print(json.dumps(hostile(Path(sys.argv[2]), Path(sys.argv[3]), "now", shape, 2, encoding)))
+    for encoding in ["json", "binary"]:
+        print(json.dumps(records(Path(sys.argv[2]), Path(sys.argv[3]), "now", encoding)))
 elif __name__ == "__main__":
     # python3 benches/memory_bound.py BINARY CONFIG_DIR [TAG]
     for r in measure(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "now"):

@@ -46,7 +46,7 @@ pub fn memory_report(settings: &Settings, cpus: u64) -> String {
         "{BUDGET_LINE}{cpus} worker thread(s)): {}\n  baseline: {}\n  \
          reused payload columns: {} ({cpus} × the largest batch)\n  \
          decompressors: {} ({cpus} × one zstd window and state)\n  \
-         JSON Schema checks: {} (all objects together)\n  \
+         JSON Schema checks and record trees: {} (all objects together)\n  \
          messages held: {} (all streams together; application.max_outstanding_bytes = {})\n  \
          decoded rows: {} (application.max_outstanding_messages = {})\n  \
          appends in flight: {} ({APPEND_COPIES} copies of application.max_append_bytes = {})\n",

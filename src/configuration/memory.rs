@@ -28,7 +28,9 @@
 //! - **validation**: the value trees JSON Schema checks build, process-wide: every source
 //!   holds a message's bound of its tree (`Decoder::working_set`) from one semaphore of
 //!   `VALIDATION_BYTES` while it decodes, and a payload that could need more is rejected
-//!   (`too_large`) unbuilt. Flat in the number of objects and of worker threads.
+//!   (`too_large`) unbuilt. Flat in the number of objects and of worker threads. Records of a
+//!   schema'd topic that are read into a value tree before being written (Avro JSON, Protocol
+//!   Buffers) hold their bound from the same semaphore (`Decoder::record_working_set`).
 //! - **decompressors**: per worker thread, the gzip and zstd decompressors it keeps between
 //!   compressed bodies (`decompressor_bytes`: the zstd window, at most `max_message_bytes`
 //!   rounded up to a power of two, and the state around it).
@@ -99,7 +101,8 @@ pub struct MemoryBudget {
     pub baseline: u64,
     /// The reused payload columns: one batch per worker thread.
     pub column_buffers: u64,
-    /// JSON Schema value trees, all objects together (0 when no object has a schema).
+    /// JSON Schema value trees and record value trees, all objects together (0 when no object
+    /// has a JSON Schema or a topic schema).
     pub validation: u64,
     /// The decompressors each worker thread keeps for compressed bodies.
     pub decompressors: u64,
@@ -146,7 +149,12 @@ pub fn budget(
             .map(|o| decompressor_bytes(o.limits.max_message_bytes))
             .max()
             .unwrap_or(0);
-    let validation = if settings.iter().any(|o| o.payload_schema.is_some()) {
+    // JSON Schema checks, and the value trees of records read before they are written (Avro
+    // JSON, Protocol Buffers) draw on the same working set.
+    let validation = if settings
+        .iter()
+        .any(|o| o.payload_schema.is_some() || o.topic_schema.is_some())
+    {
         VALIDATION_BYTES
     } else {
         0
@@ -262,6 +270,22 @@ mod tests {
         assert!(counted <= app.max_outstanding_messages * ROW_OVERHEAD_BYTES);
         // Shared again, nothing changes.
         assert!(!share_windows(&mut objects, &app));
+    }
+
+    #[test]
+    fn a_topic_schema_counts_the_shared_decoding_working_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("r.avsc"),
+            r#"{"type": "record", "name": "R", "fields": []}"#,
+        )
+        .unwrap();
+        let yaml = "name: rec\nsubscription: r-sub\ningest_table: d.r\ndead_letter_table: d.r_dl\n\
+                    envelope: {format: json, object_id: id}\n\
+                    topic_schema: {type: avro, file: r.avsc, encoding: json}\n";
+        let with = ObjectSettings::parse(yaml, &dir.path().join("r.yaml"), "p").unwrap();
+        assert_eq!(budget(&[with], &app(), 1).validation, VALIDATION_BYTES);
+        assert_eq!(budget(&objects(1), &app(), 1).validation, 0);
     }
 
     #[test]
