@@ -5,20 +5,18 @@
 
 use super::provision::Report;
 use crate::configuration::{GcpSettings, SchemaEncoding, SchemaKind, TopicSchemaSettings};
+use crate::envelope::record::avro_normalized;
 use crate::gcp::configured;
 use anyhow::Context;
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_pubsub::client::{SchemaService, TopicAdmin};
 use google_cloud_pubsub::model::{Encoding, Schema, SchemaSettings, SchemaView, Topic, schema};
 
-/// Whether two definitions are the same schema: Avro's in Parsing Canonical Form, whatever
-/// their layout and documentation; a `.proto` file by its text.
+/// Whether two definitions are the same schema: Avro's as JSON without documentation,
+/// whatever their layout (logical types count); a `.proto` file by its text.
 fn same_schema(a: &str, b: &str) -> bool {
-    match (
-        apache_avro::Schema::parse_str(a),
-        apache_avro::Schema::parse_str(b),
-    ) {
-        (Ok(a), Ok(b)) => a.canonical_form() == b.canonical_form(),
+    match (avro_normalized(a), avro_normalized(b)) {
+        (Some(a), Some(b)) => a == b,
         _ => a == b,
     }
 }
@@ -132,7 +130,9 @@ mod tests {
         let a = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#;
         let b = "{\n  \"type\": \"record\", \"name\": \"R\", \"doc\": \"x\",\n  \"fields\": [{\"name\": \"a\", \"type\": \"string\"}]\n}";
         let c = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"long"}]}"#;
+        let d = r#"{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"long","logicalType":"timestamp-micros"}}]}"#;
         assert!(same_schema(a, b));
         assert!(!same_schema(a, c));
+        assert!(!same_schema(c, d), "a logical type is a change");
     }
 }

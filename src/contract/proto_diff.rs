@@ -2,7 +2,7 @@
 //! from the topic's message down (by full name), and enum by enum. Breaking: a field's number
 //! reused for another name, type or cardinality; a field removed without reserving its number
 //! (a later revision could reuse it); a reserved number or name used again; an enum value
-//! removed without reserving it. A field renamed is breaking too: names are on the wire in JSON
+//! removed without reserving it, renamed, or using a reserved number or name. A field renamed is breaking too: names are on the wire in JSON
 //! encoding, and they are the keys of the payload the data product reads. Compatible: fields
 //! and enum values added, a removal that reserves the number.
 
@@ -112,25 +112,42 @@ impl Walk<'_, '_> {
         }
         let name = old.full_name().to_string();
         for ov in old.values() {
-            let kept = new.values().any(|v| v.number() == ov.number());
+            let kept = new.values().find(|v| v.number() == ov.number());
             let reserved = new.reserved_ranges().any(|r| r.contains(&ov.number()));
-            if !kept && !reserved {
-                self.breaking(format!(
+            match kept {
+                Some(nv) if nv.name() != ov.name() => self.breaking(format!(
+                    "{name}: value {} renamed {} (names are what JSON and the payload carry)",
+                    ov.number(),
+                    format_args!("from {} to {}", ov.name(), nv.name())
+                )),
+                Some(_) => {}
+                None if reserved => {}
+                None => self.breaking(format!(
                     "{name}: value {} ({}) removed without reserving it",
                     ov.name(),
                     ov.number()
-                ));
+                )),
             }
         }
         for nv in new
             .values()
             .filter(|v| !old.values().any(|o| o.number() == v.number()))
         {
-            self.compatible(format!(
-                "{name}: value {} ({}) added",
-                nv.name(),
-                nv.number()
-            ));
+            let was_reserved = old.reserved_ranges().any(|r| r.contains(&nv.number()))
+                || old.reserved_names().any(|r| r == nv.name());
+            if was_reserved {
+                self.breaking(format!(
+                    "{name}: value {} ({}) uses a number or name the old schema reserved",
+                    nv.name(),
+                    nv.number()
+                ));
+            } else {
+                self.compatible(format!(
+                    "{name}: value {} ({}) added",
+                    nv.name(),
+                    nv.number()
+                ));
+            }
         }
     }
 }

@@ -1013,6 +1013,14 @@ fn topic_schema_cases() -> Vec<TopicSchemaCase> {
             "json",
             Some((K::TopicSchemaBindingChanged, Breaking)),
         ),
+        (
+            Some(AVSC.replace(
+                r#""type": "int""#,
+                r#""type": {"type": "int", "logicalType": "date"}"#,
+            )),
+            "binary",
+            Some((K::TopicSchemaIncompatible, Breaking)),
+        ),
         (None, "binary", Some((K::TopicSchemaRemoved, Compatible))),
     ]
 }
@@ -1123,6 +1131,11 @@ fn proto_cases() -> Vec<ProtoCase> {
             " B = 2;",
             " B = 2; C = 3;",
             Some((K::TopicSchemaRevised, Compatible)),
+        ),
+        (
+            " B = 2;",
+            " BEE = 2;",
+            Some((K::TopicSchemaIncompatible, Breaking)),
         ),
         (
             "package t;\n",

@@ -10,7 +10,7 @@
 
 use super::diff::{ChangeKind, Changes};
 use crate::configuration::{SchemaKind, TopicSchemaSettings};
-use crate::envelope::record::proto_message;
+use crate::envelope::record::{avro_logical_types, proto_message};
 use apache_avro::Schema;
 use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 
@@ -71,6 +71,40 @@ fn avro(o: &TopicSchemaSettings, n: &TopicSchemaSettings, c: &mut Changes) {
     ) else {
         return; // `check` refuses a file that does not parse
     };
+    // Parsing Canonical Form drops logical types, and resolution lets `long` read any
+    // timestamp: a logical type changed at a position both schemas have changes what every
+    // record there means.
+    let (old_logical, new_logical) = (
+        avro_logical_types(&o.definition),
+        avro_logical_types(&n.definition),
+    );
+    let changed: Vec<String> = old_logical
+        .iter()
+        .filter_map(|(path, lt)| match new_logical.get(path) {
+            Some(nlt) if nlt != lt => Some(format!(
+                "{}: {} → {}",
+                if path.is_empty() {
+                    "(the record)"
+                } else {
+                    path.trim_start_matches('.')
+                },
+                lt.as_deref().unwrap_or("no logical type"),
+                nlt.as_deref().unwrap_or("no logical type")
+            )),
+            _ => None,
+        })
+        .collect();
+    if !changed.is_empty() {
+        return c.add(
+            ChangeKind::TopicSchemaIncompatible,
+            "topic_schema.file",
+            format!(
+                "{}: a logical type changed ({})",
+                n.file,
+                changed.join("; ")
+            ),
+        );
+    }
     if writer.canonical_form() == reader.canonical_form() {
         return;
     }

@@ -145,8 +145,16 @@ fn gunzip(data: &Bytes, max: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
                 None => slot.insert(flate2::bufread::GzDecoder::new(member)),
             };
             let room = (max + 1 - out.len()) as u64;
-            decoder.take(room).read_to_end(out)?;
+            let read = decoder.take(room).read_to_end(out);
             at += decoder.get_ref().position() as usize;
+            if let Err(e) = read {
+                decoder.reset(Cursor::new(Bytes::new()));
+                return Err(e);
+            }
+        }
+        // Kept for the next body, without this one (which may slice a larger buffer).
+        if let Some(d) = slot.as_mut() {
+            d.reset(Cursor::new(Bytes::new()));
         }
         Ok(())
     })

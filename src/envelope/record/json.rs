@@ -3,7 +3,7 @@
 
 use super::read::Writer;
 use super::schema::Node;
-use super::values::{date, decimal, latin1, time_of_day, timestamp, uuid_of};
+use super::values::{date, decimal, duration, latin1, time_of_day, timestamp, uuid_of};
 use super::{Fault, bad};
 
 impl Writer<'_> {
@@ -83,7 +83,10 @@ impl Writer<'_> {
         match (node, v) {
             (Node::Null, J::Null) => self.raw(b"null"),
             (Node::Boolean, J::Bool(b)) => self.raw(if *b { b"true" } else { b"false" }),
-            (Node::Int | Node::Long, J::Number(x)) if x.is_i64() => self.number(x),
+            (Node::Int, J::Number(x)) if x.as_i64().is_some_and(|v| i32::try_from(v).is_ok()) => {
+                self.number(x)
+            }
+            (Node::Long, J::Number(x)) if x.is_i64() => self.number(x),
             (Node::Float | Node::Double, J::Number(x)) => self.number(x),
             (Node::Float | Node::Double, J::String(s))
                 if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") =>
@@ -120,7 +123,10 @@ impl Writer<'_> {
                 let ms = x
                     .as_i64()
                     .ok_or_else(|| bad("a time that is not an integer"))?;
-                self.string(&time_of_day(ms * 1_000)?)
+                let us = ms
+                    .checked_mul(1_000)
+                    .ok_or_else(|| bad("a time of day out of range"))?;
+                self.string(&time_of_day(us)?)
             }
             (Node::TimeMicros, J::Number(x)) => {
                 let us = x
@@ -139,19 +145,7 @@ impl Writer<'_> {
                 let scale = *scale;
                 self.string(&decimal(&latin1(s)?, scale)?)
             }
-            (Node::Duration, J::String(s)) => {
-                let b = latin1(s)?;
-                let part = |i: usize| {
-                    b.get(i..i + 4)
-                        .map(|x| u32::from_le_bytes(x.try_into().expect("4 bytes")))
-                };
-                match (part(0), part(4), part(8), b.len()) {
-                    (Some(m), Some(d), Some(ms), 12) => self.raw(
-                        format!(r#"{{"months":{m},"days":{d},"milliseconds":{ms}}}"#).as_bytes(),
-                    ),
-                    _ => Err(bad("a duration that is not 12 bytes")),
-                }
-            }
+            (Node::Duration, J::String(s)) => self.raw(duration(&latin1(s)?)?.as_bytes()),
             (node, v) => Err(bad(format!(
                 "expected {}, found {}",
                 node_name(node),

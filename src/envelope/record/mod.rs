@@ -30,7 +30,7 @@ use apache_avro::Schema;
 use bytes::Bytes;
 use read::{Input, Writer};
 use schema::{Compiler, Node};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use write::Encoder;
 
 /// How a message of a schema'd topic is encoded (the `googclient_schemaencoding` attribute).
@@ -145,14 +145,7 @@ impl RecordSchema {
                     WireEncoding::Binary => "Protocol Buffer binary",
                     WireEncoding::Json => "Protocol Buffer JSON",
                 };
-                let out =
-                    proto::render(message, encoding == WireEncoding::Json, body).and_then(|out| {
-                        if out.len() > max_bytes {
-                            Err(Fault::TooLarge)
-                        } else {
-                            Ok(out)
-                        }
-                    });
+                let out = proto::render(message, encoding == WireEncoding::Json, body, max_bytes);
                 (out, what)
             }
         };
@@ -253,3 +246,69 @@ pub(super) fn bad(m: impl Into<String>) -> Fault {
 
 #[cfg(test)]
 mod tests;
+
+/// An Avro definition as JSON, without documentation: equal for the same schema however it
+/// is laid out (Parsing Canonical Form would also drop logical types, which change what
+/// a record means).
+pub fn avro_normalized(definition: &str) -> Option<serde_json::Value> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("doc");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_str(definition).ok()?;
+    strip(&mut v);
+    Some(v)
+}
+
+/// Every type position of an Avro definition (a path of field names, `[]` for array items,
+/// `{}` for map values, `|N` for union branch N) with its logical type, if it has one.
+pub fn avro_logical_types(definition: &str) -> BTreeMap<String, Option<String>> {
+    fn walk(v: &serde_json::Value, path: String, out: &mut BTreeMap<String, Option<String>>) {
+        match v {
+            serde_json::Value::Array(branches) => {
+                for (i, b) in branches.iter().enumerate() {
+                    walk(b, format!("{path}|{i}"), out);
+                }
+            }
+            serde_json::Value::Object(m) => {
+                let logical = m
+                    .get("logicalType")
+                    .and_then(|l| l.as_str())
+                    .map(str::to_string);
+                out.insert(path.clone(), logical);
+                if let Some(fields) = m.get("fields").and_then(|f| f.as_array()) {
+                    for f in fields {
+                        let name = f.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+                        if let Some(t) = f.get("type") {
+                            walk(t, format!("{path}.{name}"), out);
+                        }
+                    }
+                }
+                for (key, mark) in [("items", "[]"), ("values", "{}")] {
+                    if let Some(t) = m.get(key) {
+                        walk(t, format!("{path}{mark}"), out);
+                    }
+                }
+                if let Some(t @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) =
+                    m.get("type")
+                {
+                    walk(t, path, out);
+                }
+            }
+            _ => {
+                out.entry(path).or_insert(None);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(definition) {
+        walk(&v, String::new(), &mut out);
+    }
+    out
+}

@@ -63,11 +63,37 @@ fn options() -> SerializeOptions {
         .skip_default_fields(false)
 }
 
-/// The record in `body` (binary, or proto3 JSON when `json`) as our JSON.
+/// A writer that refuses to grow past `max` bytes: the JSON of a message can be far larger
+/// than its body (every field of every empty submessage is written), so it is capped as it
+/// is written, not after.
+struct Capped {
+    out: Vec<u8>,
+    max: usize,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.max {
+            self.over = true;
+            return Err(std::io::Error::other("over the cap"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The record in `body` (binary, or proto3 JSON when `json`) as our JSON, at most `max`
+/// bytes of it.
 pub(super) fn render(
     message: &MessageDescriptor,
     json: bool,
     body: &[u8],
+    max: usize,
 ) -> Result<Vec<u8>, Fault> {
     let decoded = if json {
         let mut de = serde_json::Deserializer::from_slice(body);
@@ -78,12 +104,18 @@ pub(super) fn render(
     } else {
         DynamicMessage::decode(message.clone(), body).map_err(|e| bad(e.to_string()))?
     };
-    let mut out = Vec::with_capacity(body.len() * 2);
-    let mut ser = serde_json::Serializer::new(&mut out);
-    decoded
-        .serialize_with_options(&mut ser, &options())
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(out)
+    let mut out = Capped {
+        out: Vec::with_capacity((body.len() * 2).min(max)),
+        max,
+        over: false,
+    };
+    let written =
+        decoded.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options());
+    match written {
+        Ok(()) => Ok(out.out),
+        Err(_) if out.over => Err(Fault::TooLarge),
+        Err(e) => Err(bad(e.to_string())),
+    }
 }
 
 /// Our JSON as a producer publishes it: binary, or proto3 JSON.

@@ -2,7 +2,7 @@
 //! before anything is reserved, output capped, nesting limited.
 
 use super::schema::Node;
-use super::values::{date, decimal, time_of_day, timestamp, uuid_of};
+use super::values::{date, decimal, duration, time_of_day, timestamp, uuid_of};
 use super::{Fault, bad};
 use base64::Engine as _;
 
@@ -285,9 +285,7 @@ impl Writer<'_> {
             }
             Node::Duration => {
                 let b = input.take(12)?;
-                let part = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
-                let (m, d, ms) = (part(0), part(4), part(8));
-                self.raw(format!(r#"{{"months":{m},"days":{d},"milliseconds":{ms}}}"#).as_bytes())
+                self.raw(duration(b)?.as_bytes())
             }
             _ => unreachable!("every other node is read by `binary`"),
         }

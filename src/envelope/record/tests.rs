@@ -317,3 +317,40 @@ fn protobuf_records_render_as_proto3_json_with_field_names_and_defaults() {
     );
     assert!(RecordSchema::protobuf(&two, Some("shop.Other"), "p").is_ok());
 }
+
+/// Found in review: numbers no Avro `date` or `time-millis` holds, and Protocol Buffer
+/// output far larger than its body, are refused, not a panic or an unbounded buffer.
+#[test]
+fn hostile_values_are_refused_without_panic_or_unbounded_output() {
+    let s = RecordSchema::avro(
+        r#"{"type": "record", "name": "D", "fields": [
+            {"name": "d", "type": {"type": "int", "logicalType": "date"}},
+            {"name": "t", "type": {"type": "int", "logicalType": "time-millis"}}]}"#,
+        "r",
+    )
+    .unwrap();
+    for body in [
+        r#"{"d": 9223372036854775807, "t": 0}"#,
+        r#"{"d": 0, "t": 9223372036854775807}"#,
+    ] {
+        let e = s
+            .render(WireEncoding::Json, body.as_bytes(), 1 << 20, 64)
+            .unwrap_err();
+        assert_eq!(e.code, ReasonCode::UndecodableRecord, "{}", e.reason);
+    }
+    // 1,000 empty submessages (2 bytes each) of a message with many fields: every field of
+    // each is written, so the JSON is far larger than the body; the cap stops it.
+    let fields: String = (1..=40).map(|i| format!("string f{i} = {i};\n")).collect();
+    let proto = format!(
+        "syntax = \"proto3\";\nmessage Outer {{\n  message Inner {{\n{fields}  }}\n  repeated Inner items = 1;\n}}\n"
+    );
+    let p = RecordSchema::protobuf(&proto, None, "p").unwrap();
+    let body: Vec<u8> = std::iter::repeat_n([0x0a_u8, 0x00], 1000)
+        .flatten()
+        .collect();
+    let e = p
+        .render(WireEncoding::Binary, &body, 64 * 1024, 64)
+        .unwrap_err();
+    assert_eq!(e.code, ReasonCode::TooLarge, "{}", e.reason);
+    assert!(p.render(WireEncoding::Binary, &body, 1 << 20, 64).is_ok());
+}

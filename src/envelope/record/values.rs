@@ -16,9 +16,12 @@ pub(super) fn uuid_of(b: &[u8]) -> Result<String, Fault> {
 }
 
 pub(super) fn date(days: i64) -> Result<String, Fault> {
+    // An Avro `date` is an int; beyond it (Avro JSON carries any number) is out of range,
+    // and `Duration::days` would panic far beyond it.
+    let days = i32::try_from(days).map_err(|_| bad("a date out of range"))?;
     let epoch = time::Date::from_calendar_date(1970, time::Month::January, 1).expect("valid");
     let d = epoch
-        .checked_add(time::Duration::days(days))
+        .checked_add(time::Duration::days(i64::from(days)))
         .ok_or_else(|| bad("a date out of range"))?;
     Ok(format!(
         "{:04}-{:02}-{:02}",
@@ -70,6 +73,9 @@ pub(super) fn decimal(b: &[u8], scale: u32) -> Result<String, Fault> {
     }
     let digits = v.unsigned_abs().to_string();
     let scale = scale as usize;
+    if scale > 76 {
+        return Err(bad("a decimal scale above 76"));
+    }
     let (int, frac) = if digits.len() > scale {
         digits.split_at(digits.len() - scale)
     } else {
@@ -81,4 +87,18 @@ pub(super) fn decimal(b: &[u8], scale: u32) -> Result<String, Fault> {
     } else {
         format!("{sign}{int}.{frac:0>scale$}")
     })
+}
+
+/// An Avro `duration` (12 bytes: months, days, milliseconds, little-endian) as an object.
+pub(super) fn duration(b: &[u8]) -> Result<String, Fault> {
+    let part = |i: usize| {
+        b.get(i..i + 4)
+            .map(|x| u32::from_le_bytes(x.try_into().expect("4 bytes")))
+    };
+    match (part(0), part(4), part(8), b.len()) {
+        (Some(m), Some(d), Some(ms), 12) => Ok(format!(
+            r#"{{"months":{m},"days":{d},"milliseconds":{ms}}}"#
+        )),
+        _ => Err(bad("a duration that is not 12 bytes")),
+    }
 }
