@@ -354,3 +354,31 @@ fn hostile_values_are_refused_without_panic_or_unbounded_output() {
     assert_eq!(e.code, ReasonCode::TooLarge, "{}", e.reason);
     assert!(p.render(WireEncoding::Binary, &body, 1 << 20, 64).is_ok());
 }
+
+#[test]
+fn a_decimal_in_a_wide_fixed_round_trips_and_one_too_wide_for_it_is_refused() {
+    let s = RecordSchema::avro(
+        r#"{"type": "record", "name": "M", "fields": [{"name": "amount", "type":
+            {"type": "fixed", "name": "F", "size": 20, "logicalType": "decimal", "precision": 40, "scale": 2}}]}"#,
+        "r",
+    )
+    .unwrap();
+    for amount in ["-1.23", "12345678901234567890.50"] {
+        let body = s
+            .encode(WireEncoding::Binary, &json!({"amount": amount}))
+            .unwrap();
+        assert_eq!(body.len(), 20);
+        let back = s.render(WireEncoding::Binary, &body, 1024, 64).unwrap();
+        assert_eq!(parse(&back), json!({"amount": amount}));
+    }
+    let narrow = RecordSchema::avro(
+        r#"{"type": "record", "name": "M", "fields": [{"name": "amount", "type":
+            {"type": "fixed", "name": "F", "size": 1, "logicalType": "decimal", "precision": 2, "scale": 0}}]}"#,
+        "r",
+    )
+    .unwrap();
+    let e = narrow
+        .encode(WireEncoding::Binary, &json!({"amount": "300"}))
+        .unwrap_err();
+    assert!(e.contains("does not fit 1 bytes"), "{e}");
+}

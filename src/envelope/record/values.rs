@@ -60,8 +60,14 @@ pub(super) fn timestamp(value: i64, unit: i64, local: bool) -> Result<String, Fa
 
 /// A decimal's exact value from its big-endian two's-complement unscaled bytes.
 pub(super) fn decimal(b: &[u8], scale: u32) -> Result<String, Fault> {
+    // A `fixed` wider than 16 bytes holds sign extension first: only the rest must fit.
+    let extension = b
+        .windows(2)
+        .take_while(|w| (w[0] == 0 && w[1] & 0x80 == 0) || (w[0] == 0xff && w[1] & 0x80 != 0))
+        .count();
+    let b = &b[extension..];
     if b.len() > 16 {
-        return Err(bad("a decimal of more than 16 bytes"));
+        return Err(bad("a decimal beyond 128 bits"));
     }
     let mut v: i128 = if b.first().is_some_and(|x| x & 0x80 != 0) {
         -1

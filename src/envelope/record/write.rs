@@ -336,7 +336,8 @@ fn binary_logical(node: &Node, v: &serde_json::Value, out: &mut Vec<u8>) -> Resu
     }
 }
 
-/// A decimal's unscaled value, big-endian two's complement: `fixed` bytes, or the fewest.
+/// A decimal's unscaled value, big-endian two's complement: `fixed` bytes (refused if it
+/// does not fit), or the fewest.
 fn decimal_bytes(s: &str, scale: usize, fixed: Option<usize>) -> Result<Vec<u8>, String> {
     let (int_part, frac) = s.split_once('.').unwrap_or((s, ""));
     if frac.len() > scale {
@@ -347,16 +348,20 @@ fn decimal_bytes(s: &str, scale: usize, fixed: Option<usize>) -> Result<Vec<u8>,
         .parse()
         .map_err(|_| format!("{s} is not a decimal"))?;
     let be = unscaled.to_be_bytes();
-    Ok(match fixed {
-        Some(size) => be[16 - size.min(16)..].to_vec(),
-        None => {
-            let skip = be
-                .windows(2)
-                .take_while(|w| {
-                    (w[0] == 0 && w[1] & 0x80 == 0) || (w[0] == 0xff && w[1] & 0x80 != 0)
-                })
-                .count();
-            be[skip..].to_vec()
+    // The shortest two's-complement form, then sign-extended to a `fixed` size.
+    let skip = be
+        .windows(2)
+        .take_while(|w| (w[0] == 0 && w[1] & 0x80 == 0) || (w[0] == 0xff && w[1] & 0x80 != 0))
+        .count();
+    let shortest = &be[skip..];
+    match fixed {
+        None => Ok(shortest.to_vec()),
+        Some(size) if shortest.len() > size => Err(format!("{s} does not fit {size} bytes")),
+        Some(size) => {
+            let sign = if unscaled < 0 { 0xff } else { 0 };
+            let mut out = vec![sign; size - shortest.len()];
+            out.extend_from_slice(shortest);
+            Ok(out)
         }
-    })
+    }
 }
