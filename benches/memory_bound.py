@@ -164,15 +164,23 @@ def hostile(binary: Path, build_config: Path, tag: str, shape: str, threads: int
     limit = limits(binary, cfg, "order")["max_message_bytes"]
     depth = limits(binary, cfg, "order")["max_json_depth"]
     publish(cfg, "order", [hostile_body(shape, i, limit, depth) for i in range(HOSTILE_BODIES)], compress)
-    sql = (f"SELECT (SELECT COUNT(*) FROM hostile_{suffix}.events) + "
-           f"(SELECT COUNT(*) FROM hostile_{suffix}.dead_letter) AS n")
+    case = f"hostile {shape}" + (f" ({compress})" if compress else "")
+    return {"case": case, "threads": threads, "body_bytes": limit,
+            **run_and_tally(binary, cfg, threads, f"hostile_{suffix}")}
+
+
+def run_and_tally(binary: Path, cfg: Path, threads: int, dataset: str) -> dict:
+    """Runs `binary` on `cfg` until the HOSTILE_BODIES published to the object whose tables
+    are `<dataset>.events` / `.dead_letter` are all there; the prediction, the outcome by
+    reason, and `run_until`'s figures. Removes `cfg`."""
+    sql = (f"SELECT (SELECT COUNT(*) FROM {dataset}.events) + "
+           f"(SELECT COUNT(*) FROM {dataset}.dead_letter) AS n")
     predicted = predicted_mib(binary, cfg, threads)
     result = run_until(binary, cfg, threads, sql, HOSTILE_BODIES)
-    outcome = rows(f"SELECT reason_code, COUNT(*) FROM hostile_{suffix}.dead_letter GROUP BY reason_code")
-    outcome.append(["landed", str(count(f"SELECT COUNT(*) FROM hostile_{suffix}.events"))])
+    outcome = rows(f"SELECT reason_code, COUNT(*) FROM {dataset}.dead_letter GROUP BY reason_code")
+    outcome.append(["landed", str(count(f"SELECT COUNT(*) FROM {dataset}.events"))])
     shutil.rmtree(cfg, ignore_errors=True)
-    case = f"hostile {shape}" + (f" ({compress})" if compress else "")
-    return {"case": case, "threads": threads, "body_bytes": limit, "predicted_mib": predicted,
+    return {"predicted_mib": predicted,
             "outcome": ", ".join(f"{k} {n}" for k, n in sorted(outcome) if n != "0"), **result}
 
 
@@ -200,16 +208,8 @@ def records(binary: Path, build_config: Path, tag: str, encoding: str, threads: 
     lines = [json.dumps({"event_id": f"r-{i}", "event_type": "Changed", "event_time": "2026-12-05T10:00:00Z",
                          "payload": {"id": f"r{i}", "members": members}}) for i in range(HOSTILE_BODIES)]
     publish(cfg, "rec", lines)
-    sql = (f"SELECT (SELECT COUNT(*) FROM rec_{suffix}.events) + "
-           f"(SELECT COUNT(*) FROM rec_{suffix}.dead_letter) AS n")
-    predicted = predicted_mib(binary, cfg, threads)
-    result = run_until(binary, cfg, threads, sql, HOSTILE_BODIES)
-    outcome = rows(f"SELECT reason_code, COUNT(*) FROM rec_{suffix}.dead_letter GROUP BY reason_code")
-    outcome.append(["landed", str(count(f"SELECT COUNT(*) FROM rec_{suffix}.events"))])
-    shutil.rmtree(cfg, ignore_errors=True)
     return {"case": f"Avro records ({encoding}), map of 80,000 members", "threads": threads,
-            "body_bytes": len(lines[0]), "predicted_mib": predicted,
-            "outcome": ", ".join(f"{k} {n}" for k, n in sorted(outcome) if n != "0"), **result}
+            "body_bytes": len(lines[0]), **run_and_tally(binary, cfg, threads, f"rec_{suffix}")}
 
 
 def burst(binary: Path, build_config: Path, tag: str) -> dict:

@@ -175,21 +175,15 @@ pub(super) async fn decoding(
 pub(super) async fn learn_revision(
     pubsub: Option<&crate::source::pubsub::Subscriptions>,
     decoder: &crate::envelope::Decoder,
+    object: &ObjectSettings,
     msg: &ReceivedMessage,
 ) -> anyhow::Result<()> {
     let (Some(pubsub), Some((schema, revision))) = (pubsub, decoder.unknown_revision(msg)) else {
         return Ok(());
     };
-    let definition = pubsub
-        .schema_revision(&schema, &revision)
+    crate::source::learn_revision(pubsub, decoder, &object.name, &schema, &revision)
         .await
-        .map_err(|e| anyhow::anyhow!("reading revision {revision} of {schema}: {e}"))?
-        .ok_or_else(|| "Pub/Sub does not have this revision".to_string());
-    let _ = decoder.learn_revision(
-        &schema,
-        &revision,
-        definition.as_deref().map_err(Clone::clone),
-    );
+        .map_err(|e| anyhow::anyhow!("reading revision {revision} of {schema}: {e}"))?;
     Ok(())
 }
 
@@ -237,7 +231,7 @@ pub async fn replay(settings: &Settings, options: ReplayOptions) -> anyhow::Resu
                 tally.truncated += 1;
                 continue;
             }
-            learn_revision(pubsub.as_ref(), &decoder, &letter.message).await?;
+            learn_revision(pubsub.as_ref(), &decoder, object, &letter.message).await?;
             match decoder.decode(letter.message, now_us()) {
                 Ok(mut row) => {
                     tally.passed += 1;

@@ -210,8 +210,13 @@ async fn execute(settings: &Settings, sql: &Sql, p: &mut Plan) -> anyhow::Result
                             d.unchanged("body_not_kept");
                             continue;
                         }
-                        super::dlq::learn_revision(pubsub.as_ref(), &decoder, &letter.message)
-                            .await?;
+                        super::dlq::learn_revision(
+                            pubsub.as_ref(),
+                            &decoder,
+                            &p.new,
+                            &letter.message,
+                        )
+                        .await?;
                         match decoder.decode(letter.message, now_us()) {
                             Ok(_) => d.changed(&letter.reason_code, &id),
                             Err(rejected) => d.unchanged(rejected.reason_code.as_str()),

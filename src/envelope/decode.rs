@@ -3,7 +3,7 @@
 use super::encoding;
 use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type, values_at_most};
 use super::record::{RecordSchema, SCHEMA_ENCODING, SCHEMA_NAME, SCHEMA_REVISION, WireEncoding};
-use super::spec::{DecoderSpec, Format, Limits, Locator};
+use super::spec::{DecoderSpec, Format, Limits, Locator, RecordFormat};
 use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -51,8 +51,7 @@ pub struct Decoder {
 /// The topic schema's revisions this decoder has compiled, and the contract's own.
 struct Records {
     schema: String,
-    /// Protocol Buffers, and the message; `None`: Avro.
-    protobuf: Option<Option<String>>,
+    format: RecordFormat,
     encoding: WireEncoding,
     local: Arc<RecordSchema>,
     /// Each revision fetched, compiled, or why it cannot be used.
@@ -167,13 +166,18 @@ fn json_string(raw: &str) -> Result<Cow<'_, str>, serde_json::Error> {
 /// tree (as a JSON body's), a Protocol Buffer message's (at most one value per byte, so the
 /// same bound per byte); nothing for Avro binary, read straight into JSON.
 fn record_tree_bytes(records: &Records, encoding: WireEncoding, body: &[u8]) -> usize {
-    if records.protobuf.is_some() {
+    if matches!(records.format, RecordFormat::Protobuf(_)) {
         body.len().saturating_mul(TREE_BYTES_PER_VALUE + 1)
     } else if encoding == WireEncoding::Json {
         tree_bytes(body)
     } else {
         0
     }
+}
+
+/// The encoding `msg`'s `content-encoding` attribute declares.
+fn content_encoding(msg: &ReceivedMessage) -> Result<Option<encoding::ContentEncoding>, Rejection> {
+    encoding::ContentEncoding::parse(attribute(msg, encoding::CONTENT_ENCODING))
 }
 
 /// Where a revision is kept: revision ids are unique within one schema only.
@@ -184,13 +188,15 @@ fn revision_key(records: &Records, msg: &ReceivedMessage, revision: &str) -> Str
 
 /// A topic schema's definition compiled as the topic's kind.
 fn compile(
-    protobuf: &Option<Option<String>>,
+    format: &RecordFormat,
     definition: &str,
     revision: &str,
 ) -> Result<RecordSchema, String> {
-    match protobuf {
-        None => RecordSchema::avro(definition, revision),
-        Some(message) => RecordSchema::protobuf(definition, message.as_deref(), revision),
+    match format {
+        RecordFormat::Avro => RecordSchema::avro(definition, revision),
+        RecordFormat::Protobuf(message) => {
+            RecordSchema::protobuf(definition, message.as_deref(), revision)
+        }
     }
 }
 
@@ -309,9 +315,9 @@ impl Decoder {
             .topic_schema
             .as_ref()
             .map(|t| {
-                compile(&t.protobuf, &t.definition, "of the contract's file").map(|local| Records {
+                compile(&t.format, &t.definition, "of the contract's file").map(|local| Records {
                     schema: t.schema.clone(),
-                    protobuf: t.protobuf.clone(),
+                    format: t.format.clone(),
                     encoding: t.encoding,
                     local: Arc::new(local),
                     revisions: RwLock::new(HashMap::new()),
@@ -350,7 +356,7 @@ impl Decoder {
         if self.records.is_some() && msg.data.len() <= self.limits.max_message_bytes {
             return self.limits.max_message_bytes;
         }
-        match encoding::ContentEncoding::of(msg) {
+        match content_encoding(msg) {
             Ok(Some(_)) if msg.data.len() <= self.limits.max_message_bytes => {
                 self.limits.max_message_bytes
             }
@@ -365,7 +371,7 @@ impl Decoder {
         if let Some(records) = &self.records {
             return Inflated(self.render_record(records, msg).map(Some));
         }
-        let inflated = encoding::ContentEncoding::of(msg).and_then(|e| match e {
+        let inflated = content_encoding(msg).and_then(|e| match e {
             None => Ok(None),
             Some(_) if msg.data.len() > max => Err(too_large(msg.data.len(), max)),
             Some(e) => {
@@ -460,7 +466,7 @@ impl Decoder {
             return Ok(());
         };
         let compiled = definition
-            .and_then(|d| compile(&records.protobuf, d, revision))
+            .and_then(|d| compile(&records.format, d, revision))
             .map(Arc::new);
         let outcome = compiled.as_ref().map(|_| ()).map_err(Clone::clone);
         records

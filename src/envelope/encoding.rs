@@ -8,7 +8,7 @@
 //! it on any transport; in binary-mode CloudEvents it applies to the body, which is the event's
 //! data. (CloudEvents 1.0 has no attribute of its own for this.)
 
-use crate::pipeline::{ReasonCode, ReceivedMessage, Rejection};
+use crate::pipeline::{ReasonCode, Rejection};
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::io::{Cursor, Read};
@@ -31,9 +31,10 @@ impl ContentEncoding {
         }
     }
 
-    /// The encoding `msg` declares; `None` for none (no attribute, empty, or `identity`).
-    pub fn of(msg: &ReceivedMessage) -> Result<Option<ContentEncoding>, Rejection> {
-        let Some(value) = msg.attributes.get(CONTENT_ENCODING) else {
+    /// The encoding a `content-encoding` attribute's value declares; `None` for none (no
+    /// attribute, empty, or `identity`).
+    pub fn parse(value: Option<&str>) -> Result<Option<ContentEncoding>, Rejection> {
+        let Some(value) = value else {
             return Ok(None);
         };
         let value = value.trim();
@@ -221,13 +222,6 @@ mod tests {
         compress(ContentEncoding::Zstd, data)
     }
 
-    fn msg(encoding: &str) -> ReceivedMessage {
-        ReceivedMessage {
-            attributes: [(CONTENT_ENCODING.to_string(), encoding.to_string())].into(),
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn the_attribute_names_the_encoding_in_any_case() {
         for (value, want) in [
@@ -238,13 +232,14 @@ mod tests {
             ("identity", None),
             ("", None),
         ] {
-            assert_eq!(ContentEncoding::of(&msg(value)).unwrap(), want, "{value}");
+            assert_eq!(
+                ContentEncoding::parse(Some(value)).unwrap(),
+                want,
+                "{value}"
+            );
         }
-        assert_eq!(
-            ContentEncoding::of(&ReceivedMessage::default()).unwrap(),
-            None
-        );
-        let e = ContentEncoding::of(&msg("br")).unwrap_err();
+        assert_eq!(ContentEncoding::parse(None).unwrap(), None);
+        let e = ContentEncoding::parse(Some("br")).unwrap_err();
         assert_eq!(e.code, ReasonCode::InvalidEncoding);
         assert!(e.reason.contains("`br`"), "{}", e.reason);
     }

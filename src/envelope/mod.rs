@@ -10,7 +10,7 @@ pub mod record;
 mod spec;
 
 pub use decode::{Decoder, Inflated};
-pub use spec::{DecoderSpec, Format, Limits, Locator, TopicSchemaSpec};
+pub use spec::{DecoderSpec, Format, Limits, Locator, RecordFormat, TopicSchemaSpec};
 
 #[cfg(test)]
 mod tests;

@@ -59,6 +59,14 @@ pub struct Limits {
     pub max_validation_bytes: usize,
 }
 
+/// The kind of a topic schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordFormat {
+    Avro,
+    /// The message the topic carries (`None`: the file's only top-level one).
+    Protobuf(Option<String>),
+}
+
 /// The topic schema an object's messages are records of (see [`record`](super::record)).
 #[derive(Debug, Clone)]
 pub struct TopicSchemaSpec {
@@ -66,8 +74,7 @@ pub struct TopicSchemaSpec {
     pub schema: String,
     /// The contract's schema file: decodes a message that names no revision.
     pub definition: String,
-    /// Protocol Buffers: the message (`None`: the file's only top-level one); `None` for Avro.
-    pub protobuf: Option<Option<String>>,
+    pub format: RecordFormat,
     /// How a message that does not say is encoded.
     pub encoding: super::record::WireEncoding,
 }

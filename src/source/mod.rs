@@ -12,7 +12,9 @@ use crate::configuration::memory::{VALIDATION_BYTES, zstd_window_log};
 use crate::configuration::{EnvelopeFormat, FieldLocator, ObjectSettings};
 use crate::configuration::{SchemaEncoding, SchemaKind};
 use crate::envelope::record::WireEncoding;
-use crate::envelope::{Decoder, DecoderSpec, Format, Limits, Locator, TopicSchemaSpec};
+use crate::envelope::{
+    Decoder, DecoderSpec, Format, Limits, Locator, RecordFormat, TopicSchemaSpec,
+};
 use crate::health::{ObjectHealth, Reporter};
 use crate::pipeline::clock::now_us;
 use crate::pipeline::{Ack, Decoded, ReceivedMessage};
@@ -44,7 +46,10 @@ pub fn decoder_for(object: &ObjectSettings) -> Result<Decoder, String> {
         topic_schema: object.topic_schema.as_ref().map(|t| TopicSchemaSpec {
             schema: t.schema.clone(),
             definition: t.definition.clone(),
-            protobuf: (t.kind == SchemaKind::Protobuf).then(|| t.message.clone()),
+            format: match t.kind {
+                SchemaKind::Avro => RecordFormat::Avro,
+                SchemaKind::Protobuf => RecordFormat::Protobuf(t.message.clone()),
+            },
             encoding: match t.encoding {
                 SchemaEncoding::Json => WireEncoding::Json,
                 SchemaEncoding::Binary => WireEncoding::Binary,
@@ -126,6 +131,37 @@ impl ObjectSource {
     }
 }
 
+/// Reads `revision` of `schema` from Pub/Sub and has `decoder` compile it, or remember why
+/// there is none (its messages are then dead-lettered with the reason). An error is Pub/Sub's,
+/// to retry: nothing is learnt.
+pub async fn learn_revision(
+    pubsub: &pubsub::Subscriptions,
+    decoder: &Decoder,
+    object: &str,
+    schema: &str,
+    revision: &str,
+) -> Result<(), String> {
+    let definition = pubsub
+        .schema_revision(schema, revision)
+        .await?
+        .ok_or_else(|| "Pub/Sub does not have this revision".to_string());
+    match decoder.learn_revision(
+        schema,
+        revision,
+        definition.as_deref().map_err(Clone::clone),
+    ) {
+        Ok(()) => tracing::info!(object, schema, revision, "topic schema revision compiled"),
+        Err(why) => tracing::warn!(
+            object,
+            schema,
+            revision,
+            why,
+            "topic schema revision unusable: its messages are dead-lettered"
+        ),
+    }
+    Ok(())
+}
+
 impl ObjectSource {
     /// Fetches the topic schema revision `msg` names if the decoder has not compiled it yet,
     /// retrying while Pub/Sub cannot be read (the message waits, leased; each failure is
@@ -140,33 +176,27 @@ impl ObjectSource {
         );
         let mut failures = 0;
         loop {
-            let definition = match self.subscriber.schema_revision(&schema, &revision).await {
-                Ok(Some(definition)) => Ok(definition),
-                Ok(None) => Err("Pub/Sub does not have this revision".to_string()),
-                Err(error) => {
-                    failures += 1;
-                    self.metrics.schema_fetch_failures.inc();
-                    let delay = backoff.delay(failures);
-                    tracing::error!(object = %self.object.name, schema, revision, error,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "cannot read the topic schema revision a message names; it waits");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => continue,
-                        _ = self.shutdown.stopped_pulling() => return false,
-                    }
-                }
-            };
-            match self.decoder.learn_revision(
+            let Err(error) = learn_revision(
+                &self.subscriber,
+                &self.decoder,
+                &self.object.name,
                 &schema,
                 &revision,
-                definition.as_deref().map_err(Clone::clone),
-            ) {
-                Ok(()) => tracing::info!(object = %self.object.name, schema, revision,
-                    "topic schema revision compiled"),
-                Err(why) => tracing::warn!(object = %self.object.name, schema, revision, why,
-                    "topic schema revision unusable: its messages are dead-lettered"),
+            )
+            .await
+            else {
+                return true;
+            };
+            failures += 1;
+            self.metrics.schema_fetch_failures.inc();
+            let delay = backoff.delay(failures);
+            tracing::error!(object = %self.object.name, schema, revision, error,
+                retry_in_ms = delay.as_millis() as u64,
+                "cannot read the topic schema revision a message names; it waits");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.stopped_pulling() => return false,
             }
-            return true;
         }
     }
 
