@@ -117,10 +117,6 @@ impl RecordSchema {
         })
     }
 
-    pub fn revision(&self) -> &str {
-        &self.revision
-    }
-
     /// The record in `body` as JSON text, at most `max_bytes` long and `max_depth` deep.
     pub fn render(
         &self,
