@@ -11,6 +11,7 @@ use mesh_ingest::commands::preview::PreviewOptions;
 use mesh_ingest::commands::{self, publish::LineFormat, semantic::SemanticFormat};
 use mesh_ingest::configuration::Settings;
 use mesh_ingest::envelope::encoding::ContentEncoding;
+use mesh_ingest::telemetry::LogOutput;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -277,7 +278,7 @@ fn main() -> ExitCode {
         action: action @ ContractAction::Preview { .. },
     } = &cli.command
     {
-        mesh_ingest::telemetry::init(&settings.log);
+        mesh_ingest::telemetry::init(&settings.log, LogOutput::Stderr);
         return contract_preview(&settings, action);
     }
     match dispatch(settings, cli.command) {
@@ -376,16 +377,16 @@ fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
             })
         }
         Command::Run => {
-            mesh_ingest::telemetry::init(&settings.log);
+            mesh_ingest::telemetry::init(&settings.log, LogOutput::Stdout);
             block_on(commands::run::run(settings))
         }
         Command::Provision { pubsub, retire } => {
-            mesh_ingest::telemetry::init(&settings.log);
+            mesh_ingest::telemetry::init(&settings.log, LogOutput::Stderr);
             let pubsub = pubsub || std::env::var_os("PUBSUB_EMULATOR_HOST").is_some();
             block_on(commands::provision::run(&settings, pubsub, retire))
         }
         Command::Materialize { object } => {
-            mesh_ingest::telemetry::init(&settings.log);
+            mesh_ingest::telemetry::init(&settings.log, LogOutput::Stderr);
             block_on(commands::materialize::run(&settings, object.as_deref()))
         }
         Command::Publish {
@@ -394,7 +395,7 @@ fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
             lines,
             compress,
         } => {
-            mesh_ingest::telemetry::init(&settings.log);
+            mesh_ingest::telemetry::init(&settings.log, LogOutput::Stderr);
             let (lines, compress) = (lines.into(), compress.map(ContentEncoding::from));
             block_on(commands::publish::run(
                 &settings, &object, &file, lines, compress,
@@ -406,7 +407,7 @@ fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
             days,
             format,
         } => {
-            mesh_ingest::telemetry::init(&settings.log);
+            mesh_ingest::telemetry::init(&settings.log, LogOutput::Stderr);
             let format = match format {
                 OutputArg::Text => ConsumersFormat::Text,
                 OutputArg::Json => ConsumersFormat::Json,
@@ -424,7 +425,7 @@ fn dispatch(settings: Settings, command: Command) -> anyhow::Result<()> {
                     batch_rows,
                 },
         } => {
-            mesh_ingest::telemetry::init(&settings.log);
+            mesh_ingest::telemetry::init(&settings.log, LogOutput::Stderr);
             let options =
                 ReplayOptions::parse(&object, &reasons, since, until, dry_run, batch_rows)?;
             block_on(commands::dlq::replay(&settings, options))

@@ -45,7 +45,7 @@ pub fn memory_report(settings: &Settings, cpus: u64) -> String {
     let mut out = format!(
         "{BUDGET_LINE}{cpus} worker thread(s)): {}\n  baseline: {}\n  \
          reused payload columns: {} ({cpus} × the largest batch)\n  \
-         decompressors: {} ({cpus} × one zstd window and state)\n  \
+         decompressors: {} ({cpus} × one zstd window and state, and a record scratch with a topic schema)\n  \
          JSON Schema checks and record trees: {} (all objects together)\n  \
          messages held: {} (all streams together; application.max_outstanding_bytes = {})\n  \
          decoded rows: {} (application.max_outstanding_messages = {})\n  \

@@ -33,7 +33,8 @@
 //!   Buffers) hold their bound from the same semaphore (`Decoder::record_working_set`).
 //! - **decompressors**: per worker thread, the gzip and zstd decompressors it keeps between
 //!   compressed bodies (`decompressor_bytes`: the zstd window, at most `max_message_bytes`
-//!   rounded up to a power of two, and the state around it).
+//!   rounded up to a power of two, and the state around it); with a topic schema, also the
+//!   scratch buffer the record renderer keeps (`RENDER_SCRATCH_BYTES`).
 //! - **baseline**: the runtime, the gRPC and HTTP clients, metrics: `BASELINE_BYTES`, measured
 //!   on the release build (docs/BENCHMARKS.md).
 //!
@@ -61,6 +62,10 @@ pub const WINDOW_FLOOR_MESSAGES: u64 = 16;
 /// A decompressor's own state beside its window (zstd's block buffer and context; gzip's
 /// whole state fits in it).
 pub const DECOMPRESSOR_OVERHEAD_BYTES: u64 = 256 * 1024;
+/// What a worker thread's record renderer keeps between records of a schema'd topic: its
+/// scratch buffer, up to `envelope::record::RENDER_SCRATCH_BYTES` (a unit test in `source`
+/// holds the two equal).
+pub const RENDER_SCRATCH_BYTES: u64 = 64 * 1024;
 /// Headroom of the recommended limit over the computed worst case: allocator fragmentation.
 const LIMIT_HEADROOM: f64 = 1.25;
 
@@ -146,7 +151,14 @@ pub fn budget(
     let decompressors = worker_threads
         * settings
             .iter()
-            .map(|o| decompressor_bytes(o.limits.max_message_bytes))
+            .map(|o| {
+                let scratch = if o.topic_schema.is_some() {
+                    RENDER_SCRATCH_BYTES
+                } else {
+                    0
+                };
+                decompressor_bytes(o.limits.max_message_bytes) + scratch
+            })
             .max()
             .unwrap_or(0);
     // JSON Schema checks, and the value trees of records read before they are written (Avro

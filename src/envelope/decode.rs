@@ -2,7 +2,9 @@
 
 use super::encoding;
 use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type, values_at_most};
-use super::record::{RecordSchema, SCHEMA_ENCODING, SCHEMA_NAME, SCHEMA_REVISION, WireEncoding};
+use super::record::{
+    MemberSpan, RecordSchema, Rendered, SCHEMA_ENCODING, SCHEMA_NAME, SCHEMA_REVISION, WireEncoding,
+};
 use super::spec::{DecoderSpec, Format, Limits, Locator, RecordFormat};
 use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
 use base64::Engine as _;
@@ -12,15 +14,26 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-/// A message's body once inflated ([`Decoder::inflate`]): `None` when it was not
-/// compressed (the message's own body is read), or why it cannot be read.
+/// A message's body once inflated ([`Decoder::inflate`]) or rendered from its record:
+/// `None` when it was neither (the message's own body is read), or why it cannot be read.
 #[derive(Debug)]
-pub struct Inflated(Result<Option<Bytes>, Rejection>);
+pub struct Inflated {
+    body: Result<Option<Bytes>, Rejection>,
+    /// A rendered record's top-level members, where its renderer put them.
+    members: Option<Vec<MemberSpan>>,
+}
 
 impl Inflated {
+    fn body_only(body: Result<Option<Bytes>, Rejection>) -> Inflated {
+        Inflated {
+            body,
+            members: None,
+        }
+    }
+
     /// The inflated body's size: 0 when nothing was inflated.
     pub fn inflated_bytes(&self) -> usize {
-        match &self.0 {
+        match &self.body {
             Ok(Some(b)) => b.len(),
             _ => 0,
         }
@@ -28,7 +41,7 @@ impl Inflated {
 
     /// The body the envelope reads, given the message's own.
     pub fn body<'a>(&'a self, data: &'a Bytes) -> &'a Bytes {
-        match &self.0 {
+        match &self.body {
             Ok(Some(b)) => b,
             _ => data,
         }
@@ -369,7 +382,13 @@ impl Decoder {
     pub fn inflate(&self, msg: &ReceivedMessage) -> Inflated {
         let max = self.limits.max_message_bytes;
         if let Some(records) = &self.records {
-            return Inflated(self.render_record(records, msg).map(Some));
+            return match self.render_record(records, msg) {
+                Ok(Rendered { json, members }) => Inflated {
+                    body: Ok(Some(json)),
+                    members,
+                },
+                Err(e) => Inflated::body_only(Err(e)),
+            };
         }
         let inflated = content_encoding(msg).and_then(|e| match e {
             None => Ok(None),
@@ -378,13 +397,17 @@ impl Decoder {
                 encoding::inflate(e, &msg.data, max, self.limits.max_zstd_window_log).map(Some)
             }
         });
-        Inflated(inflated)
+        Inflated::body_only(inflated)
     }
 
     /// A schema'd message's record as JSON, decoded with the revision its attributes name
     /// (which the source fetched before: [`Decoder::unknown_revision`]), or with the
     /// contract's schema file when it names none.
-    fn render_record(&self, records: &Records, msg: &ReceivedMessage) -> Result<Bytes, Rejection> {
+    fn render_record(
+        &self,
+        records: &Records,
+        msg: &ReceivedMessage,
+    ) -> Result<Rendered, Rejection> {
         let max = self.limits.max_message_bytes;
         if msg.data.len() > max {
             return Err(too_large(msg.data.len(), max));
@@ -497,9 +520,10 @@ impl Decoder {
         inflated: Inflated,
         now_us: i64,
     ) -> Result<IngestRow, Box<DeadLetterRow>> {
-        let fields = inflated.0.and_then(|body| {
+        let members = inflated.members;
+        let fields = inflated.body.and_then(|body| {
             let body = body.as_ref().unwrap_or(&msg.data);
-            self.decode_fields(&msg, body, now_us)
+            self.decode_fields(&msg, body, members.as_deref(), now_us)
         });
         match fields {
             Ok(fields) => Ok(IngestRow {
@@ -529,10 +553,13 @@ impl Decoder {
         }
     }
 
+    /// The envelope's fields of `data`; `members` are where a rendered record's members sit
+    /// in it, if known.
     fn decode_fields(
         &self,
         msg: &ReceivedMessage,
         data: &Bytes,
+        members: Option<&[MemberSpan]>,
         now_us: i64,
     ) -> Result<Fields, Rejection> {
         if data.len() > self.limits.max_message_bytes {
@@ -552,7 +579,10 @@ impl Decoder {
             _ => "body",
         };
         let text = self.json_text(data, what_body)?;
-        let view = self.view(text, what_body, &self.members, self.nested_id(binary_ce))?;
+        let view = match members.and_then(|m| ObjectView::from_spans(text, m)) {
+            Some(view) => view,
+            None => self.view(text, what_body, &self.members, self.nested_id(binary_ce))?,
+        };
         let doc = Document {
             msg,
             body: data,

@@ -85,6 +85,28 @@ impl<'a> ObjectView<'a> {
         }
     }
 
+    /// The view of `text`, one JSON object written by this program (a rendered record),
+    /// from where its writer put its members: keys' texts without escapes, and values. No
+    /// parse: the writer vouches for the text. `None` when a span does not fit the text.
+    pub fn from_spans(
+        text: &'a str,
+        spans: &[(std::ops::Range<usize>, std::ops::Range<usize>)],
+    ) -> Option<ObjectView<'a>> {
+        let members = spans
+            .iter()
+            .map(|(key, value)| {
+                Some((
+                    Cow::Borrowed(text.get(key.clone())?),
+                    text.get(value.clone())?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(ObjectView {
+            members,
+            inner: None,
+        })
+    }
+
     /// The raw value of `key`; with duplicate keys the last wins, as in most JSON readers.
     pub fn get(&self, key: &str) -> Option<&'a str> {
         last(&self.members, key).map(|(_, v)| v)

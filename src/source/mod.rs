@@ -220,6 +220,15 @@ impl ObjectSource {
 mod tests {
     use super::*;
     use crate::configuration::GcpSettings;
+
+    /// `check` counts what the record renderer keeps per thread: the same figure.
+    #[test]
+    fn the_render_scratch_is_what_check_counts() {
+        assert_eq!(
+            crate::configuration::memory::RENDER_SCRATCH_BYTES,
+            crate::envelope::record::RENDER_SCRATCH_BYTES as u64
+        );
+    }
     use crate::health::Health;
     use crate::telemetry::metrics::Metrics;
     use std::path::Path;

@@ -10,12 +10,23 @@ use std::fmt;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOutput {
+    /// The service: Cloud Logging reads a container's stdout.
+    Stdout,
+    /// A command: its stdout is its output (a report, JSON a script parses), so its log
+    /// lines must not land in it.
+    Stderr,
+}
+
 /// Installs the global subscriber; `RUST_LOG` overrides the configured level.
-pub fn init(settings: &LogSettings) {
+pub fn init(settings: &LogSettings, output: LogOutput) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -25,7 +36,10 @@ pub fn init(settings: &LogSettings) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .event_format(CloudLoggingFormat)
-                    .with_writer(std::io::stdout),
+                    .with_writer(match output {
+                        LogOutput::Stdout => BoxMakeWriter::new(std::io::stdout),
+                        LogOutput::Stderr => BoxMakeWriter::new(std::io::stderr),
+                    }),
             )
             .try_init(),
         LogFormat::Text => registry

@@ -1,5 +1,5 @@
 //! The catalog people browse: `scripts/catalog.sh` exports every object and major of the shipped
-//! configuration as ODCS, lints each with the real datacontract-cli (a finding fails it), and
+//! configuration (with the schema'd shipment of examples/schemad/ beside it) as ODCS, lints each with the real datacontract-cli (a finding fails it), and
 //! renders `datacontract catalog`. Headless Chromium (Debian's) then opens each product's page
 //! as a reader would: it must show the product's owner, description, freshness promise and
 //! columns; and the index, whose screenshot must be a real picture (docs/catalog.png is one).
@@ -62,8 +62,19 @@ fn rendered_text(profile: &Path, page: &Path) -> String {
 #[test]
 fn the_catalog_shows_every_product_with_owner_description_freshness_and_columns() {
     let dir = tempfile::tempdir().unwrap();
+    // The shipped configuration, and beside it the schema'd shipment of examples/schemad/
+    // (as run-local has it): its contract names its topic schema, and is linted too.
+    let config = crate::check_command::copy_of_shipped();
+    for (file, to) in [("shipment.yaml", "objects"), ("shipment.avsc", "schemas")] {
+        std::fs::copy(
+            root().join("examples/schemad").join(file),
+            config.path().join(to).join(file),
+        )
+        .unwrap();
+    }
     let out = Command::new(root().join("scripts/catalog.sh"))
         .arg(dir.path())
+        .arg(config.path())
         .env("MESH_BIN", env!("CARGO_BIN_EXE_mesh-ingest"))
         .output()
         .unwrap();
@@ -72,6 +83,19 @@ fn the_catalog_shows_every_product_with_owner_description_freshness_and_columns(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    let shipment =
+        std::fs::read_to_string(dir.path().join("contracts/shipment.odcs.yaml")).unwrap();
+    for want in [
+        "pubsubTopicSchema",
+        "shipment.avsc",
+        "pubsubTopicSchemaEncoding",
+    ] {
+        assert!(shipment.contains(want), "`{want}` missing:\n{shipment}");
+    }
+    assert!(
+        dir.path().join("catalog/shipment.odcs.html").exists(),
+        "the schema'd object has its page"
     );
     let profile = dir.path().join("chromium");
     for doc in ["customer.v1", "order.v1", "order.v2"] {

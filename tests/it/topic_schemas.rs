@@ -316,6 +316,114 @@ async fn avro_json_topic() {
     topic_schemas_bind_and_records_of_two_revisions_land("json").await;
 }
 
+/// Dead letters of a schema'd topic name the revision they were published with. After the
+/// contract changed (a new revision, and an event type now allowed), `contract preview`
+/// and `dlq replay` read each letter with that revision, fetched from Pub/Sub: the contract's
+/// file is the newer revision, which cannot read those bodies.
+#[tokio::test]
+async fn dead_letters_are_read_with_their_revision() {
+    let mut object = TestObject::new(
+        "shipments",
+        "envelope:\n  format: json\n  object_id: payload.shipment_id\n",
+    );
+    let schema_id = format!("{}-schema", object.topic);
+    let topic_schema = format!(
+        "topic_schema:\n  type: avro\n  file: shipment.avsc\n  encoding: binary\n  schema_id: {schema_id}\n"
+    );
+    object.yaml.push_str(&topic_schema);
+    object.yaml.push_str("event_types: [ShipmentPacked]\n");
+    let config = TestConfig::new(vec![object]);
+    let emu = config.emulators.clone();
+    let o = config.object("shipments");
+    std::fs::write(config.path().join("objects/shipment.avsc"), V1).unwrap();
+    config.provision();
+
+    let events: Vec<Event> = (0..3)
+        .map(|i| Event {
+            id: format!("d{i}"),
+            second: i,
+            carrier: None,
+        })
+        .collect();
+    for e in &events {
+        let (status, a) = publish_rest(&emu, &o.topic_path(), &e.binary(V1), json!({})).await;
+        assert_eq!(status, 200, "{a}");
+    }
+    let app = App::start(&config).await;
+    let dead = wait_for_count(
+        &emu,
+        &format!(
+            "SELECT COUNT(*) AS n FROM `{}` WHERE reason_code = 'unknown_event_type'",
+            o.dead_letter_table()
+        ),
+        3,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(dead, 3, "{}", app.log_text());
+    let (code, _) = app.terminate().await;
+    assert_eq!(code, Some(0));
+
+    // The new contract: revision 2 of the schema, and the event type allowed.
+    let new = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(new.path().join("objects")).unwrap();
+    for file in std::fs::read_dir(config.path()).unwrap() {
+        let file = file.unwrap().path();
+        if file.is_file() {
+            std::fs::copy(&file, new.path().join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let yaml = std::fs::read_to_string(config.path().join("objects/shipments.yaml")).unwrap();
+    let widened = yaml.replace("[ShipmentPacked]", "[ShipmentPacked, ShipmentDispatched]");
+    assert_ne!(widened, yaml);
+    std::fs::write(new.path().join("objects/shipments.yaml"), &widened).unwrap();
+    std::fs::write(new.path().join("objects/shipment.avsc"), v2()).unwrap();
+    let (old_dir, new_dir) = (
+        config.path().to_str().unwrap().to_string(),
+        new.path().to_str().unwrap().to_string(),
+    );
+    let out = config
+        .command(&[
+            "contract", "preview", &old_dir, &new_dir, "--since", "1d", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let p = &report["objects"][0];
+    assert_eq!(p["dead_letters"]["examined"], 3, "{p:#}");
+    assert_eq!(
+        p["dead_letters"]["changed"]["unknown_event_type"]["count"], 3,
+        "each letter decodes with its own revision and would now be accepted: {p:#}"
+    );
+
+    // The change is made: provision commits revision 2; the replay lands every letter.
+    std::fs::write(config.path().join("objects/shipments.yaml"), &widened).unwrap();
+    std::fs::write(config.path().join("objects/shipment.avsc"), v2()).unwrap();
+    let (code, text) = config.run(&["provision"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("new revision"), "{text}");
+    let (code, text) = config.run(&["dlq", "replay", "--object", "shipments"]);
+    assert_eq!(code, Some(0), "{text}");
+    let rows = query(
+        &emu,
+        &format!(
+            "SELECT event_id, TO_JSON_STRING(payload) AS payload FROM `{}` \
+             WHERE replayed_at IS NOT NULL ORDER BY event_id",
+            o.ingest_table()
+        ),
+    )
+    .await;
+    assert_eq!(rows.len(), 3, "{text}");
+    for (row, e) in rows.iter().zip(&events) {
+        assert_eq!(row["event_id"].as_str(), Some(e.id.as_str()));
+        let payload: Value = serde_json::from_str(row["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(payload, e.payload(), "read with revision 1: no carrier");
+    }
+}
+
 const PROTO_V1: &str = r#"syntax = "proto3";
 package shop;
 

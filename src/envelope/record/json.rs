@@ -57,22 +57,12 @@ impl Writer<'_> {
                     .1;
                 self.json(b, x, depth)
             }
-            (Node::Record(fields), J::Object(m)) => {
-                let depth = self.descend(depth)?;
-                self.raw(b"{")?;
-                for (i, (name, node)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        self.raw(b",")?;
-                    }
-                    let x = m
-                        .get(name)
-                        .ok_or_else(|| bad(format!("field `{name}` is missing")))?;
-                    self.string(name)?;
-                    self.raw(b":")?;
-                    self.json(*node, x, depth)?;
-                }
-                self.raw(b"}")
-            }
+            (Node::Record(fields), J::Object(m)) => self.record(fields, depth, |w, f, depth| {
+                let x = m
+                    .get(&f.name)
+                    .ok_or_else(|| bad(format!("field `{}` is missing", f.name)))?;
+                w.json(f.node, x, depth)
+            }),
             (node, v) => self.json_leaf(node, v),
         }
     }

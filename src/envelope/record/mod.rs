@@ -64,6 +64,28 @@ pub fn proto_message(
     proto::compile(definition, message)
 }
 
+/// Where one member of a rendered record sits in its JSON text: its key's text (inside the
+/// quotes) and its value.
+pub type MemberSpan = (std::ops::Range<usize>, std::ops::Range<usize>);
+
+/// A record rendered as JSON text.
+#[derive(Debug)]
+pub struct Rendered {
+    pub json: Bytes,
+    /// Where the top-level members sit in `json`, when the renderer knows (an Avro record):
+    /// the envelope then reads them without parsing the text again. The text is valid JSON
+    /// either way, written here.
+    pub members: Option<Vec<MemberSpan>>,
+}
+
+/// The most of its scratch buffer a worker thread keeps between Avro records: most rendered
+/// records are copied out of it at their exact size; larger ones take their own buffer.
+pub const RENDER_SCRATCH_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A compiled topic schema: one revision, or the contract's file.
 #[derive(Debug)]
 pub struct RecordSchema {
@@ -124,7 +146,7 @@ impl RecordSchema {
         body: &[u8],
         max_bytes: usize,
         max_depth: usize,
-    ) -> Result<Bytes, Rejection> {
+    ) -> Result<Rendered, Rejection> {
         let (result, what) = match &self.kind {
             Kind::Avro { nodes, root } => {
                 let what = match encoding {
@@ -141,12 +163,16 @@ impl RecordSchema {
                     WireEncoding::Binary => "Protocol Buffer binary",
                     WireEncoding::Json => "Protocol Buffer JSON",
                 };
-                let out = proto::render(message, encoding == WireEncoding::Json, body, max_bytes);
+                let out = proto::render(message, encoding == WireEncoding::Json, body, max_bytes)
+                    .map(|json| Rendered {
+                        json: Bytes::from(json),
+                        members: None,
+                    });
                 (out, what)
             }
         };
         match result {
-            Ok(out) => Ok(Bytes::from(out)),
+            Ok(out) => Ok(out),
             Err(Fault::TooLarge) => Err(Rejection::new(
                 ReasonCode::TooLarge,
                 format!(
@@ -196,7 +222,8 @@ impl RecordSchema {
     }
 }
 
-/// An Avro record as our JSON.
+/// An Avro record as our JSON, written in this thread's scratch buffer and copied out at its
+/// size (a buffer grown while writing would hold up to twice what the row accounts for).
 fn avro_render(
     nodes: &[Node],
     root: usize,
@@ -204,13 +231,41 @@ fn avro_render(
     body: &[u8],
     max_bytes: usize,
     max_depth: usize,
-) -> Result<Vec<u8>, Fault> {
+) -> Result<Rendered, Fault> {
+    let mut out = SCRATCH.with_borrow_mut(std::mem::take);
+    out.clear();
     let mut w = Writer {
-        out: Vec::with_capacity((body.len() * 2).min(max_bytes + 1)),
+        out,
         max_bytes,
         max_depth,
         nodes,
+        members: None,
     };
+    let written = avro_write(&mut w, root, encoding, body);
+    let members = w.members.take();
+    let mut out = w.out;
+    if out.capacity() > RENDER_SCRATCH_BYTES {
+        // Too large to keep: handed over as it is, trimmed to its size.
+        out.shrink_to_fit();
+        return written.map(|()| Rendered {
+            json: Bytes::from(out),
+            members,
+        });
+    }
+    let rendered = written.map(|()| Rendered {
+        json: Bytes::copy_from_slice(&out),
+        members,
+    });
+    SCRATCH.with_borrow_mut(|s| *s = out);
+    rendered
+}
+
+fn avro_write(
+    w: &mut Writer<'_>,
+    root: usize,
+    encoding: WireEncoding,
+    body: &[u8],
+) -> Result<(), Fault> {
     match encoding {
         WireEncoding::Binary => {
             let mut input = Input { body, at: 0 };
@@ -221,13 +276,13 @@ fn avro_render(
                     body.len() - input.at
                 )));
             }
+            Ok(())
         }
         WireEncoding::Json => match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(v) => w.json(root, &v, 0)?,
-            Err(e) => return Err(Fault::Bad(format!("not JSON: {e}"))),
+            Ok(v) => w.json(root, &v, 0),
+            Err(e) => Err(Fault::Bad(format!("not JSON: {e}"))),
         },
     }
-    Ok(w.out)
 }
 
 pub(super) enum Fault {

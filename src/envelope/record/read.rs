@@ -1,7 +1,7 @@
 //! Avro binary read straight into our JSON: every length checked against the bytes left
 //! before anything is reserved, output capped, nesting limited.
 
-use super::schema::Node;
+use super::schema::{Field, Node};
 use super::values::{date, decimal, duration, time_of_day, timestamp, uuid_of};
 use super::{Fault, bad};
 use base64::Engine as _;
@@ -24,6 +24,13 @@ impl Input<'_> {
 
     /// A zig-zag varint (`int` and `long`).
     pub(super) fn long(&mut self) -> Result<i64, Fault> {
+        // Most longs are one byte (lengths of short strings, small counts, union branches).
+        if let Some(&b) = self.body.get(self.at)
+            && b & 0x80 == 0
+        {
+            self.at += 1;
+            return Ok(i64::from(b >> 1) ^ -i64::from(b & 1));
+        }
         let mut raw: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -72,6 +79,9 @@ pub(super) struct Writer<'a> {
     pub(super) max_bytes: usize,
     pub(super) max_depth: usize,
     pub(super) nodes: &'a [Node],
+    /// Where each member of the top-level record sits in `out`: its key's text and its
+    /// value. `None` when the top is not a record, or a key is escaped in the output.
+    pub(super) members: Option<Vec<super::MemberSpan>>,
 }
 
 impl Writer<'_> {
@@ -84,17 +94,31 @@ impl Writer<'_> {
     }
 
     pub(super) fn string(&mut self, s: &str) -> Result<(), Fault> {
+        self.string_bytes(s.as_bytes())
+    }
+
+    /// A string from the wire: checked to be UTF-8, then written as a JSON string.
+    pub(super) fn string_bytes(&mut self, b: &[u8]) -> Result<(), Fault> {
         // Escaping at most sixfolds a string: check before writing it.
-        if self.out.len() + s.len() + 2 > self.max_bytes {
+        if self.out.len() + b.len() + 2 > self.max_bytes {
             return Err(Fault::TooLarge);
         }
-        // Most strings need no escape (field names, ids, symbols): copied as they are.
-        if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // One pass that does not stop early (so it vectorises) answers both questions: does
+        // it need an escape, is it beyond ASCII (only then is UTF-8 checked). Most strings
+        // are neither: field names, ids, symbols, copied as they are.
+        let (escape, wide) = b.iter().fold((false, false), |(e, w), &c| {
+            (e | (c < 0x20) | (c == b'"') | (c == b'\\'), w | (c >= 0x80))
+        });
+        if wide {
+            std::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))?;
+        }
+        if !escape {
             self.out.push(b'"');
-            self.out.extend_from_slice(s.as_bytes());
+            self.out.extend_from_slice(b);
             self.out.push(b'"');
             return Ok(());
         }
+        let s = std::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))?;
         serde_json::to_writer(&mut self.out, s).map_err(|e| bad(e.to_string()))?;
         if self.out.len() > self.max_bytes {
             return Err(Fault::TooLarge);
@@ -120,8 +144,38 @@ impl Writer<'_> {
                 b"\"-Infinity\""
             })
         } else {
-            self.number(f)
+            self.finite(f)
         }
+    }
+
+    /// A finite double. Most doubles in domain objects are amounts of at most two decimals:
+    /// when `f` is the double nearest to such a decimal, that decimal is written (it reads
+    /// back as `f`), for a fraction of what the general shortest-digits writer costs (about
+    /// a tenth of a record's rendering, measured on the orders of docs/BENCHMARKS.md).
+    fn finite(&mut self, f: f64) -> Result<(), Fault> {
+        // Below 2^53 / 100 every count of hundredths is exact as a double, and dividing it
+        // by 100 is rounded once: equal to `f` means `f` is that decimal's nearest double.
+        // Zero is left to the general writer, which keeps the sign of -0.0.
+        if f != 0.0 && f.abs() < 9.0e13 {
+            // Rounded by adding a half and truncating (a libm call less); a sum that rounds
+            // the wrong way fails the check below and goes to the general writer.
+            let cents = (f.abs() * 100.0 + 0.5) as u64;
+            if cents as f64 / 100.0 == f.abs() {
+                if f < 0.0 {
+                    self.raw(b"-")?;
+                }
+                self.number(cents / 100)?;
+                let frac = cents % 100;
+                let digits = [b'.', b'0' + (frac / 10) as u8, b'0' + (frac % 10) as u8];
+                // `1.50` as `1.5`, `2.00` as `2.0`, as the general writer has it.
+                return self.raw(if frac.is_multiple_of(10) {
+                    &digits[..2]
+                } else {
+                    &digits
+                });
+            }
+        }
+        self.number(f)
     }
 
     pub(super) fn base64(&mut self, b: &[u8]) -> Result<(), Fault> {
@@ -172,8 +226,7 @@ impl Writer<'_> {
             Node::String | Node::UuidString => {
                 let len = input.len()?;
                 let b = input.take(len)?;
-                let s = std::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))?;
-                self.string(s)
+                self.string_bytes(b)
             }
             Node::UuidBytes(size) => {
                 let len = match size {
@@ -203,21 +256,55 @@ impl Writer<'_> {
                     .1;
                 self.binary(b, input, depth)
             }
-            Node::Record(fields) => {
-                let depth = self.descend(depth)?;
-                self.raw(b"{")?;
-                for (i, (name, node)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        self.raw(b",")?;
+            Node::Record(fields) => self.record(fields, depth, |w, f, depth| {
+                // The commonest field types written here, without another turn through
+                // this (large) function: a record's fields are most of what is read.
+                match &nodes[f.node] {
+                    Node::String => {
+                        let len = input.len()?;
+                        let b = input.take(len)?;
+                        w.string_bytes(b)
                     }
-                    self.string(name)?;
-                    self.raw(b":")?;
-                    self.binary(*node, input, depth)?;
+                    Node::Long => w.number(input.long()?),
+                    Node::Double => {
+                        let b = input.take(8)?;
+                        w.float(f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    }
+                    _ => w.binary(f.node, input, depth),
                 }
-                self.raw(b"}")
-            }
+            }),
             node => self.binary_logical(node, input),
         }
+    }
+
+    /// A record's fields as an object, each value written by `value`. At the top (depth 0:
+    /// the message itself) where each member lands is noted, so that the envelope reads
+    /// them without parsing the text again.
+    pub(super) fn record(
+        &mut self,
+        fields: &[Field],
+        depth: usize,
+        mut value: impl FnMut(&mut Self, &Field, usize) -> Result<(), Fault>,
+    ) -> Result<(), Fault> {
+        let top = depth == 0;
+        let mut spans = Vec::with_capacity(if top { fields.len() } else { 0 });
+        let depth = self.descend(depth)?;
+        self.raw(b"{")?;
+        for (i, f) in fields.iter().enumerate() {
+            let key = if i == 0 { &f.key[1..] } else { &f.key[..] };
+            let at = self.out.len() + key.len();
+            self.raw(key)?;
+            // Between the quotes, before `":` (when `plain`: else no span is kept).
+            let key = at - 2 - f.name.len()..at - 2;
+            value(self, f, depth)?;
+            if top {
+                spans.push((key, at..self.out.len()));
+            }
+        }
+        if top && fields.iter().all(|f| f.plain) {
+            self.members = Some(spans);
+        }
+        self.raw(b"}")
     }
 
     /// An array's or a map's blocks, each item (and key) checked as it is read.
@@ -243,9 +330,8 @@ impl Writer<'_> {
                 first = false;
                 if keyed {
                     let len = input.len()?;
-                    let key = std::str::from_utf8(input.take(len)?)
-                        .map_err(|_| bad("a map key that is not UTF-8"))?;
-                    self.string(key)?;
+                    let key = input.take(len)?;
+                    self.string_bytes(key)?;
                     self.raw(b":")?;
                 }
                 self.binary(items, input, depth)?;

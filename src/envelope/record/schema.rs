@@ -21,8 +21,7 @@ pub(super) enum Node {
     Map(usize),
     /// Branches: (name in Avro JSON, node).
     Union(Vec<(String, usize)>),
-    /// Fields: (name, node).
-    Record(Vec<(String, usize)>),
+    Record(Vec<Field>),
     Date,
     TimeMillis,
     TimeMicros,
@@ -38,6 +37,33 @@ pub(super) enum Node {
     UuidString,
     UuidBytes(Option<usize>),
     Duration,
+}
+
+/// A record's field.
+#[derive(Debug, Clone)]
+pub(super) struct Field {
+    pub(super) name: String,
+    /// The name as the JSON member key it is written as, after a comma (dropped for the
+    /// first field), quoted, with its colon: written once per record read, so quoted once
+    /// here.
+    pub(super) key: Box<[u8]>,
+    /// The key needs no escape: its text in the output is the name.
+    pub(super) plain: bool,
+    pub(super) node: usize,
+}
+
+impl Field {
+    fn new(name: &str, node: usize) -> Field {
+        let mut key = vec![b','];
+        serde_json::to_writer(&mut key, name).expect("a string serialises");
+        key.push(b':');
+        Field {
+            plain: key.len() == name.len() + 4,
+            name: name.to_string(),
+            key: key.into_boxed_slice(),
+            node,
+        }
+    }
 }
 
 pub(super) struct Compiler<'a> {
@@ -94,7 +120,8 @@ impl Compiler<'_> {
                 self.named.insert(name, at);
                 let mut fields = Vec::new();
                 for f in &r.fields {
-                    fields.push((f.name.clone(), self.compile(&f.schema)?));
+                    let node = self.compile(&f.schema)?;
+                    fields.push(Field::new(&f.name, node));
                 }
                 self.nodes[at] = Node::Record(fields);
                 at

@@ -103,8 +103,30 @@ fn avro_bytes(schema: &apache_avro::Schema, value: A) -> Vec<u8> {
         .unwrap()
 }
 
-fn parse(b: &Bytes) -> serde_json::Value {
-    serde_json::from_slice(b).unwrap()
+/// The rendered JSON, parsed; the member spans the renderer noted are checked against it:
+/// each names a member and holds its value, all members.
+fn parse(r: &Rendered) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&r.json).unwrap();
+    if let Some(spans) = &r.members {
+        let text = std::str::from_utf8(&r.json).unwrap();
+        let object = v.as_object().expect("members are noted for an object only");
+        let mut noted: Vec<(&str, serde_json::Value)> = spans
+            .iter()
+            .map(|(k, x)| {
+                (
+                    &text[k.clone()],
+                    serde_json::from_str(&text[x.clone()]).unwrap(),
+                )
+            })
+            .collect();
+        noted.sort_by(|a, b| a.0.cmp(b.0));
+        let parsed: Vec<(&str, serde_json::Value)> = object
+            .iter()
+            .map(|(k, x)| (k.as_str(), x.clone()))
+            .collect();
+        assert_eq!(noted, parsed);
+    }
+    v
 }
 
 #[test]
@@ -115,8 +137,12 @@ fn binary_records_render_as_documented_for_every_type() {
         .render(WireEncoding::Binary, &body, 1 << 20, 64)
         .unwrap();
     assert_eq!(parse(&json), expected());
+    assert!(
+        json.members.is_some(),
+        "a top-level record's members are noted"
+    );
     // Fields in schema order, and the 2^53 + 1 long exact.
-    let text = std::str::from_utf8(&json).unwrap();
+    let text = std::str::from_utf8(&json.json).unwrap();
     assert!(text.starts_with(r#"{"order_id":"#), "{text}");
     assert!(text.contains("9007199254740993"), "{text}");
 }
@@ -381,4 +407,72 @@ fn a_decimal_in_a_wide_fixed_round_trips_and_one_too_wide_for_it_is_refused() {
         .encode(WireEncoding::Binary, &json!({"amount": "300"}))
         .unwrap_err();
     assert!(e.contains("does not fit 1 bytes"), "{e}");
+}
+
+#[test]
+fn doubles_read_back_exactly() {
+    let nodes = [Node::Double];
+    let mut cases = vec![
+        0.0,
+        -0.0,
+        0.1 + 0.2,
+        4.35,
+        -4.35,
+        0.07,
+        2.0,
+        1.5,
+        123.4,
+        8.9e13,
+        9.0e13,
+        1e-7,
+        5e-324,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        1.0 / 3.0,
+        -12_345_678_901.99,
+    ];
+    // Hundredths across the magnitudes, and their neighbours (not such decimals).
+    for c in [
+        1_u64,
+        7,
+        99,
+        105,
+        1_999,
+        123_456,
+        99_999_999,
+        8_999_999_999_999_999,
+    ] {
+        let f = c as f64 / 100.0;
+        cases.extend([f, -f, f.next_up(), f.next_down()]);
+    }
+    for f in cases {
+        let mut w = read::Writer {
+            out: Vec::new(),
+            max_bytes: 1 << 10,
+            max_depth: 8,
+            nodes: &nodes,
+            members: None,
+        };
+        w.binary(
+            0,
+            &mut read::Input {
+                body: &f.to_le_bytes(),
+                at: 0,
+            },
+            0,
+        )
+        .unwrap_or_else(|_| panic!("{f:?}"));
+        let back: f64 = serde_json::from_slice(&w.out).unwrap();
+        assert_eq!(
+            back.to_bits(),
+            f.to_bits(),
+            "{f:?} written as {}",
+            String::from_utf8_lossy(&w.out)
+        );
+        // As short as the general writer's, or the same text.
+        assert!(
+            w.out.len() <= serde_json::to_string(&f).unwrap().len(),
+            "{f:?}"
+        );
+    }
 }

@@ -100,10 +100,10 @@ impl Encoder<'_> {
                 let m = v
                     .as_object()
                     .ok_or_else(|| format!("{v} is not an object"))?;
-                for (name, node) in fields {
-                    let x = m.get(name).unwrap_or(&J::Null);
-                    self.binary(*node, x, out)
-                        .map_err(|e| format!("{name}: {e}"))?;
+                for f in fields {
+                    let x = m.get(&f.name).unwrap_or(&J::Null);
+                    self.binary(f.node, x, out)
+                        .map_err(|e| format!("{}: {e}", f.name))?;
                 }
                 Ok(())
             }
@@ -135,10 +135,10 @@ impl Encoder<'_> {
                     .as_object()
                     .ok_or_else(|| format!("{v} is not an object"))?;
                 let mut o = serde_json::Map::new();
-                for (name, node) in fields {
+                for f in fields {
                     o.insert(
-                        name.clone(),
-                        self.avro_json(*node, m.get(name).unwrap_or(&J::Null))?,
+                        f.name.clone(),
+                        self.avro_json(f.node, m.get(&f.name).unwrap_or(&J::Null))?,
                     );
                 }
                 J::Object(o)
