@@ -3,7 +3,8 @@
 use super::encoding;
 use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type, values_at_most};
 use super::record::{
-    MemberSpan, RecordSchema, Rendered, SCHEMA_ENCODING, SCHEMA_NAME, SCHEMA_REVISION, WireEncoding,
+    MemberSpan, ReadCost, RecordSchema, Rendered, SCHEMA_ENCODING, SCHEMA_NAME, SCHEMA_REVISION,
+    WireEncoding,
 };
 use super::spec::{DecoderSpec, Format, Limits, Locator, RecordFormat};
 use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
@@ -175,16 +176,16 @@ fn json_string(raw: &str) -> Result<Cow<'_, str>, serde_json::Error> {
     serde_json::from_str::<String>(raw).map(Cow::Owned)
 }
 
-/// The most reading a record of `body` builds before writing it: an Avro JSON body's value
-/// tree (as a JSON body's), a Protocol Buffer message's (at most one value per byte, so the
-/// same bound per byte); nothing for Avro binary, read straight into JSON.
-fn record_tree_bytes(records: &Records, encoding: WireEncoding, body: &[u8]) -> usize {
-    if matches!(records.format, RecordFormat::Protobuf(_)) {
-        body.len().saturating_mul(TREE_BYTES_PER_VALUE + 1)
-    } else if encoding == WireEncoding::Json {
-        tree_bytes(body)
-    } else {
-        0
+/// The most reading a record of `body` builds beside its output: an Avro JSON body's value
+/// tree (as a JSON body's); a Protocol Buffer message's dynamic message (at most one value
+/// per byte, so the same bound per byte), or the wire reader's bookkeeping; nothing for Avro
+/// binary, read straight into JSON.
+fn record_tree_bytes(schema: &RecordSchema, encoding: WireEncoding, body: &[u8]) -> usize {
+    match schema.read_cost(encoding) {
+        ReadCost::Nothing => 0,
+        ReadCost::JsonTree => tree_bytes(body),
+        ReadCost::DynamicMessage => body.len().saturating_mul(TREE_BYTES_PER_VALUE + 1),
+        ReadCost::PerBodyByte(n) => body.len().saturating_mul(n),
     }
 }
 
@@ -412,6 +413,30 @@ impl Decoder {
         if msg.data.len() > max {
             return Err(too_large(msg.data.len(), max));
         }
+        let (schema, encoding) = self.schema_for(records, msg)?;
+        let tree = record_tree_bytes(&schema, encoding, &msg.data);
+        if tree > self.limits.max_validation_bytes {
+            return Err(Rejection::new(
+                ReasonCode::TooLarge,
+                format!(
+                    "record body of {} bytes could take {tree} bytes to read, above the {} \
+                     decoding may use",
+                    msg.data.len(),
+                    self.limits.max_validation_bytes
+                ),
+            ));
+        }
+        schema.render(encoding, &msg.data, max, self.limits.max_json_depth)
+    }
+
+    /// The schema a schema'd message is read with: the revision its attributes name (which
+    /// the source fetched before: [`Decoder::unknown_revision`]), or the contract's file when
+    /// it names none; and its encoding.
+    fn schema_for(
+        &self,
+        records: &Records,
+        msg: &ReceivedMessage,
+    ) -> Result<(Arc<RecordSchema>, WireEncoding), Rejection> {
         let encoding = match attribute(msg, SCHEMA_ENCODING) {
             None => records.encoding,
             Some(e) => WireEncoding::from_attribute(e).ok_or_else(|| {
@@ -424,18 +449,6 @@ impl Decoder {
                 )
             })?,
         };
-        let tree = record_tree_bytes(records, encoding, &msg.data);
-        if tree > self.limits.max_validation_bytes {
-            return Err(Rejection::new(
-                ReasonCode::TooLarge,
-                format!(
-                    "record body of {} bytes could take {tree} bytes to read, above the {} \
-                     decoding may use",
-                    msg.data.len(),
-                    self.limits.max_validation_bytes
-                ),
-            ));
-        }
         let schema = match attribute(msg, SCHEMA_REVISION) {
             None => records.local.clone(),
             Some(revision) => records
@@ -456,7 +469,7 @@ impl Decoder {
                     )
                 })?,
         };
-        schema.render(encoding, &msg.data, max, self.limits.max_json_depth)
+        Ok((schema, encoding))
     }
 
     /// The schema and revision `msg` names that this decoder has not compiled yet: to fetch
@@ -507,10 +520,12 @@ impl Decoder {
         let Some(records) = &self.records else {
             return 0;
         };
-        let encoding = attribute(msg, SCHEMA_ENCODING)
-            .and_then(WireEncoding::from_attribute)
-            .unwrap_or(records.encoding);
-        record_tree_bytes(records, encoding, &msg.data).min(self.limits.max_validation_bytes)
+        // A message that names no usable schema is rejected unread.
+        self.schema_for(records, msg)
+            .map_or(0, |(schema, encoding)| {
+                record_tree_bytes(&schema, encoding, &msg.data)
+                    .min(self.limits.max_validation_bytes)
+            })
     }
 
     /// Decodes `msg` whose body [`Decoder::inflate`] already inflated.

@@ -20,6 +20,8 @@
 
 mod json;
 mod proto;
+mod proto_plan;
+mod proto_read;
 mod read;
 mod schema;
 mod values;
@@ -95,8 +97,28 @@ pub struct RecordSchema {
 
 #[derive(Debug)]
 enum Kind {
-    Avro { nodes: Vec<Node>, root: usize },
-    Protobuf(prost_reflect::MessageDescriptor),
+    Avro {
+        nodes: Vec<Node>,
+        root: usize,
+    },
+    Protobuf {
+        message: prost_reflect::MessageDescriptor,
+        /// How the wire reader reads it; `None`: through the dynamic message.
+        plan: Option<proto_plan::Plan>,
+    },
+}
+
+/// What reading a body takes beside its output (`Decoder` holds it from the shared decoding
+/// budget while it reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadCost {
+    Nothing,
+    /// The body's JSON value tree (Avro JSON).
+    JsonTree,
+    /// A dynamic message of the body (Protocol Buffers through `prost-reflect`).
+    DynamicMessage,
+    /// This many bytes per body byte at most.
+    PerBodyByte(usize),
 }
 
 impl RecordSchema {
@@ -133,8 +155,12 @@ impl RecordSchema {
         message: Option<&str>,
         revision: impl Into<String>,
     ) -> Result<RecordSchema, String> {
+        let message = proto::compile(definition, message)?;
         Ok(RecordSchema {
-            kind: Kind::Protobuf(proto::compile(definition, message)?),
+            kind: Kind::Protobuf {
+                plan: proto_plan::compile(&message),
+                message,
+            },
             revision: revision.into(),
         })
     }
@@ -158,16 +184,25 @@ impl RecordSchema {
                     what,
                 )
             }
-            Kind::Protobuf(message) => {
+            Kind::Protobuf { message, plan } => {
                 let what = match encoding {
                     WireEncoding::Binary => "Protocol Buffer binary",
                     WireEncoding::Json => "Protocol Buffer JSON",
                 };
-                let out = proto::render(message, encoding == WireEncoding::Json, body, max_bytes)
-                    .map(|json| Rendered {
-                        json: Bytes::from(json),
-                        members: None,
-                    });
+                let out = match (plan, encoding) {
+                    (Some(plan), WireEncoding::Binary) => {
+                        in_scratch(&[], max_bytes, max_depth, |w| {
+                            let mut r = proto_read::Reader::new(plan, w);
+                            let written = r.message(0, &[body], 0);
+                            (r.into_writer(), written)
+                        })
+                    }
+                    _ => proto::render(message, encoding == WireEncoding::Json, body, max_bytes)
+                        .map(|json| Rendered {
+                            json: Bytes::from(json),
+                            members: None,
+                        }),
+                };
                 (out, what)
             }
         };
@@ -196,6 +231,18 @@ impl RecordSchema {
 }
 
 impl RecordSchema {
+    /// What reading a body of this schema in `encoding` takes beside its output.
+    pub fn read_cost(&self, encoding: WireEncoding) -> ReadCost {
+        match (&self.kind, encoding) {
+            (Kind::Avro { .. }, WireEncoding::Binary) => ReadCost::Nothing,
+            (Kind::Avro { .. }, WireEncoding::Json) => ReadCost::JsonTree,
+            (Kind::Protobuf { plan: Some(_), .. }, WireEncoding::Binary) => {
+                ReadCost::PerBodyByte(proto_read::WORKING_BYTES_PER_BODY_BYTE)
+            }
+            (Kind::Protobuf { .. }, _) => ReadCost::DynamicMessage,
+        }
+    }
+
     /// Encodes `json` (a record as [`RecordSchema::render`] writes it) as a producer would
     /// publish it: Avro binary, or Avro's JSON encoding (unions wrapped in their branch's
     /// name). A union takes the first branch the value fits. `publish` and the tests.
@@ -206,7 +253,7 @@ impl RecordSchema {
     ) -> Result<Vec<u8>, String> {
         let (nodes, root) = match &self.kind {
             Kind::Avro { nodes, root } => (nodes, *root),
-            Kind::Protobuf(message) => {
+            Kind::Protobuf { message, .. } => {
                 return proto::encode(message, encoding == WireEncoding::Json, json);
             }
         };
@@ -222,8 +269,7 @@ impl RecordSchema {
     }
 }
 
-/// An Avro record as our JSON, written in this thread's scratch buffer and copied out at its
-/// size (a buffer grown while writing would hold up to twice what the row accounts for).
+/// An Avro record as our JSON.
 fn avro_render(
     nodes: &[Node],
     root: usize,
@@ -232,16 +278,29 @@ fn avro_render(
     max_bytes: usize,
     max_depth: usize,
 ) -> Result<Rendered, Fault> {
+    in_scratch(nodes, max_bytes, max_depth, |mut w| {
+        let written = avro_write(&mut w, root, encoding, body);
+        (w, written)
+    })
+}
+
+/// A record written by `write` in this thread's scratch buffer and copied out at its size (a
+/// buffer grown while writing would hold up to twice what the row accounts for).
+fn in_scratch<'a>(
+    nodes: &'a [Node],
+    max_bytes: usize,
+    max_depth: usize,
+    write: impl FnOnce(Writer<'a>) -> (Writer<'a>, Result<(), Fault>),
+) -> Result<Rendered, Fault> {
     let mut out = SCRATCH.with_borrow_mut(std::mem::take);
     out.clear();
-    let mut w = Writer {
+    let (mut w, written) = write(Writer {
         out,
         max_bytes,
         max_depth,
         nodes,
         members: None,
-    };
-    let written = avro_write(&mut w, root, encoding, body);
+    });
     let members = w.members.take();
     let mut out = w.out;
     if out.capacity() > RENDER_SCRATCH_BYTES {
@@ -285,6 +344,7 @@ fn avro_write(
     }
 }
 
+#[derive(Debug)]
 pub(super) enum Fault {
     TooLarge,
     TooDeep,

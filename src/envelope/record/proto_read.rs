@@ -1,0 +1,668 @@
+//! Protocol Buffer binary read straight into our JSON, by a compiled plan (`proto_plan`): the
+//! JSON `prost-reflect` writes for the same message (proto field names, defaults written,
+//! 64-bit integers as strings, enums by name, bytes base64, `Timestamp` and `Duration` as
+//! strings, wrappers as their value), without building a dynamic message first.
+//!
+//! The wire format allows fields in any order and repeated: a field's last value wins, the
+//! occurrences of a message field are merged (read as one), those of a repeated field (packed
+//! or not) append, and the last member set of a oneof is the one it holds. So each message is
+//! first scanned into its fields' occurrences (16 bytes for at least 2 bytes of body each, on
+//! one stack shared by the nesting), then written in field order. Every length is checked
+//! against the bytes that remain before it is used; output is capped and nesting limited by
+//! the shared [`Writer`].
+
+use super::proto_plan::{Plan, Scalar, Shape, Special};
+use super::read::Writer;
+use super::{Fault, bad};
+
+/// The most the reader's own bookkeeping takes per body byte: the occurrence stack (16 bytes
+/// per field of at least 2 bytes, up to three times that while it grows: 24) and a map's
+/// entries (56 bytes per entry of at least 2 bytes: 28), rounded up.
+pub(super) const WORKING_BYTES_PER_BODY_BYTE: usize = 64;
+
+/// One occurrence of a field in a message's encoding: its index in the plan's fields, where
+/// its value lies (the varint's bytes, the fixed bytes, or the length-delimited contents) in
+/// which part of the message, and its wire type.
+#[derive(Debug, Clone, Copy)]
+struct Occurrence {
+    field: u32,
+    part: u16,
+    wire: u8,
+    start: u32,
+    end: u32,
+}
+
+pub(super) struct Reader<'p, 'w> {
+    pub(super) plan: &'p Plan,
+    pub(super) w: Writer<'w>,
+    stack: Vec<Occurrence>,
+}
+
+#[inline(always)]
+fn varint(b: &[u8], at: &mut usize) -> Result<u64, Fault> {
+    // Most varints are one byte (tags, short lengths, small numbers).
+    if let Some(&byte) = b.get(*at)
+        && byte & 0x80 == 0
+    {
+        *at += 1;
+        return Ok(u64::from(byte));
+    }
+    let mut raw: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *b
+            .get(*at)
+            .ok_or_else(|| bad("the body ends inside a varint"))?;
+        *at += 1;
+        raw |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(raw);
+        }
+    }
+    Err(bad("a varint longer than 10 bytes"))
+}
+
+/// Past `n` bytes at `at`, checked against what remains.
+#[inline]
+fn take(b: &[u8], at: &mut usize, n: u64) -> Result<(), Fault> {
+    let left = (b.len() - *at) as u64;
+    if n > left {
+        return Err(bad(format!("a length of {n} bytes with {left} left")));
+    }
+    *at += n as usize;
+    Ok(())
+}
+
+/// Past one field's value of wire type `wire` at `at`: where its value lies. Inlined: a
+/// result returned through memory cost a store-forwarding stall per field (measured).
+#[inline(always)]
+fn skip(b: &[u8], at: &mut usize, wire: u8, number: u64) -> Result<(usize, usize), Fault> {
+    let start = *at;
+    match wire {
+        0 => {
+            varint(b, at)?;
+        }
+        1 => take(b, at, 8)?,
+        5 => take(b, at, 4)?,
+        2 => {
+            let n = varint(b, at)?;
+            let from = *at;
+            take(b, at, n)?;
+            return Ok((from, *at));
+        }
+        3 => skip_group(b, at, number, 0)?,
+        w => return Err(bad(format!("wire type {w}"))),
+    }
+    Ok((start, *at))
+}
+
+/// Past a group (of an unknown field: a known one is never a group) to its end tag.
+#[cold]
+fn skip_group(b: &[u8], at: &mut usize, number: u64, depth: usize) -> Result<(), Fault> {
+    if depth > 64 {
+        return Err(bad("groups nested too deep"));
+    }
+    loop {
+        let tag = varint(b, at)?;
+        let (n, w) = (tag >> 3, (tag & 7) as u8);
+        match w {
+            4 if n == number => return Ok(()),
+            4 => return Err(bad("a group closed by another field's end tag")),
+            3 => skip_group(b, at, n, depth + 1)?,
+            _ => {
+                skip(b, at, w, n)?;
+            }
+        }
+    }
+}
+
+impl<'p, 'w> Reader<'p, 'w> {
+    pub(super) fn new(plan: &'p Plan, w: Writer<'w>) -> Self {
+        Reader {
+            plan,
+            w,
+            stack: Vec::new(),
+        }
+    }
+
+    pub(super) fn into_writer(self) -> Writer<'w> {
+        self.w
+    }
+
+    /// The occurrences of message `m`'s known fields in `parts` (its encodings, merged), on
+    /// the stack from `base`, ordered by field and then as they came.
+    fn scan(&mut self, m: u32, parts: &[&[u8]]) -> Result<(), Fault> {
+        let plan: &'p Plan = self.plan;
+        let plan = &plan.messages[m as usize];
+        let base = self.stack.len();
+        for (p, part) in parts.iter().enumerate() {
+            let mut at = 0;
+            while at < part.len() {
+                let tag = varint(part, &mut at)?;
+                let (number, wire) = (tag >> 3, (tag & 7) as u8);
+                if number == 0 || number > u64::from(u32::MAX >> 3) {
+                    return Err(bad(format!("field number {number}")));
+                }
+                if wire == 4 {
+                    return Err(bad("an end-group tag outside a group"));
+                }
+                let (start, end) = skip(part, &mut at, wire, number)?;
+                if let Some(field) = plan.field(number as u32) {
+                    self.stack.push(Occurrence {
+                        field,
+                        part: u16::try_from(p).map_err(|_| bad("too many parts"))?,
+                        wire,
+                        start: start as u32,
+                        end: end as u32,
+                    });
+                }
+            }
+        }
+        // Already in field order as most encoders write it: then only checked.
+        let order = |o: &Occurrence| (o.field, o.part, o.start);
+        if !self.stack[base..].is_sorted_by_key(order) {
+            self.stack[base..].sort_unstable_by_key(order);
+        }
+        Ok(())
+    }
+
+    /// Writes message `m`, encoded in `parts` (one, or several to merge), at `depth`.
+    pub(super) fn message(&mut self, m: u32, parts: &[&[u8]], depth: usize) -> Result<(), Fault> {
+        let special = self.plan.messages[m as usize].special;
+        let base = self.stack.len();
+        self.scan(m, parts)?;
+        let written = match special {
+            Special::None => self.fields(m, parts, base, depth),
+            Special::Wrapper => self.wrapper(m, parts, base, depth),
+            Special::Timestamp | Special::Duration => self.time(special, parts, base),
+        };
+        self.stack.truncate(base);
+        written
+    }
+
+    /// The range of the stack holding field `field`'s occurrences, from `from`.
+    fn run(&self, from: usize, field: u32) -> std::ops::Range<usize> {
+        let end = self.stack[from..]
+            .iter()
+            .position(|o| o.field != field)
+            .map_or(self.stack.len(), |n| from + n);
+        from..end
+    }
+
+    /// The field of each real oneof that was set last (its position in the encoding).
+    fn oneof_winners(&self, m: u32, base: usize) -> Vec<Option<(u32, (u16, u32))>> {
+        let plan = &self.plan.messages[m as usize];
+        let mut winners = vec![None; plan.oneofs];
+        for o in &self.stack[base..] {
+            if let Some(k) = plan.fields[o.field as usize].oneof {
+                let slot = &mut winners[k as usize];
+                if slot.is_none_or(|(_, at)| (o.part, o.start) > at) {
+                    *slot = Some((o.field, (o.part, o.start)));
+                }
+            }
+        }
+        winners
+    }
+
+    fn fields(&mut self, m: u32, parts: &[&[u8]], base: usize, depth: usize) -> Result<(), Fault> {
+        let plan: &'p Plan = self.plan;
+        let plan = &plan.messages[m as usize];
+        let winners = if plan.oneofs > 0 {
+            self.oneof_winners(m, base)
+        } else {
+            Vec::new()
+        };
+        let top = depth == 0;
+        let mut spans = Vec::new();
+        let depth = self.w.descend(depth)?;
+        self.w.raw(b"{")?;
+        let mut first = true;
+        let mut next = base;
+        for (i, f) in plan.fields.iter().enumerate() {
+            let i = i as u32;
+            let run = self.run(next, i);
+            next = run.end;
+            if let Some(k) = f.oneof
+                && winners[k as usize].map(|(field, _)| field) != Some(i)
+            {
+                continue;
+            }
+            if run.is_empty() && matches!(f.shape, Shape::Single { presence: true }) {
+                continue;
+            }
+            let key = if first { &f.key[1..] } else { &f.key[..] };
+            first = false;
+            self.w.raw(key)?;
+            let at = self.w.out.len();
+            match f.shape {
+                Shape::Single { .. } => self.single(f.kind, parts, run, depth)?,
+                Shape::Repeated => self.repeated(f.kind, parts, run, depth)?,
+                Shape::Map { key, value } => self.map(key, value, parts, run, depth)?,
+            }
+            if top {
+                spans.push((at - 2 - f.name_len..at - 2, at..self.w.out.len()));
+            }
+        }
+        if top && plan.fields.iter().all(|f| f.key.len() == f.name_len + 4) {
+            self.w.members = Some(spans);
+        }
+        self.w.raw(b"}")
+    }
+
+    fn bytes_of<'b>(parts: &[&'b [u8]], o: Occurrence) -> &'b [u8] {
+        &parts[o.part as usize][o.start as usize..o.end as usize]
+    }
+
+    /// A singular field: its last value, the merge of all its occurrences for a message, or
+    /// its default when absent.
+    fn single(
+        &mut self,
+        kind: Scalar,
+        parts: &[&[u8]],
+        run: std::ops::Range<usize>,
+        depth: usize,
+    ) -> Result<(), Fault> {
+        if let Scalar::Message(m) = kind {
+            if let Some(o) = self.stack[run.clone()].iter().find(|o| o.wire != 2) {
+                return Err(bad(format!("wire type {} for a message", o.wire)));
+            }
+            if run.len() == 1 {
+                let only = Self::bytes_of(parts, self.stack[run.start]);
+                return self.message(m, &[only], depth);
+            }
+            // Occurring more than once: the occurrences are merged, read as one.
+            let merged: Vec<&[u8]> = self.stack[run]
+                .iter()
+                .map(|o| Self::bytes_of(parts, *o))
+                .collect();
+            return self.message(m, &merged, depth);
+        }
+        match run.last() {
+            None => self.default(kind),
+            Some(last) => {
+                let o = self.stack[last];
+                if o.wire != kind.wire() {
+                    return Err(bad(format!("wire type {} for {kind:?}", o.wire)));
+                }
+                self.value(kind, Self::bytes_of(parts, o), depth)
+            }
+        }
+    }
+
+    fn repeated(
+        &mut self,
+        kind: Scalar,
+        parts: &[&[u8]],
+        run: std::ops::Range<usize>,
+        depth: usize,
+    ) -> Result<(), Fault> {
+        let depth = self.w.descend(depth)?;
+        self.w.raw(b"[")?;
+        let mut first = true;
+        for i in run {
+            let o = self.stack[i];
+            let b = Self::bytes_of(parts, o);
+            let packed = o.wire == 2 && kind.wire() != 2;
+            if !packed && o.wire != kind.wire() {
+                return Err(bad(format!("wire type {} for {kind:?}", o.wire)));
+            }
+            if !packed {
+                if !first {
+                    self.w.raw(b",")?;
+                }
+                first = false;
+                self.value(kind, b, depth)?;
+                continue;
+            }
+            let mut at = 0;
+            while at < b.len() {
+                let start = at;
+                match kind.wire() {
+                    0 => {
+                        varint(b, &mut at)?;
+                    }
+                    1 => take(b, &mut at, 8)?,
+                    _ => take(b, &mut at, 4)?,
+                }
+                if !first {
+                    self.w.raw(b",")?;
+                }
+                first = false;
+                self.value(kind, &b[start..at], depth)?;
+            }
+        }
+        self.w.raw(b"]")
+    }
+
+    /// A map: its entries as an object, the last of each key kept (as a decoder keeps it).
+    fn map(
+        &mut self,
+        key: Scalar,
+        value: Scalar,
+        parts: &[&[u8]],
+        run: std::ops::Range<usize>,
+        depth: usize,
+    ) -> Result<(), Fault> {
+        // Each entry: its key, its value's encoding, its position; sorted by key and then
+        // position, the last of each key is the one kept. Sized once: 56 bytes per entry of
+        // at least 2 body bytes.
+        let mut entries: Vec<Entry<'_>> = Vec::with_capacity(run.len());
+        for (n, i) in run.enumerate() {
+            let o = self.stack[i];
+            if o.wire != 2 {
+                return Err(bad(format!("wire type {} for a map entry", o.wire)));
+            }
+            let b = Self::bytes_of(parts, o);
+            let (mut k, mut v) = (MapKey::of(key, None)?, None);
+            let mut at = 0;
+            while at < b.len() {
+                let tag = varint(b, &mut at)?;
+                let (number, wire) = (tag >> 3, (tag & 7) as u8);
+                let (start, end) = skip(b, &mut at, wire, number)?;
+                match number {
+                    1 if wire == key.wire() => k = MapKey::of(key, Some(&b[start..end]))?,
+                    1 => return Err(bad(format!("wire type {wire} for a map key"))),
+                    2 => v = Some((wire, &b[start..end])),
+                    _ => {}
+                }
+            }
+            entries.push((k, v, n as u32));
+        }
+        entries.sort_unstable_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
+        let depth = self.w.descend(depth)?;
+        self.w.raw(b"{")?;
+        let mut first = true;
+        for (i, (k, v, _)) in entries.iter().enumerate() {
+            if entries.get(i + 1).is_some_and(|next| next.0 == *k) {
+                continue;
+            }
+            if !first {
+                self.w.raw(b",")?;
+            }
+            first = false;
+            match k {
+                MapKey::Text(t) => self.w.string_bytes(t)?,
+                MapKey::Signed(n) => {
+                    self.w.raw(b"\"")?;
+                    self.w.number(n)?;
+                    self.w.raw(b"\"")?;
+                }
+                MapKey::Unsigned(n) => {
+                    self.w.raw(b"\"")?;
+                    self.w.number(n)?;
+                    self.w.raw(b"\"")?;
+                }
+                MapKey::Bool(b) => self.w.raw(if *b { b"\"true\"" } else { b"\"false\"" })?,
+            }
+            self.w.raw(b":")?;
+            match *v {
+                None => self.entry_default(value, depth)?,
+                Some((wire, b)) => {
+                    if wire != value.wire() {
+                        return Err(bad(format!("wire type {wire} for a map value")));
+                    }
+                    match value {
+                        Scalar::Message(m) => self.message(m, &[b], depth)?,
+                        _ => self.value(value, b, depth)?,
+                    }
+                }
+            }
+        }
+        self.w.raw(b"}")
+    }
+
+    fn entry_default(&mut self, value: Scalar, depth: usize) -> Result<(), Fault> {
+        match value {
+            Scalar::Message(m) => self.message(m, &[], depth),
+            _ => self.default(value),
+        }
+    }
+
+    /// One value of a non-message type, from its bytes (a varint's, fixed, or contents).
+    fn value(&mut self, kind: Scalar, b: &[u8], depth: usize) -> Result<(), Fault> {
+        match kind {
+            Scalar::String => self.w.string_bytes(b),
+            Scalar::Bytes => self.w.base64(b),
+            Scalar::Message(m) => self.message(m, &[b], depth),
+            Scalar::Double => self.w.float(f64::from_le_bytes(fixed(b)?)),
+            Scalar::Float => {
+                let f = f32::from_le_bytes(fixed(b)?);
+                if f.is_finite() {
+                    self.w.number(f)
+                } else {
+                    self.w.float(f64::from(f))
+                }
+            }
+            Scalar::Enum(e) => {
+                let n = varint(b, &mut 0)? as i64 as i32;
+                let plan: &'p Plan = self.plan;
+                let plan = &plan.enums[e as usize];
+                if plan.null {
+                    return self.w.raw(b"null");
+                }
+                match plan.names.get(&n) {
+                    Some(name) => self.w.raw(name),
+                    None => self.w.number(n),
+                }
+            }
+            Scalar::Bool => self.w.raw(if varint(b, &mut 0)? != 0 {
+                b"true"
+            } else {
+                b"false"
+            }),
+            _ => self.integer(kind, b),
+        }
+    }
+
+    /// An integer: 64-bit ones as strings, as the JSON mapping writes them.
+    fn integer(&mut self, kind: Scalar, b: &[u8]) -> Result<(), Fault> {
+        let v = || varint(b, &mut 0);
+        let quoted = |w: &mut Writer<'_>, n: &dyn Fn(&mut Writer<'_>) -> Result<(), Fault>| {
+            w.raw(b"\"")?;
+            n(w)?;
+            w.raw(b"\"")
+        };
+        match kind {
+            Scalar::Int32 => self.w.number(v()? as i64 as i32),
+            Scalar::Uint32 => self.w.number(v()? as u32),
+            Scalar::Sint32 => {
+                let r = v()? as u32;
+                self.w.number((r >> 1) as i32 ^ -((r & 1) as i32))
+            }
+            Scalar::Fixed32 => self.w.number(u32::from_le_bytes(fixed(b)?)),
+            Scalar::Sfixed32 => self.w.number(i32::from_le_bytes(fixed(b)?)),
+            Scalar::Int64 => {
+                let n = v()? as i64;
+                quoted(&mut self.w, &|w| w.number(n))
+            }
+            Scalar::Uint64 => {
+                let n = v()?;
+                quoted(&mut self.w, &|w| w.number(n))
+            }
+            Scalar::Sint64 => {
+                let r = v()?;
+                let n = (r >> 1) as i64 ^ -((r & 1) as i64);
+                quoted(&mut self.w, &|w| w.number(n))
+            }
+            Scalar::Fixed64 => {
+                let n = u64::from_le_bytes(fixed(b)?);
+                quoted(&mut self.w, &|w| w.number(n))
+            }
+            Scalar::Sfixed64 => {
+                let n = i64::from_le_bytes(fixed(b)?);
+                quoted(&mut self.w, &|w| w.number(n))
+            }
+            other => Err(bad(format!("{other:?} is not an integer"))),
+        }
+    }
+
+    /// What an absent field without presence holds.
+    fn default(&mut self, kind: Scalar) -> Result<(), Fault> {
+        match kind {
+            Scalar::Double | Scalar::Float => self.w.raw(b"0.0"),
+            Scalar::Int64
+            | Scalar::Uint64
+            | Scalar::Sint64
+            | Scalar::Fixed64
+            | Scalar::Sfixed64 => self.w.raw(b"\"0\""),
+            Scalar::Bool => self.w.raw(b"false"),
+            Scalar::String | Scalar::Bytes => self.w.raw(b"\"\""),
+            Scalar::Enum(e) => {
+                let plan: &'p Plan = self.plan;
+                let plan = &plan.enums[e as usize];
+                if plan.null {
+                    return self.w.raw(b"null");
+                }
+                match plan.names.get(&plan.default) {
+                    Some(name) => self.w.raw(name),
+                    None => self.w.number(plan.default),
+                }
+            }
+            // Message fields have presence: never written as a default.
+            Scalar::Message(_) => Err(bad("a message has no default here")),
+            _ => self.w.raw(b"0"),
+        }
+    }
+
+    /// `google.protobuf.*Value`: field 1, written bare.
+    fn wrapper(&mut self, m: u32, parts: &[&[u8]], base: usize, depth: usize) -> Result<(), Fault> {
+        let plan = &self.plan.messages[m as usize];
+        let kind = plan.fields.first().map_or(Scalar::Int32, |f| f.kind);
+        let run = self.run(base, 0);
+        self.single(kind, parts, run, depth)
+    }
+
+    /// `Timestamp` (RFC 3339 in UTC) and `Duration` (`1.5s`): seconds (field 1) and nanos
+    /// (field 2), in the ranges the JSON mapping allows.
+    fn time(&mut self, special: Special, parts: &[&[u8]], base: usize) -> Result<(), Fault> {
+        let last = |field: u32| -> Result<i64, Fault> {
+            let run = self.run_from(base, field);
+            match run.and_then(|r| r.last()) {
+                None => Ok(0),
+                Some(i) => {
+                    let o = self.stack[i];
+                    if o.wire != 0 {
+                        return Err(bad(format!("wire type {} for seconds or nanos", o.wire)));
+                    }
+                    Ok(varint(Self::bytes_of(parts, o), &mut 0)? as i64)
+                }
+            }
+        };
+        let (seconds, nanos) = (last(0)?, i64::from(last(1)? as i32));
+        let text = match special {
+            Special::Timestamp => timestamp(seconds, nanos)?,
+            _ => duration(seconds, nanos)?,
+        };
+        self.w.string(&text)
+    }
+
+    /// The run of field `field`, wherever it is after `base` (fields are sorted).
+    fn run_from(&self, base: usize, field: u32) -> Option<std::ops::Range<usize>> {
+        let start = base + self.stack[base..].iter().position(|o| o.field == field)?;
+        Some(self.run(start, field))
+    }
+}
+
+fn fixed<const N: usize>(b: &[u8]) -> Result<[u8; N], Fault> {
+    b.try_into()
+        .map_err(|_| bad("a fixed-width value of the wrong size"))
+}
+
+/// A map entry as read: its key, its value's wire type and encoding, its position.
+type Entry<'b> = (MapKey<'b>, Option<(u8, &'b [u8])>, u32);
+
+/// A map's key, decoded (its JSON text is a string whatever its type).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum MapKey<'b> {
+    Text(&'b [u8]),
+    Signed(i64),
+    Unsigned(u64),
+    Bool(bool),
+}
+
+impl<'b> MapKey<'b> {
+    /// The key of type `kind` encoded in `b`, or the type's default when absent.
+    fn of(kind: Scalar, b: Option<&'b [u8]>) -> Result<MapKey<'b>, Fault> {
+        let Some(b) = b else {
+            return Ok(match kind {
+                Scalar::String => MapKey::Text(b""),
+                Scalar::Bool => MapKey::Bool(false),
+                _ => MapKey::Signed(0),
+            });
+        };
+        let v = || varint(b, &mut 0);
+        Ok(match kind {
+            Scalar::String => {
+                std::str::from_utf8(b).map_err(|_| bad("a map key that is not UTF-8"))?;
+                MapKey::Text(b)
+            }
+            Scalar::Bool => MapKey::Bool(v()? != 0),
+            Scalar::Int32 => MapKey::Signed(i64::from(v()? as i64 as i32)),
+            Scalar::Int64 => MapKey::Signed(v()? as i64),
+            Scalar::Uint32 => MapKey::Unsigned(u64::from(v()? as u32)),
+            Scalar::Uint64 => MapKey::Unsigned(v()?),
+            Scalar::Sint32 => {
+                let r = v()? as u32;
+                MapKey::Signed(i64::from((r >> 1) as i32 ^ -((r & 1) as i32)))
+            }
+            Scalar::Sint64 => {
+                let r = v()?;
+                MapKey::Signed((r >> 1) as i64 ^ -((r & 1) as i64))
+            }
+            Scalar::Fixed32 => MapKey::Unsigned(u64::from(u32::from_le_bytes(fixed(b)?))),
+            Scalar::Fixed64 => MapKey::Unsigned(u64::from_le_bytes(fixed(b)?)),
+            Scalar::Sfixed32 => MapKey::Signed(i64::from(i32::from_le_bytes(fixed(b)?))),
+            Scalar::Sfixed64 => MapKey::Signed(i64::from_le_bytes(fixed(b)?)),
+            other => return Err(bad(format!("{other:?} as a map key"))),
+        })
+    }
+}
+
+/// Subseconds as the JSON mapping writes them: none, or 3, 6 or 9 digits.
+fn fraction(nanos: u32) -> String {
+    if nanos == 0 {
+        String::new()
+    } else if nanos.is_multiple_of(1_000_000) {
+        format!(".{:03}", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        format!(".{:06}", nanos / 1_000)
+    } else {
+        format!(".{nanos:09}")
+    }
+}
+
+fn timestamp(seconds: i64, nanos: i64) -> Result<String, Fault> {
+    if !(-62_135_596_800..=253_402_300_799).contains(&seconds)
+        || !(0..1_000_000_000).contains(&nanos)
+    {
+        return Err(bad("a Timestamp out of range"));
+    }
+    let t = time::OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|_| bad("a Timestamp out of range"))?;
+    Ok(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        fraction(nanos as u32)
+    ))
+}
+
+fn duration(seconds: i64, nanos: i64) -> Result<String, Fault> {
+    let max = 315_576_000_000;
+    if !(-max..=max).contains(&seconds)
+        || !(-999_999_999..=999_999_999).contains(&nanos)
+        || (seconds > 0 && nanos < 0)
+        || (seconds < 0 && nanos > 0)
+    {
+        return Err(bad("a Duration out of range"));
+    }
+    let sign = if seconds < 0 || nanos < 0 { "-" } else { "" };
+    Ok(format!(
+        "{sign}{}{}s",
+        seconds.unsigned_abs(),
+        fraction(nanos.unsigned_abs() as u32)
+    ))
+}
