@@ -30,7 +30,8 @@
 //!   `VALIDATION_BYTES` while it decodes, and a payload that could need more is rejected
 //!   (`too_large`) unbuilt. Flat in the number of objects and of worker threads. Records of a
 //!   schema'd topic that are read into a value tree before being written (Avro JSON, Protocol
-//!   Buffers) hold their bound from the same semaphore (`Decoder::record_working_set`).
+//!   Buffers through `prost-reflect`), and the Protocol Buffer wire reader's bookkeeping, hold
+//!   their bound from the same semaphore (`Decoder::record_working_set`).
 //! - **decompressors**: per worker thread, the gzip and zstd decompressors it keeps between
 //!   compressed bodies (`decompressor_bytes`: the zstd window, at most `max_message_bytes`
 //!   rounded up to a power of two, and the state around it); with a topic schema, also the
