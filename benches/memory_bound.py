@@ -8,7 +8,9 @@ predicts for the same configuration and worker threads (issue 24):
   starts, so they arrive at once;
 - 40 objects all bursting at once: a backlog of 4 KiB events on each of 40 subscriptions;
 - records of a schema'd topic (issue 27): Avro bodies of about 0.9 MiB holding a map of tiny
-  members, in JSON encoding (parsed into a value tree first) and in binary;
+  members, in JSON encoding (parsed into a value tree first) and in binary; Protocol Buffer
+  binary bodies of about 0.9 MiB holding a map of 80,000 entries (read by the wire reader; the
+  topic is not bound: the Pub/Sub emulator cannot create Protocol Buffer schemas);
 - compressed bodies (issue 27): the `members` body zstd-compressed (inflates to just under the
   limit, then meets the schema check), and gzip bombs (8 KiB that would inflate to 8 MiB).
 
@@ -212,6 +214,39 @@ def records(binary: Path, build_config: Path, tag: str, encoding: str, threads: 
             "body_bytes": len(lines[0]), **run_and_tally(binary, cfg, threads, f"rec_{suffix}")}
 
 
+RECORD_PROTO = """syntax = "proto3";
+message Rec {
+  string event_id = 1;
+  string event_type = 2;
+  string event_time = 3;
+  message P { string id = 1; map<string, int32> members = 2; }
+  P payload = 4;
+}
+"""
+
+
+def records_protobuf(binary: Path, build_config: Path, tag: str, threads: int = 2) -> dict:
+    """Protocol Buffer records of about 0.9 MiB (a map of 80,000 entries), binary."""
+    suffix = f"{tag}_recpb_{threads}_{int(time.time())}"
+    cfg = config_dir(f"records-{suffix}", build_config)
+    (cfg / "objects/rec.proto").write_text(RECORD_PROTO)
+    ident = suffix.replace("_", "-")
+    plain = (f"name: rec\nsubscription: {ident}-sub\ntopic: {ident}\n"
+             f"ingest_table: rec_{suffix}.events\ndead_letter_table: rec_{suffix}.dead_letter\n"
+             "envelope:\n  format: json\n  object_id: payload.id\n")
+    # Provisioned without the schema (the emulator cannot create it), run and published with it.
+    (cfg / "objects/rec.yaml").write_text(plain)
+    subprocess.run([str(TOOL), "--config", str(cfg), "--env", "local", "provision"], check=True, capture_output=True)
+    (cfg / "objects/rec.yaml").write_text(
+        plain + "topic_schema:\n  type: protobuf\n  file: rec.proto\n  encoding: binary\n  message: Rec\n")
+    members = {f"m{j}": 0 for j in range(80_000)}
+    lines = [json.dumps({"event_id": f"r-{i}", "event_type": "Changed", "event_time": "2026-12-05T10:00:00Z",
+                         "payload": {"id": f"r{i}", "members": members}}) for i in range(HOSTILE_BODIES)]
+    publish(cfg, "rec", lines)
+    return {"case": "Protocol Buffer records (binary), map of 80,000 entries", "threads": threads,
+            "body_bytes": len(lines[0]), **run_and_tally(binary, cfg, threads, f"rec_{suffix}")}
+
+
 def burst(binary: Path, build_config: Path, tag: str) -> dict:
     suffix = f"{tag}_{int(time.time())}"
     cfg = config_dir(f"burst-{suffix}", build_config)
@@ -267,6 +302,8 @@ def measure(binary: Path, build_config: Path, tag: str) -> list[dict]:
     for encoding in ["json", "binary"]:
         runs.append(records(binary, build_config, tag, encoding))
         print(json.dumps({"build": tag, **runs[-1]}), file=sys.stderr, flush=True)
+    runs.append(records_protobuf(binary, build_config, tag))
+    print(json.dumps({"build": tag, **runs[-1]}), file=sys.stderr, flush=True)
     runs.append(burst(binary, build_config, tag))
     print(json.dumps({"build": tag, **runs[-1]}), file=sys.stderr, flush=True)
     return runs
@@ -279,6 +316,10 @@ if __name__ == "__main__" and sys.argv[1:2] == ["compressed"]:
         print(json.dumps(hostile(Path(sys.argv[2]), Path(sys.argv[3]), "now", shape, 2, encoding)))
     for encoding in ["json", "binary"]:
         print(json.dumps(records(Path(sys.argv[2]), Path(sys.argv[3]), "now", encoding)))
+    print(json.dumps(records_protobuf(Path(sys.argv[2]), Path(sys.argv[3]), "now")))
+elif __name__ == "__main__" and sys.argv[1:2] == ["protobuf"]:
+    # python3 benches/memory_bound.py protobuf BINARY CONFIG_DIR: the Protocol Buffer case only.
+    print(json.dumps(records_protobuf(Path(sys.argv[2]), Path(sys.argv[3]), "now")))
 elif __name__ == "__main__":
     # python3 benches/memory_bound.py BINARY CONFIG_DIR [TAG]
     for r in measure(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "now"):

@@ -151,8 +151,8 @@ impl<'p, 'w> Reader<'p, 'w> {
                         field,
                         part: u16::try_from(p).map_err(|_| bad("too many parts"))?,
                         wire,
-                        start: start as u32,
-                        end: end as u32,
+                        start: u32::try_from(start).map_err(|_| Fault::TooLarge)?,
+                        end: u32::try_from(end).map_err(|_| Fault::TooLarge)?,
                     });
                 }
             }
