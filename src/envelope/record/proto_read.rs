@@ -548,11 +548,15 @@ impl<'p, 'w> Reader<'p, 'w> {
             }
         };
         let (seconds, nanos) = (last(0)?, i64::from(last(1)? as i32));
-        let text = match special {
-            Special::Timestamp => timestamp(seconds, nanos)?,
-            _ => duration(seconds, nanos)?,
-        };
-        self.w.string(&text)
+        let mut text = Short::default();
+        match special {
+            Special::Timestamp => timestamp(seconds, nanos, &mut text)?,
+            _ => duration(seconds, nanos, &mut text)?,
+        }
+        // Digits, `-`, `:`, `.`, `T`, `Z`, `s`: nothing to escape.
+        self.w.raw(b"\"")?;
+        self.w.raw(text.as_bytes())?;
+        self.w.raw(b"\"")
     }
 
     /// The run of field `field`, wherever it is after `base` (fields are sorted).
@@ -617,20 +621,55 @@ impl<'b> MapKey<'b> {
     }
 }
 
-/// Subseconds as the JSON mapping writes them: none, or 3, 6 or 9 digits.
-fn fraction(nanos: u32) -> String {
-    if nanos == 0 {
-        String::new()
-    } else if nanos.is_multiple_of(1_000_000) {
-        format!(".{:03}", nanos / 1_000_000)
-    } else if nanos.is_multiple_of(1_000) {
-        format!(".{:06}", nanos / 1_000)
-    } else {
-        format!(".{nanos:09}")
+/// A short text written without a heap allocation (a timestamp, a duration).
+struct Short {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Default for Short {
+    fn default() -> Self {
+        Short {
+            buf: [0; 40],
+            len: 0,
+        }
     }
 }
 
-fn timestamp(seconds: i64, nanos: i64) -> Result<String, Fault> {
+impl Short {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for Short {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let to = self.len + s.len();
+        self.buf
+            .get_mut(self.len..to)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = to;
+        Ok(())
+    }
+}
+
+/// Subseconds as the JSON mapping writes them: none, or 3, 6 or 9 digits.
+fn fraction(nanos: u32, out: &mut Short) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    if nanos == 0 {
+        Ok(())
+    } else if nanos.is_multiple_of(1_000_000) {
+        write!(out, ".{:03}", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        write!(out, ".{:06}", nanos / 1_000)
+    } else {
+        write!(out, ".{nanos:09}")
+    }
+}
+
+fn timestamp(seconds: i64, nanos: i64, out: &mut Short) -> Result<(), Fault> {
+    use std::fmt::Write as _;
     if !(-62_135_596_800..=253_402_300_799).contains(&seconds)
         || !(0..1_000_000_000).contains(&nanos)
     {
@@ -638,19 +677,23 @@ fn timestamp(seconds: i64, nanos: i64) -> Result<String, Fault> {
     }
     let t = time::OffsetDateTime::from_unix_timestamp(seconds)
         .map_err(|_| bad("a Timestamp out of range"))?;
-    Ok(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z",
+    write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         t.year(),
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
         t.second(),
-        fraction(nanos as u32)
-    ))
+    )
+    .and_then(|()| fraction(nanos as u32, out))
+    .and_then(|()| out.write_str("Z"))
+    .map_err(|_| bad("a Timestamp out of range"))
 }
 
-fn duration(seconds: i64, nanos: i64) -> Result<String, Fault> {
+fn duration(seconds: i64, nanos: i64, out: &mut Short) -> Result<(), Fault> {
+    use std::fmt::Write as _;
     let max = 315_576_000_000;
     if !(-max..=max).contains(&seconds)
         || !(-999_999_999..=999_999_999).contains(&nanos)
@@ -660,9 +703,8 @@ fn duration(seconds: i64, nanos: i64) -> Result<String, Fault> {
         return Err(bad("a Duration out of range"));
     }
     let sign = if seconds < 0 || nanos < 0 { "-" } else { "" };
-    Ok(format!(
-        "{sign}{}{}s",
-        seconds.unsigned_abs(),
-        fraction(nanos.unsigned_abs() as u32)
-    ))
+    write!(out, "{sign}{}", seconds.unsigned_abs())
+        .and_then(|()| fraction(nanos.unsigned_abs() as u32, out))
+        .and_then(|()| out.write_str("s"))
+        .map_err(|_| bad("a Duration out of range"))
 }
