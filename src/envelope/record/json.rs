@@ -63,7 +63,13 @@ impl Writer<'_> {
                     .ok_or_else(|| bad(format!("field `{}` is missing", f.name)))?;
                 w.json(f.node, x, depth)
             }),
-            (node, v) => self.json_leaf(node, v),
+            (node, v) => {
+                if matches!(node, Node::Duration) {
+                    // Written as an object: one level of nesting, as the parse counts it.
+                    self.descend(depth)?;
+                }
+                self.json_leaf(node, v)
+            }
         }
     }
 

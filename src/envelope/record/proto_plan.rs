@@ -264,11 +264,18 @@ impl Compiler {
                     return Some(Scalar::Enum(at));
                 }
                 let at = u32::try_from(self.plan.enums.len()).ok()?;
+                // Each number's name as the reference printer finds it (`get_value`: with
+                // aliases, not necessarily the first declared).
                 let mut names = HashMap::new();
                 for v in e.values() {
-                    names.entry(v.number()).or_insert_with(|| {
-                        serde_json::to_vec(v.name()).ok().map(Vec::into_boxed_slice)
-                    });
+                    let number = v.number();
+                    let name = e.get_value(number).unwrap_or(v);
+                    names.insert(
+                        number,
+                        serde_json::to_vec(name.name())
+                            .ok()
+                            .map(Vec::into_boxed_slice),
+                    );
                 }
                 self.enums.insert(e.full_name().to_string(), at);
                 self.plan.enums.push(EnumPlan {

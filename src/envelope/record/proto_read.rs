@@ -17,7 +17,8 @@ use super::{Fault, bad};
 
 /// The most the reader's own bookkeeping takes per body byte: the occurrence stack (16 bytes
 /// per field of at least 2 bytes, up to three times that while it grows: 24) and a map's
-/// entries (56 bytes per entry of at least 2 bytes: 28), rounded up.
+/// entries (64 bytes per entry of at least 2 bytes: 32; a message value sent more than once
+/// adds a pointer and length per value, each of at least 2 bytes), rounded up.
 pub(super) const WORKING_BYTES_PER_BODY_BYTE: usize = 64;
 
 /// One occurrence of a field in a message's encoding: its index in the plan's fields, where
@@ -25,17 +26,34 @@ pub(super) const WORKING_BYTES_PER_BODY_BYTE: usize = 64;
 /// which part of the message, and its wire type.
 #[derive(Debug, Clone, Copy)]
 struct Occurrence {
-    field: u32,
-    part: u16,
-    wire: u8,
+    /// The field's index, shifted left 3, and the wire type: 16 bytes in all.
+    key: u32,
+    part: u32,
     start: u32,
     end: u32,
+}
+
+impl Occurrence {
+    fn field(&self) -> u32 {
+        self.key >> 3
+    }
+
+    fn wire(&self) -> u8 {
+        (self.key & 7) as u8
+    }
+
+    /// Where it came in the message's encoding.
+    fn position(&self) -> (u32, u32) {
+        (self.part, self.start)
+    }
 }
 
 pub(super) struct Reader<'p, 'w> {
     pub(super) plan: &'p Plan,
     pub(super) w: Writer<'w>,
     stack: Vec<Occurrence>,
+    /// Messages open (the record's own is 1).
+    nesting: usize,
 }
 
 #[inline(always)]
@@ -53,12 +71,27 @@ fn varint(b: &[u8], at: &mut usize) -> Result<u64, Fault> {
             .get(*at)
             .ok_or_else(|| bad("the body ends inside a varint"))?;
         *at += 1;
+        // The tenth byte holds the 64th bit only.
+        if shift == 63 && byte > 1 {
+            return Err(bad("a varint beyond 64 bits"));
+        }
         raw |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             return Ok(raw);
         }
     }
     Err(bad("a varint longer than 10 bytes"))
+}
+
+/// A field's tag at `at`: its number (1 to 2^29 - 1) and wire type.
+#[inline(always)]
+fn tag(b: &[u8], at: &mut usize) -> Result<(u64, u8), Fault> {
+    let tag = varint(b, at)?;
+    let (number, wire) = (tag >> 3, (tag & 7) as u8);
+    if number == 0 || number > u64::from(u32::MAX >> 3) {
+        return Err(bad(format!("field number {number}")));
+    }
+    Ok((number, wire))
 }
 
 /// Past `n` bytes at `at`, checked against what remains.
@@ -98,12 +131,12 @@ fn skip(b: &[u8], at: &mut usize, wire: u8, number: u64) -> Result<(usize, usize
 /// Past a group (of an unknown field: a known one is never a group) to its end tag.
 #[cold]
 fn skip_group(b: &[u8], at: &mut usize, number: u64, depth: usize) -> Result<(), Fault> {
-    if depth > 64 {
+    // As deep as prost's decoder goes.
+    if depth >= RECURSION_LIMIT {
         return Err(bad("groups nested too deep"));
     }
     loop {
-        let tag = varint(b, at)?;
-        let (n, w) = (tag >> 3, (tag & 7) as u8);
+        let (n, w) = tag(b, at)?;
         match w {
             4 if n == number => return Ok(()),
             4 => return Err(bad("a group closed by another field's end tag")),
@@ -115,12 +148,16 @@ fn skip_group(b: &[u8], at: &mut usize, number: u64, depth: usize) -> Result<(),
     }
 }
 
+/// How deep messages (and groups) may nest, as prost's decoder has it.
+const RECURSION_LIMIT: usize = 100;
+
 impl<'p, 'w> Reader<'p, 'w> {
     pub(super) fn new(plan: &'p Plan, w: Writer<'w>) -> Self {
         Reader {
             plan,
             w,
             stack: Vec::new(),
+            nesting: 0,
         }
     }
 
@@ -137,20 +174,15 @@ impl<'p, 'w> Reader<'p, 'w> {
         for (p, part) in parts.iter().enumerate() {
             let mut at = 0;
             while at < part.len() {
-                let tag = varint(part, &mut at)?;
-                let (number, wire) = (tag >> 3, (tag & 7) as u8);
-                if number == 0 || number > u64::from(u32::MAX >> 3) {
-                    return Err(bad(format!("field number {number}")));
-                }
+                let (number, wire) = tag(part, &mut at)?;
                 if wire == 4 {
                     return Err(bad("an end-group tag outside a group"));
                 }
                 let (start, end) = skip(part, &mut at, wire, number)?;
                 if let Some(field) = plan.field(number as u32) {
                     self.stack.push(Occurrence {
-                        field,
-                        part: u16::try_from(p).map_err(|_| bad("too many parts"))?,
-                        wire,
+                        key: field << 3 | u32::from(wire),
+                        part: u32::try_from(p).map_err(|_| Fault::TooLarge)?,
                         start: u32::try_from(start).map_err(|_| Fault::TooLarge)?,
                         end: u32::try_from(end).map_err(|_| Fault::TooLarge)?,
                     });
@@ -158,7 +190,7 @@ impl<'p, 'w> Reader<'p, 'w> {
             }
         }
         // Already in field order as most encoders write it: then only checked.
-        let order = |o: &Occurrence| (o.field, o.part, o.start);
+        let order = |o: &Occurrence| (o.field(), o.position());
         if !self.stack[base..].is_sorted_by_key(order) {
             self.stack[base..].sort_unstable_by_key(order);
         }
@@ -167,37 +199,74 @@ impl<'p, 'w> Reader<'p, 'w> {
 
     /// Writes message `m`, encoded in `parts` (one, or several to merge), at `depth`.
     pub(super) fn message(&mut self, m: u32, parts: &[&[u8]], depth: usize) -> Result<(), Fault> {
+        if self.nesting > RECURSION_LIMIT {
+            return Err(bad("messages nested deeper than 100"));
+        }
+        self.nesting += 1;
         let special = self.plan.messages[m as usize].special;
         let base = self.stack.len();
-        self.scan(m, parts)?;
-        let written = match special {
+        let written = self.scan(m, parts).and_then(|()| match special {
             Special::None => self.fields(m, parts, base, depth),
             Special::Wrapper => self.wrapper(m, parts, base, depth),
             Special::Timestamp | Special::Duration => self.time(special, parts, base),
-        };
+        });
         self.stack.truncate(base);
+        self.nesting -= 1;
         written
+    }
+
+    /// What a decoder checks of values it then discards (a oneof member another one cleared,
+    /// a singular field's earlier values, a replaced map entry): their wire type, and that a
+    /// string is UTF-8. A discarded message is checked for its wire type only.
+    fn check(
+        &self,
+        kind: Scalar,
+        parts: &[&[u8]],
+        run: std::ops::Range<usize>,
+    ) -> Result<(), Fault> {
+        for o in &self.stack[run] {
+            check_value(kind, o.wire(), Self::bytes_of(parts, *o))?;
+        }
+        Ok(())
     }
 
     /// The range of the stack holding field `field`'s occurrences, from `from`.
     fn run(&self, from: usize, field: u32) -> std::ops::Range<usize> {
         let end = self.stack[from..]
             .iter()
-            .position(|o| o.field != field)
+            .position(|o| o.field() != field)
             .map_or(self.stack.len(), |n| from + n);
         from..end
     }
 
-    /// The field of each real oneof that was set last (its position in the encoding).
-    fn oneof_winners(&self, m: u32, base: usize) -> Vec<Option<(u32, (u16, u32))>> {
+    /// Of each real oneof: the member set last, and where another member was last set (the
+    /// winner's values before that were cleared by it, as a decoder clears them).
+    fn oneof_winners(&self, m: u32, base: usize) -> Vec<Option<Winner>> {
         let plan = &self.plan.messages[m as usize];
-        let mut winners = vec![None; plan.oneofs];
-        for o in &self.stack[base..] {
-            if let Some(k) = plan.fields[o.field as usize].oneof {
-                let slot = &mut winners[k as usize];
-                if slot.is_none_or(|(_, at)| (o.part, o.start) > at) {
-                    *slot = Some((o.field, (o.part, o.start)));
-                }
+        let mut winners: Vec<Option<Winner>> = vec![None; plan.oneofs];
+        let members = || {
+            self.stack[base..].iter().filter_map(|o| {
+                plan.fields[o.field() as usize]
+                    .oneof
+                    .map(|k| (k as usize, o))
+            })
+        };
+        for (k, o) in members() {
+            let slot = &mut winners[k];
+            if slot.is_none_or(|w| o.position() > w.last) {
+                *slot = Some(Winner {
+                    field: o.field(),
+                    last: o.position(),
+                    cleared_until: None,
+                });
+            }
+        }
+        for (k, o) in members() {
+            if let Some(w) = &mut winners[k]
+                && o.field() != w.field
+                && w.cleared_until.is_none_or(|c| o.position() > c)
+            {
+                w.cleared_until = Some(o.position());
             }
         }
         winners
@@ -219,12 +288,23 @@ impl<'p, 'w> Reader<'p, 'w> {
         let mut next = base;
         for (i, f) in plan.fields.iter().enumerate() {
             let i = i as u32;
-            let run = self.run(next, i);
+            let mut run = self.run(next, i);
             next = run.end;
-            if let Some(k) = f.oneof
-                && winners[k as usize].map(|(field, _)| field) != Some(i)
-            {
-                continue;
+            if let Some(k) = f.oneof {
+                let winner = winners[k as usize];
+                if winner.map(|w| w.field) != Some(i) {
+                    self.check(f.kind, parts, run)?;
+                    continue;
+                }
+                if let Some(cut) = winner.and_then(|w| w.cleared_until) {
+                    let kept = run.start
+                        + self.stack[run.clone()]
+                            .iter()
+                            .take_while(|o| o.position() < cut)
+                            .count();
+                    self.check(f.kind, parts, run.start..kept)?;
+                    run.start = kept;
+                }
             }
             if run.is_empty() && matches!(f.shape, Shape::Single { presence: true }) {
                 continue;
@@ -262,9 +342,7 @@ impl<'p, 'w> Reader<'p, 'w> {
         depth: usize,
     ) -> Result<(), Fault> {
         if let Scalar::Message(m) = kind {
-            if let Some(o) = self.stack[run.clone()].iter().find(|o| o.wire != 2) {
-                return Err(bad(format!("wire type {} for a message", o.wire)));
-            }
+            self.check(kind, parts, run.clone())?;
             if run.len() == 1 {
                 let only = Self::bytes_of(parts, self.stack[run.start]);
                 return self.message(m, &[only], depth);
@@ -276,12 +354,14 @@ impl<'p, 'w> Reader<'p, 'w> {
                 .collect();
             return self.message(m, &merged, depth);
         }
-        match run.last() {
+        match run.clone().last() {
             None => self.default(kind),
             Some(last) => {
+                // Earlier values are checked (a decoder reads them), then replaced.
+                self.check(kind, parts, run.start..last)?;
                 let o = self.stack[last];
-                if o.wire != kind.wire() {
-                    return Err(bad(format!("wire type {} for {kind:?}", o.wire)));
+                if o.wire() != kind.wire() {
+                    return Err(bad(format!("wire type {} for {kind:?}", o.wire())));
                 }
                 self.value(kind, Self::bytes_of(parts, o), depth)
             }
@@ -301,9 +381,9 @@ impl<'p, 'w> Reader<'p, 'w> {
         for i in run {
             let o = self.stack[i];
             let b = Self::bytes_of(parts, o);
-            let packed = o.wire == 2 && kind.wire() != 2;
-            if !packed && o.wire != kind.wire() {
-                return Err(bad(format!("wire type {} for {kind:?}", o.wire)));
+            let packed = o.wire() == 2 && kind.wire() != 2;
+            if !packed && o.wire() != kind.wire() {
+                return Err(bad(format!("wire type {} for {kind:?}", o.wire())));
             }
             if !packed {
                 if !first {
@@ -342,26 +422,43 @@ impl<'p, 'w> Reader<'p, 'w> {
         run: std::ops::Range<usize>,
         depth: usize,
     ) -> Result<(), Fault> {
-        // Each entry: its key, its value's encoding, its position; sorted by key and then
-        // position, the last of each key is the one kept. Sized once: 56 bytes per entry of
+        // Each entry: its key, its value's encodings, its position; sorted by key and then
+        // position, the last of each key is the one kept. Sized once: 64 bytes per entry of
         // at least 2 body bytes.
         let mut entries: Vec<Entry<'_>> = Vec::with_capacity(run.len());
         for (n, i) in run.enumerate() {
             let o = self.stack[i];
-            if o.wire != 2 {
-                return Err(bad(format!("wire type {} for a map entry", o.wire)));
+            if o.wire() != 2 {
+                return Err(bad(format!("wire type {} for a map entry", o.wire())));
             }
             let b = Self::bytes_of(parts, o);
-            let (mut k, mut v) = (MapKey::of(key, None)?, None);
+            let (mut k, mut v) = (MapKey::of(key, None)?, EntryValue::Absent);
             let mut at = 0;
             while at < b.len() {
-                let tag = varint(b, &mut at)?;
-                let (number, wire) = (tag >> 3, (tag & 7) as u8);
+                let (number, wire) = tag(b, &mut at)?;
+                if wire == 4 {
+                    return Err(bad("an end-group tag outside a group"));
+                }
                 let (start, end) = skip(b, &mut at, wire, number)?;
+                let field = &b[start..end];
                 match number {
-                    1 if wire == key.wire() => k = MapKey::of(key, Some(&b[start..end]))?,
+                    1 if wire == key.wire() => k = MapKey::of(key, Some(field))?,
                     1 => return Err(bad(format!("wire type {wire} for a map key"))),
-                    2 => v = Some((wire, &b[start..end])),
+                    2 => {
+                        // Every value is checked; a message's values are merged, as a decoder
+                        // merges them; otherwise the last is kept.
+                        check_value(value, wire, field)?;
+                        v = match (v, value) {
+                            (EntryValue::One(first), Scalar::Message(_)) => {
+                                EntryValue::Merged(vec![first, field])
+                            }
+                            (EntryValue::Merged(mut all), Scalar::Message(_)) => {
+                                all.push(field);
+                                EntryValue::Merged(all)
+                            }
+                            _ => EntryValue::One(field),
+                        };
+                    }
                     _ => {}
                 }
             }
@@ -379,35 +476,40 @@ impl<'p, 'w> Reader<'p, 'w> {
                 self.w.raw(b",")?;
             }
             first = false;
-            match k {
-                MapKey::Text(t) => self.w.string_bytes(t)?,
-                MapKey::Signed(n) => {
-                    self.w.raw(b"\"")?;
-                    self.w.number(n)?;
-                    self.w.raw(b"\"")?;
-                }
-                MapKey::Unsigned(n) => {
-                    self.w.raw(b"\"")?;
-                    self.w.number(n)?;
-                    self.w.raw(b"\"")?;
-                }
-                MapKey::Bool(b) => self.w.raw(if *b { b"\"true\"" } else { b"\"false\"" })?,
-            }
+            self.map_key(k)?;
             self.w.raw(b":")?;
-            match *v {
-                None => self.entry_default(value, depth)?,
-                Some((wire, b)) => {
-                    if wire != value.wire() {
-                        return Err(bad(format!("wire type {wire} for a map value")));
-                    }
-                    match value {
-                        Scalar::Message(m) => self.message(m, &[b], depth)?,
-                        _ => self.value(value, b, depth)?,
-                    }
-                }
-            }
+            // A map entry is a message of its own: one level of nesting to a decoder.
+            self.nesting += 1;
+            let written = match (v, value) {
+                (EntryValue::Absent, _) => self.entry_default(value, depth),
+                (EntryValue::One(b), Scalar::Message(m)) => self.message(m, &[*b], depth),
+                (EntryValue::Merged(all), Scalar::Message(m)) => self.message(m, all, depth),
+                (EntryValue::One(b), _) => self.value(value, b, depth),
+                // Only a message's values are merged.
+                (EntryValue::Merged(_), _) => Err(bad("merged values of a scalar")),
+            };
+            self.nesting -= 1;
+            written?;
         }
         self.w.raw(b"}")
+    }
+
+    /// A map's key as a JSON member name: integers and booleans as strings.
+    fn map_key(&mut self, k: &MapKey<'_>) -> Result<(), Fault> {
+        match k {
+            MapKey::Text(t) => self.w.string_bytes(t),
+            MapKey::Signed(n) => {
+                self.w.raw(b"\"")?;
+                self.w.number(n)?;
+                self.w.raw(b"\"")
+            }
+            MapKey::Unsigned(n) => {
+                self.w.raw(b"\"")?;
+                self.w.number(n)?;
+                self.w.raw(b"\"")
+            }
+            MapKey::Bool(b) => self.w.raw(if *b { b"\"true\"" } else { b"\"false\"" }),
+        }
     }
 
     fn entry_default(&mut self, value: Scalar, depth: usize) -> Result<(), Fault> {
@@ -528,6 +630,21 @@ impl<'p, 'w> Reader<'p, 'w> {
         let plan = &self.plan.messages[m as usize];
         let kind = plan.fields.first().map_or(Scalar::Int32, |f| f.kind);
         let run = self.run(base, 0);
+        // A `DoubleValue` or `FloatValue` that is not finite is written `null`, as the
+        // reference printer writes a bare non-finite number.
+        if let (Scalar::Double | Scalar::Float, Some(last)) = (kind, run.clone().last()) {
+            let o = self.stack[last];
+            let b = Self::bytes_of(parts, o);
+            let finite = match (kind, o.wire()) {
+                (Scalar::Double, 1) => f64::from_le_bytes(fixed(b)?).is_finite(),
+                (Scalar::Float, 5) => f32::from_le_bytes(fixed(b)?).is_finite(),
+                _ => true, // a wrong wire type: refused by `single`
+            };
+            if !finite {
+                self.check(kind, parts, run)?;
+                return self.w.raw(b"null");
+            }
+        }
         self.single(kind, parts, run, depth)
     }
 
@@ -536,18 +653,17 @@ impl<'p, 'w> Reader<'p, 'w> {
     fn time(&mut self, special: Special, parts: &[&[u8]], base: usize) -> Result<(), Fault> {
         let last = |field: u32| -> Result<i64, Fault> {
             let run = self.run_from(base, field);
-            match run.and_then(|r| r.last()) {
+            let Some(run) = run else { return Ok(0) };
+            // Every value is checked (a decoder reads them all); the last is kept.
+            if let Some(o) = self.stack[run.clone()].iter().find(|o| o.wire() != 0) {
+                return Err(bad(format!("wire type {} for seconds or nanos", o.wire())));
+            }
+            match run.last() {
                 None => Ok(0),
-                Some(i) => {
-                    let o = self.stack[i];
-                    if o.wire != 0 {
-                        return Err(bad(format!("wire type {} for seconds or nanos", o.wire)));
-                    }
-                    Ok(varint(Self::bytes_of(parts, o), &mut 0)? as i64)
-                }
+                Some(i) => Ok(varint(Self::bytes_of(parts, self.stack[i]), &mut 0)? as i64),
             }
         };
-        let (seconds, nanos) = (last(0)?, i64::from(last(1)? as i32));
+        let (seconds, nanos) = (last(0)?, last(1)? as i32);
         let mut text = Short::default();
         match special {
             Special::Timestamp => timestamp(seconds, nanos, &mut text)?,
@@ -561,9 +677,20 @@ impl<'p, 'w> Reader<'p, 'w> {
 
     /// The run of field `field`, wherever it is after `base` (fields are sorted).
     fn run_from(&self, base: usize, field: u32) -> Option<std::ops::Range<usize>> {
-        let start = base + self.stack[base..].iter().position(|o| o.field == field)?;
+        let start = base + self.stack[base..].iter().position(|o| o.field() == field)?;
         Some(self.run(start, field))
     }
+}
+
+/// What a decoder refuses in one value of `kind` sent with wire type `wire`.
+fn check_value(kind: Scalar, wire: u8, b: &[u8]) -> Result<(), Fault> {
+    if wire != kind.wire() {
+        return Err(bad(format!("wire type {wire} for {kind:?}")));
+    }
+    if kind == Scalar::String {
+        std::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))?;
+    }
+    Ok(())
 }
 
 fn fixed<const N: usize>(b: &[u8]) -> Result<[u8; N], Fault> {
@@ -571,8 +698,26 @@ fn fixed<const N: usize>(b: &[u8]) -> Result<[u8; N], Fault> {
         .map_err(|_| bad("a fixed-width value of the wrong size"))
 }
 
-/// A map entry as read: its key, its value's wire type and encoding, its position.
-type Entry<'b> = (MapKey<'b>, Option<(u8, &'b [u8])>, u32);
+/// The member a oneof holds: its field, where it was last set, and where another member was
+/// last set before that.
+#[derive(Debug, Clone, Copy)]
+struct Winner {
+    field: u32,
+    last: (u32, u32),
+    cleared_until: Option<(u32, u32)>,
+}
+
+/// A map entry as read: its key, its value, its position.
+type Entry<'b> = (MapKey<'b>, EntryValue<'b>, u32);
+
+/// A map entry's value: absent (the type's default), its one encoding, or a message's
+/// encodings to merge.
+#[derive(Debug)]
+enum EntryValue<'b> {
+    Absent,
+    One(&'b [u8]),
+    Merged(Vec<&'b [u8]>),
+}
 
 /// A map's key, decoded (its JSON text is a string whatever its type).
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -590,6 +735,9 @@ impl<'b> MapKey<'b> {
             return Ok(match kind {
                 Scalar::String => MapKey::Text(b""),
                 Scalar::Bool => MapKey::Bool(false),
+                Scalar::Uint32 | Scalar::Uint64 | Scalar::Fixed32 | Scalar::Fixed64 => {
+                    MapKey::Unsigned(0)
+                }
                 _ => MapKey::Signed(0),
             });
         };
@@ -654,57 +802,24 @@ impl std::fmt::Write for Short {
     }
 }
 
-/// Subseconds as the JSON mapping writes them: none, or 3, 6 or 9 digits.
-fn fraction(nanos: u32, out: &mut Short) -> std::fmt::Result {
+fn timestamp(seconds: i64, nanos: i32, out: &mut Short) -> Result<(), Fault> {
     use std::fmt::Write as _;
-    if nanos == 0 {
-        Ok(())
-    } else if nanos.is_multiple_of(1_000_000) {
-        write!(out, ".{:03}", nanos / 1_000_000)
-    } else if nanos.is_multiple_of(1_000) {
-        write!(out, ".{:06}", nanos / 1_000)
-    } else {
-        write!(out, ".{nanos:09}")
-    }
-}
-
-fn timestamp(seconds: i64, nanos: i64, out: &mut Short) -> Result<(), Fault> {
-    use std::fmt::Write as _;
-    if !(-62_135_596_800..=253_402_300_799).contains(&seconds)
-        || !(0..1_000_000_000).contains(&nanos)
-    {
+    // The reference printer's range check (seconds only), then `prost-types`' text, which
+    // normalises nanos outside 0..1e9 first.
+    if !(-62_135_596_800..=253_402_300_799).contains(&seconds) {
         return Err(bad("a Timestamp out of range"));
     }
-    let t = time::OffsetDateTime::from_unix_timestamp(seconds)
-        .map_err(|_| bad("a Timestamp out of range"))?;
-    write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-    )
-    .and_then(|()| fraction(nanos as u32, out))
-    .and_then(|()| out.write_str("Z"))
-    .map_err(|_| bad("a Timestamp out of range"))
+    write!(out, "{}", prost_types::Timestamp { seconds, nanos })
+        .map_err(|_| bad("a Timestamp out of range"))
 }
 
-fn duration(seconds: i64, nanos: i64, out: &mut Short) -> Result<(), Fault> {
+fn duration(seconds: i64, nanos: i32, out: &mut Short) -> Result<(), Fault> {
     use std::fmt::Write as _;
-    let max = 315_576_000_000;
-    if !(-max..=max).contains(&seconds)
-        || !(-999_999_999..=999_999_999).contains(&nanos)
-        || (seconds > 0 && nanos < 0)
-        || (seconds < 0 && nanos > 0)
-    {
+    // The reference printer's range check, then `prost-types`' text, which normalises mixed
+    // signs first.
+    if seconds.unsigned_abs() > 315_576_000_000 || nanos.unsigned_abs() > 999_999_999 {
         return Err(bad("a Duration out of range"));
     }
-    let sign = if seconds < 0 || nanos < 0 { "-" } else { "" };
-    write!(out, "{sign}{}", seconds.unsigned_abs())
-        .and_then(|()| fraction(nanos.unsigned_abs() as u32, out))
-        .and_then(|()| out.write_str("s"))
+    write!(out, "{}", prost_types::Duration { seconds, nanos })
         .map_err(|_| bad("a Duration out of range"))
 }

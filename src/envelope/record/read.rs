@@ -74,6 +74,9 @@ impl Input<'_> {
     }
 }
 
+/// Where the hundredths fast path for doubles stops (`Writer::finite`).
+const TWO_POW_46: f64 = 70_368_744_177_664.0;
+
 pub(super) struct Writer<'a> {
     pub(super) out: Vec<u8>,
     pub(super) max_bytes: usize,
@@ -82,6 +85,26 @@ pub(super) struct Writer<'a> {
     /// Where each member of the top-level record sits in `out`: its key's text and its
     /// value. `None` when the top is not a record, or a key is escaped in the output.
     pub(super) members: Option<Vec<super::MemberSpan>>,
+}
+
+/// `out`, refusing to grow past `max` bytes.
+struct Capped<'a> {
+    out: &'a mut Vec<u8>,
+    max: usize,
+}
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.max {
+            return Err(std::io::Error::other("over the cap"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Writer<'_> {
@@ -119,11 +142,12 @@ impl Writer<'_> {
             return Ok(());
         }
         let s = std::str::from_utf8(b).map_err(|_| bad("a string that is not UTF-8"))?;
-        serde_json::to_writer(&mut self.out, s).map_err(|e| bad(e.to_string()))?;
-        if self.out.len() > self.max_bytes {
-            return Err(Fault::TooLarge);
-        }
-        Ok(())
+        // Escaped through a writer that stops at the cap: escapes may sixfold the string.
+        let mut capped = Capped {
+            out: &mut self.out,
+            max: self.max_bytes,
+        };
+        serde_json::to_writer(&mut capped, s).map_err(|_| Fault::TooLarge)
     }
 
     pub(super) fn number(&mut self, n: impl serde::Serialize) -> Result<(), Fault> {
@@ -155,8 +179,10 @@ impl Writer<'_> {
     fn finite(&mut self, f: f64) -> Result<(), Fault> {
         // Below 2^53 / 100 every count of hundredths is exact as a double, and dividing it
         // by 100 is rounded once: equal to `f` means `f` is that decimal's nearest double.
-        // Zero is left to the general writer, which keeps the sign of -0.0.
-        if f != 0.0 && f.abs() < 9.0e13 {
+        // Below 2^46 a double's spacing is under 0.01, so no other decimal of as few digits
+        // reads back as `f`: the text is the one the shortest-digits writer picks. Zero is
+        // left to the general writer, which keeps the sign of -0.0.
+        if f != 0.0 && f.abs() < TWO_POW_46 {
             // Rounded by adding a half and truncating (a libm call less); a sum that rounds
             // the wrong way fails the check below and goes to the general writer.
             let cents = (f.abs() * 100.0 + 0.5) as u64;
@@ -273,7 +299,7 @@ impl Writer<'_> {
                     _ => w.binary(f.node, input, depth),
                 }
             }),
-            node => self.binary_logical(node, input),
+            node => self.binary_logical(node, input, depth),
         }
     }
 
@@ -341,7 +367,12 @@ impl Writer<'_> {
     }
 
     /// A logical type's value.
-    fn binary_logical(&mut self, node: &Node, input: &mut Input<'_>) -> Result<(), Fault> {
+    fn binary_logical(
+        &mut self,
+        node: &Node,
+        input: &mut Input<'_>,
+        depth: usize,
+    ) -> Result<(), Fault> {
         match node {
             Node::Date => {
                 let days = input.int()?;
@@ -370,6 +401,8 @@ impl Writer<'_> {
                 self.string(&decimal(b, scale)?)
             }
             Node::Duration => {
+                // Written as an object: one level of nesting, as the parse counts it.
+                self.descend(depth)?;
                 let b = input.take(12)?;
                 self.raw(duration(b)?.as_bytes())
             }
