@@ -342,7 +342,9 @@ impl<'p, 'w> Reader<'p, 'w> {
         depth: usize,
     ) -> Result<(), Fault> {
         if let Scalar::Message(m) = kind {
-            self.check(kind, parts, run.clone())?;
+            if let Some(o) = self.stack[run.clone()].iter().find(|o| o.wire() != 2) {
+                return Err(bad(format!("wire type {} for a message", o.wire())));
+            }
             if run.len() == 1 {
                 let only = Self::bytes_of(parts, self.stack[run.start]);
                 return self.message(m, &[only], depth);
@@ -358,7 +360,9 @@ impl<'p, 'w> Reader<'p, 'w> {
             None => self.default(kind),
             Some(last) => {
                 // Earlier values are checked (a decoder reads them), then replaced.
-                self.check(kind, parts, run.start..last)?;
+                if last > run.start {
+                    self.check(kind, parts, run.start..last)?;
+                }
                 let o = self.stack[last];
                 if o.wire() != kind.wire() {
                     return Err(bad(format!("wire type {} for {kind:?}", o.wire())));
