@@ -20,16 +20,21 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug)]
 pub struct Inflated {
     body: Result<Option<Bytes>, Rejection>,
-    /// A rendered record's top-level members, where its renderer put them.
-    members: Option<Vec<MemberSpan>>,
+    /// A rendered record's members, where its renderer put them.
+    layout: Option<Layout>,
+}
+
+/// Where a rendered record's top-level members sit in its JSON, and the member of a member
+/// the envelope reads (the object id), as its renderer noted them.
+#[derive(Debug)]
+struct Layout {
+    members: Vec<MemberSpan>,
+    inner: Option<Option<std::ops::Range<usize>>>,
 }
 
 impl Inflated {
     fn body_only(body: Result<Option<Bytes>, Rejection>) -> Inflated {
-        Inflated {
-            body,
-            members: None,
-        }
+        Inflated { body, layout: None }
     }
 
     /// The inflated body's size: 0 when nothing was inflated.
@@ -384,9 +389,13 @@ impl Decoder {
         let max = self.limits.max_message_bytes;
         if let Some(records) = &self.records {
             return match self.render_record(records, msg) {
-                Ok(Rendered { json, members }) => Inflated {
-                    body: Ok(Some(json)),
+                Ok(Rendered {
+                    json,
                     members,
+                    inner,
+                }) => Inflated {
+                    body: Ok(Some(json)),
+                    layout: members.map(|members| Layout { members, inner }),
                 },
                 Err(e) => Inflated::body_only(Err(e)),
             };
@@ -426,7 +435,13 @@ impl Decoder {
                 ),
             ));
         }
-        schema.render(encoding, &msg.data, max, self.limits.max_json_depth)
+        // The object id one level down is noted as the record is written (plain JSON
+        // envelopes only: binary CloudEvents read `data.…` paths in the body).
+        let inner = match self.envelope.format {
+            Format::Json => self.nested_id(false),
+            _ => None,
+        };
+        schema.render_noting(encoding, &msg.data, max, self.limits.max_json_depth, inner)
     }
 
     /// The schema a schema'd message is read with: the revision its attributes name (which
@@ -535,10 +550,10 @@ impl Decoder {
         inflated: Inflated,
         now_us: i64,
     ) -> Result<IngestRow, Box<DeadLetterRow>> {
-        let members = inflated.members;
+        let layout = inflated.layout;
         let fields = inflated.body.and_then(|body| {
             let body = body.as_ref().unwrap_or(&msg.data);
-            self.decode_fields(&msg, body, members.as_deref(), now_us)
+            self.decode_fields(&msg, body, layout.as_ref(), now_us)
         });
         match fields {
             Ok(fields) => Ok(IngestRow {
@@ -568,13 +583,13 @@ impl Decoder {
         }
     }
 
-    /// The envelope's fields of `data`; `members` are where a rendered record's members sit
-    /// in it, if known.
+    /// The envelope's fields of `data`; `layout`, where a rendered record's members sit in
+    /// it, if known.
     fn decode_fields(
         &self,
         msg: &ReceivedMessage,
         data: &Bytes,
-        members: Option<&[MemberSpan]>,
+        layout: Option<&Layout>,
         now_us: i64,
     ) -> Result<Fields, Rejection> {
         if data.len() > self.limits.max_message_bytes {
@@ -594,9 +609,16 @@ impl Decoder {
             _ => "body",
         };
         let text = self.json_text(data, what_body)?;
-        let view = match members.and_then(|m| ObjectView::from_spans(text, m)) {
+        let nested_id = self.nested_id(binary_ce);
+        let from_layout = layout.and_then(|l| {
+            let inner = nested_id
+                .zip(l.inner.clone())
+                .map(|((outer, key), at)| (outer, key, at));
+            ObjectView::from_spans(text, &l.members, inner)
+        });
+        let view = match from_layout {
             Some(view) => view,
-            None => self.view(text, what_body, &self.members, self.nested_id(binary_ce))?,
+            None => self.view(text, what_body, &self.members, nested_id)?,
         };
         let doc = Document {
             msg,

@@ -87,10 +87,14 @@ impl<'a> ObjectView<'a> {
 
     /// The view of `text`, one JSON object written by this program (a rendered record),
     /// from where its writer put its members: keys' texts without escapes, and values. No
-    /// parse: the writer vouches for the text. `None` when a span does not fit the text.
+    /// parse: the writer vouches for the text. `inner`, when the writer noted it: member
+    /// `inner.1` of member `inner.0` and where it sits (`None`: that member is an object
+    /// without it), as [`ObjectView::parse_only`] reads it. `None` when a span does not fit
+    /// the text.
     pub fn from_spans(
         text: &'a str,
         spans: &[(std::ops::Range<usize>, std::ops::Range<usize>)],
+        inner: Option<(&str, &'a str, Option<std::ops::Range<usize>>)>,
     ) -> Option<ObjectView<'a>> {
         let members = spans
             .iter()
@@ -101,10 +105,17 @@ impl<'a> ObjectView<'a> {
                 ))
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(ObjectView {
-            members,
-            inner: None,
-        })
+        let inner = match inner {
+            Some((outer, key, at)) => {
+                let value = match at {
+                    Some(at) => Some(text.get(at)?),
+                    None => None,
+                };
+                last(&members, outer).map(|(index, _)| (index, key, value))
+            }
+            None => None,
+        };
+        Some(ObjectView { members, inner })
     }
 
     /// The raw value of `key`; with duplicate keys the last wins, as in most JSON readers.

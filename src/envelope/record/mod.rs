@@ -78,6 +78,9 @@ pub struct Rendered {
     /// the envelope then reads them without parsing the text again. The text is valid JSON
     /// either way, written here.
     pub members: Option<Vec<MemberSpan>>,
+    /// Where the member asked for with [`RecordSchema::render_noting`] sits, when the
+    /// renderer knows: `Some(None)` when its outer member is a record without it.
+    pub inner: Option<Option<std::ops::Range<usize>>>,
 }
 
 /// The most of its scratch buffer a worker thread keeps between Avro records: most rendered
@@ -173,6 +176,20 @@ impl RecordSchema {
         max_bytes: usize,
         max_depth: usize,
     ) -> Result<Rendered, Rejection> {
+        self.render_noting(encoding, body, max_bytes, max_depth, None)
+    }
+
+    /// [`RecordSchema::render`], also noting where member `inner.1` of top-level member
+    /// `inner.0` sits when that member is a record (the envelope's object id, read without
+    /// scanning the payload for it).
+    pub fn render_noting(
+        &self,
+        encoding: WireEncoding,
+        body: &[u8],
+        max_bytes: usize,
+        max_depth: usize,
+        inner: Option<(&str, &str)>,
+    ) -> Result<Rendered, Rejection> {
         let (result, what) = match &self.kind {
             Kind::Avro { nodes, root } => {
                 let what = match encoding {
@@ -180,7 +197,7 @@ impl RecordSchema {
                     WireEncoding::Json => "Avro JSON",
                 };
                 (
-                    avro_render(nodes, *root, encoding, body, max_bytes, max_depth),
+                    avro_render(nodes, *root, encoding, body, max_bytes, max_depth, inner),
                     what,
                 )
             }
@@ -191,7 +208,7 @@ impl RecordSchema {
                 };
                 let out = match (plan, encoding) {
                     (Some(plan), WireEncoding::Binary) => {
-                        in_scratch(&[], max_bytes, max_depth, |w| {
+                        in_scratch(&[], max_bytes, max_depth, None, |w| {
                             let mut r = proto_read::Reader::new(plan, w);
                             let written = r.message(0, &[body], 0);
                             (r.into_writer(), written)
@@ -201,6 +218,7 @@ impl RecordSchema {
                         .map(|json| Rendered {
                             json: Bytes::from(json),
                             members: None,
+                            inner: None,
                         }),
                 };
                 (out, what)
@@ -270,15 +288,17 @@ impl RecordSchema {
 }
 
 /// An Avro record as our JSON.
-fn avro_render(
-    nodes: &[Node],
+#[allow(clippy::too_many_arguments)]
+fn avro_render<'a>(
+    nodes: &'a [Node],
     root: usize,
     encoding: WireEncoding,
     body: &[u8],
     max_bytes: usize,
     max_depth: usize,
+    inner: Option<(&'a str, &'a str)>,
 ) -> Result<Rendered, Fault> {
-    in_scratch(nodes, max_bytes, max_depth, |mut w| {
+    in_scratch(nodes, max_bytes, max_depth, inner, |mut w| {
         let written = avro_write(&mut w, root, encoding, body);
         (w, written)
     })
@@ -290,18 +310,14 @@ fn in_scratch<'a>(
     nodes: &'a [Node],
     max_bytes: usize,
     max_depth: usize,
+    inner: Option<(&'a str, &'a str)>,
     write: impl FnOnce(Writer<'a>) -> (Writer<'a>, Result<(), Fault>),
 ) -> Result<Rendered, Fault> {
     let mut out = SCRATCH.with_borrow_mut(std::mem::take);
     out.clear();
-    let (mut w, written) = write(Writer {
-        out,
-        max_bytes,
-        max_depth,
-        nodes,
-        members: None,
-    });
+    let (mut w, written) = write(Writer::new(nodes, out, max_bytes, max_depth, inner));
     let members = w.members.take();
+    let inner = w.inner.take();
     let mut out = w.out;
     if out.capacity() > RENDER_SCRATCH_BYTES {
         // Too large to keep: handed over as it is, trimmed to its size.
@@ -309,11 +325,13 @@ fn in_scratch<'a>(
         return written.map(|()| Rendered {
             json: Bytes::from(out),
             members,
+            inner,
         });
     }
     let rendered = written.map(|()| Rendered {
         json: Bytes::copy_from_slice(&out),
         members,
+        inner,
     });
     SCRATCH.with_borrow_mut(|s| *s = out);
     rendered

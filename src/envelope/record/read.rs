@@ -85,6 +85,13 @@ pub(super) struct Writer<'a> {
     /// Where each member of the top-level record sits in `out`: its key's text and its
     /// value. `None` when the top is not a record, or a key is escaped in the output.
     pub(super) members: Option<Vec<super::MemberSpan>>,
+    /// A member of a member the envelope reads (`payload.order_id`: the object id), noted
+    /// when the outer member's value is a record: `Some(None)` when that record has no such
+    /// field. `inner_want` names it.
+    pub(super) inner_want: Option<(&'a str, &'a str)>,
+    pub(super) inner: Option<Option<std::ops::Range<usize>>>,
+    /// The outer member's value is being written.
+    in_outer: bool,
 }
 
 /// `out`, refusing to grow past `max` bytes.
@@ -104,6 +111,27 @@ impl std::io::Write for Capped<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+impl<'a> Writer<'a> {
+    pub(super) fn new(
+        nodes: &'a [Node],
+        out: Vec<u8>,
+        max_bytes: usize,
+        max_depth: usize,
+        inner_want: Option<(&'a str, &'a str)>,
+    ) -> Self {
+        Writer {
+            out,
+            max_bytes,
+            max_depth,
+            nodes,
+            members: None,
+            inner_want,
+            inner: None,
+            in_outer: false,
+        }
     }
 }
 
@@ -313,6 +341,8 @@ impl Writer<'_> {
         mut value: impl FnMut(&mut Self, &Field, usize) -> Result<(), Fault>,
     ) -> Result<(), Fault> {
         let top = depth == 0;
+        // The outer member's value itself (a union's branch is written at the same depth).
+        let outer_value = depth == 1 && self.in_outer;
         let mut spans = Vec::with_capacity(if top { fields.len() } else { 0 });
         let depth = self.descend(depth)?;
         self.raw(b"{")?;
@@ -322,10 +352,19 @@ impl Writer<'_> {
             self.raw(key)?;
             // Between the quotes, before `":` (when `plain`: else no span is kept).
             let key = at - 2 - f.name.len()..at - 2;
+            if top {
+                self.in_outer = self.inner_want.is_some_and(|(outer, _)| outer == f.name);
+            }
             value(self, f, depth)?;
             if top {
+                self.in_outer = false;
                 spans.push((key, at..self.out.len()));
+            } else if outer_value && self.inner_want.is_some_and(|(_, inner)| inner == f.name) {
+                self.inner = Some(Some(at..self.out.len()));
             }
+        }
+        if outer_value && self.inner.is_none() {
+            self.inner = Some(None);
         }
         if top && fields.iter().all(|f| f.plain) {
             self.members = Some(spans);

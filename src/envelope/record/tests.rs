@@ -450,13 +450,7 @@ fn doubles_read_back_exactly() {
         cases.extend([f, -f, f.next_up(), f.next_down()]);
     }
     for f in cases {
-        let mut w = read::Writer {
-            out: Vec::new(),
-            max_bytes: 1 << 10,
-            max_depth: 8,
-            nodes: &nodes,
-            members: None,
-        };
+        let mut w = read::Writer::new(&nodes, Vec::new(), 1 << 10, 8, None);
         w.binary(
             0,
             &mut read::Input {
@@ -808,4 +802,55 @@ fn the_protobuf_wire_reader_agrees_on_the_cases_found_in_review() {
             (want, got) => panic!("{why}\nreference {want:?}\nours {got:?}"),
         }
     }
+}
+
+/// The member of a member the envelope reads (the object id) is noted while the record is
+/// written, when the outer member is a record; not when it is something else.
+#[test]
+fn the_object_id_one_level_down_is_noted_as_it_is_written() {
+    let s = RecordSchema::avro(
+        r#"{"type": "record", "name": "E", "fields": [
+            {"name": "event_id", "type": "string"},
+            {"name": "payload", "type": ["null", {"type": "record", "name": "P", "fields": [
+                {"name": "items", "type": {"type": "array", "items": {"type": "record",
+                    "name": "I", "fields": [{"name": "id", "type": "string"}]}}},
+                {"name": "id", "type": "string"}]}]},
+            {"name": "tags", "type": {"type": "map", "values": "string"}}]}"#,
+        "r",
+    )
+    .unwrap();
+    let value = json!({"event_id": "e1", "payload": {"items": [{"id": "not-this"}], "id": "o-7"},
+                       "tags": {"id": "nor-this"}});
+    let body = s.encode(WireEncoding::Binary, &value).unwrap();
+    let noted = |inner| {
+        s.render_noting(WireEncoding::Binary, &body, 1 << 20, 64, inner)
+            .unwrap()
+    };
+    let r = noted(Some(("payload", "id")));
+    let at = r.inner.clone().expect("noted").expect("present");
+    assert_eq!(&r.json[at], br#""o-7""#);
+    assert_eq!(noted(Some(("payload", "absent"))).inner, Some(None));
+    assert_eq!(noted(Some(("tags", "id"))).inner, None, "a map: not noted");
+    assert_eq!(
+        noted(Some(("event_id", "id"))).inner,
+        None,
+        "a string: not noted"
+    );
+    assert_eq!(noted(None).inner, None);
+    let null = s
+        .encode(
+            WireEncoding::Binary,
+            &json!({"event_id": "e2", "payload": null, "tags": {}}),
+        )
+        .unwrap();
+    let r = s
+        .render_noting(
+            WireEncoding::Binary,
+            &null,
+            1 << 20,
+            64,
+            Some(("payload", "id")),
+        )
+        .unwrap();
+    assert_eq!(r.inner, None, "a null union: not noted");
 }
