@@ -94,6 +94,18 @@ fn tag(b: &[u8], at: &mut usize) -> Result<(u64, u8), Fault> {
     Ok((number, wire))
 }
 
+/// The field at `at` in a message's encoding: its number, wire type, and where its value
+/// lies; `at` is moved past it.
+#[inline(always)]
+fn next_field(b: &[u8], at: &mut usize) -> Result<(u64, u8, usize, usize), Fault> {
+    let (number, wire) = tag(b, at)?;
+    if wire == 4 {
+        return Err(bad("an end-group tag outside a group"));
+    }
+    let (start, end) = skip(b, at, wire, number)?;
+    Ok((number, wire, start, end))
+}
+
 /// Past `n` bytes at `at`, checked against what remains.
 #[inline]
 fn take(b: &[u8], at: &mut usize, n: u64) -> Result<(), Fault> {
@@ -174,11 +186,7 @@ impl<'p, 'w> Reader<'p, 'w> {
         for (p, part) in parts.iter().enumerate() {
             let mut at = 0;
             while at < part.len() {
-                let (number, wire) = tag(part, &mut at)?;
-                if wire == 4 {
-                    return Err(bad("an end-group tag outside a group"));
-                }
-                let (start, end) = skip(part, &mut at, wire, number)?;
+                let (number, wire, start, end) = next_field(part, &mut at)?;
                 if let Some(field) = plan.field(number as u32) {
                     self.stack.push(Occurrence {
                         key: field << 3 | u32::from(wire),
@@ -439,11 +447,7 @@ impl<'p, 'w> Reader<'p, 'w> {
             let (mut k, mut v) = (MapKey::of(key, None)?, EntryValue::Absent);
             let mut at = 0;
             while at < b.len() {
-                let (number, wire) = tag(b, &mut at)?;
-                if wire == 4 {
-                    return Err(bad("an end-group tag outside a group"));
-                }
-                let (start, end) = skip(b, &mut at, wire, number)?;
+                let (number, wire, start, end) = next_field(b, &mut at)?;
                 let field = &b[start..end];
                 match number {
                     1 if wire == key.wire() => k = MapKey::of(key, Some(field))?,
