@@ -120,6 +120,21 @@ async fn publish_rest(emu: &Emulators, topic: &str, data: &[u8], attrs: Value) -
     .await
 }
 
+/// Waits until `n` dead letters of `reason` are in the object's dead-letter table.
+async fn dead_lettered(emu: &Emulators, o: &TestObject, reason: &str, n: u64, app: &App) {
+    let dead = wait_for_count(
+        emu,
+        &format!(
+            "SELECT COUNT(*) AS n FROM `{}` WHERE reason_code = '{reason}'",
+            o.dead_letter_table()
+        ),
+        n,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(dead, n, "{}", app.log_text());
+}
+
 /// Waits until `n` rows are in the object's ingest table, then reads them.
 async fn landed(
     emu: &Emulators,
@@ -350,17 +365,7 @@ async fn dead_letters_are_read_with_their_revision() {
         assert_eq!(status, 200, "{a}");
     }
     let app = App::start(&config).await;
-    let dead = wait_for_count(
-        &emu,
-        &format!(
-            "SELECT COUNT(*) AS n FROM `{}` WHERE reason_code = 'unknown_event_type'",
-            o.dead_letter_table()
-        ),
-        3,
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(dead, 3, "{}", app.log_text());
+    dead_lettered(&emu, o, "unknown_event_type", 3, &app).await;
     let (code, _) = app.terminate().await;
     assert_eq!(code, Some(0));
 
@@ -552,17 +557,7 @@ async fn protobuf_binary_records() {
             (BASE_US + e.second * 1_000_000).to_string()
         );
     }
-    let dead = wait_for_count(
-        &emu,
-        &format!(
-            "SELECT COUNT(*) AS n FROM `{}` WHERE reason_code = 'undecodable_record'",
-            o.dead_letter_table()
-        ),
-        1,
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(dead, 1, "{}", app.log_text());
+    dead_lettered(&emu, o, "undecodable_record", 1, &app).await;
     let (code, _) = app.terminate().await;
     assert_eq!(code, Some(0));
 }
