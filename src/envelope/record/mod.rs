@@ -197,7 +197,11 @@ impl RecordSchema {
                     WireEncoding::Json => "Avro JSON",
                 };
                 (
-                    avro_render(nodes, *root, encoding, body, max_bytes, max_depth, inner),
+                    // An Avro record as our JSON.
+                    in_scratch(nodes, max_bytes, max_depth, inner, |mut w| {
+                        let written = avro_write(&mut w, *root, encoding, body);
+                        (w, written)
+                    }),
                     what,
                 )
             }
@@ -285,23 +289,6 @@ impl RecordSchema {
             WireEncoding::Json => Ok(e.avro_json(root, json)?.to_string().into_bytes()),
         }
     }
-}
-
-/// An Avro record as our JSON.
-#[allow(clippy::too_many_arguments)]
-fn avro_render<'a>(
-    nodes: &'a [Node],
-    root: usize,
-    encoding: WireEncoding,
-    body: &[u8],
-    max_bytes: usize,
-    max_depth: usize,
-    inner: Option<(&'a str, &'a str)>,
-) -> Result<Rendered, Fault> {
-    in_scratch(nodes, max_bytes, max_depth, inner, |mut w| {
-        let written = avro_write(&mut w, root, encoding, body);
-        (w, written)
-    })
 }
 
 /// A record written by `write` in this thread's scratch buffer and copied out at its size (a
