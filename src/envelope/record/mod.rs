@@ -212,9 +212,9 @@ impl RecordSchema {
                 };
                 let out = match (plan, encoding) {
                     (Some(plan), WireEncoding::Binary) => {
-                        in_scratch(&[], max_bytes, max_depth, None, |w| {
+                        in_scratch(&[], max_bytes, max_depth, inner, |w| {
                             let mut r = proto_read::Reader::new(plan, w);
-                            let written = r.message(0, &[body], 0);
+                            let written = r.record(body);
                             (r.into_writer(), written)
                         })
                     }

@@ -29,12 +29,19 @@ pub(super) struct MessagePlan {
 }
 
 impl MessagePlan {
-    /// The index in `fields` of field `number`.
+    /// The index in `fields` of field `number`. Inlined (once per field read), the rare
+    /// large numbers out of line.
+    #[inline]
     pub(super) fn field(&self, number: u32) -> Option<u32> {
         match self.dense.get(number as usize) {
             Some(&i) => (i != u32::MAX).then_some(i),
-            None => self.sparse.get(&number).copied(),
+            None => self.sparse_field(number),
         }
+    }
+
+    #[cold]
+    fn sparse_field(&self, number: u32) -> Option<u32> {
+        self.sparse.get(&number).copied()
     }
 }
 
@@ -57,6 +64,13 @@ pub(super) struct FieldPlan {
     pub(super) shape: Shape,
     /// The real oneof this field is a member of.
     pub(super) oneof: Option<u32>,
+}
+
+impl FieldPlan {
+    /// The name as written between the key's quotes (a proto field name needs no escape).
+    pub(super) fn name(&self) -> &[u8] {
+        &self.key[2..self.key.len() - 2]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,13 +5,15 @@
 //!
 //! The wire format allows fields in any order and repeated: a field's last value wins, the
 //! occurrences of a message field are merged (read as one), those of a repeated field (packed
-//! or not) append, and the last member set of a oneof is the one it holds. So each message is
-//! first scanned into its fields' occurrences (16 bytes for at least 2 bytes of body each, on
-//! one stack shared by the nesting), then written in field order. Every length is checked
-//! against the bytes that remain before it is used; output is capped and nesting limited by
-//! the shared [`Writer`].
+//! or not) append, and the last member set of a oneof is the one it holds. Most encoders write
+//! each field once, in field order: such a record is written in one pass as it is read. Any
+//! other (or one that meets a fault on the way) is read again from the start through the scan:
+//! each message scanned into its fields' occurrences (16 bytes for at least 2 bytes of body
+//! each, on one stack shared by the nesting), then written in field order. Every length is
+//! checked against the bytes that remain before it is used; output is capped and nesting
+//! limited by the shared [`Writer`].
 
-use super::proto_plan::{Plan, Scalar, Shape, Special};
+use super::proto_plan::{FieldPlan, MessagePlan, Plan, Scalar, Shape, Special};
 use super::read::Writer;
 use super::{Fault, bad};
 
@@ -54,6 +56,8 @@ pub(super) struct Reader<'p, 'w> {
     stack: Vec<Occurrence>,
     /// Messages open (the record's own is 1).
     nesting: usize,
+    /// Messages are written in one pass (see [`Reader::record`]).
+    streaming: bool,
 }
 
 #[inline(always)]
@@ -170,6 +174,7 @@ impl<'p, 'w> Reader<'p, 'w> {
             w,
             stack: Vec::new(),
             nesting: 0,
+            streaming: false,
         }
     }
 
@@ -205,19 +210,42 @@ impl<'p, 'w> Reader<'p, 'w> {
         Ok(())
     }
 
+    /// Writes the record encoded in `body`: in one pass ([`stream`](Self::stream)) when
+    /// it is encoded as most encoders write, else (or when that pass meets a fault, which
+    /// a later value may yet override) again through the scan, whose verdict is the one
+    /// kept. So a record costs at most two reads.
+    pub(super) fn record(&mut self, body: &[u8]) -> Result<(), Fault> {
+        let start = self.w.out.len();
+        self.streaming = true;
+        if self.message(0, &[body], 0).is_ok() {
+            return Ok(());
+        }
+        self.w.out.truncate(start);
+        self.w.members = None;
+        self.w.inner = None;
+        self.w.in_outer = false;
+        self.stack.clear();
+        self.nesting = 0;
+        self.streaming = false;
+        self.message(0, &[body], 0)
+    }
+
     /// Writes message `m`, encoded in `parts` (one, or several to merge), at `depth`.
-    pub(super) fn message(&mut self, m: u32, parts: &[&[u8]], depth: usize) -> Result<(), Fault> {
+    fn message(&mut self, m: u32, parts: &[&[u8]], depth: usize) -> Result<(), Fault> {
         if self.nesting > RECURSION_LIMIT {
             return Err(bad("messages nested deeper than 100"));
         }
         self.nesting += 1;
         let special = self.plan.messages[m as usize].special;
         let base = self.stack.len();
-        let written = self.scan(m, parts).and_then(|()| match special {
-            Special::None => self.fields(m, parts, base, depth),
-            Special::Wrapper => self.wrapper(m, parts, base, depth),
-            Special::Timestamp | Special::Duration => self.time(special, parts, base),
-        });
+        let written = match (special, parts) {
+            (Special::Timestamp | Special::Duration, _) => self.time(special, parts),
+            (Special::None, [only]) if self.streaming => self.stream(m, only, depth),
+            _ => self.scan(m, parts).and_then(|()| match special {
+                Special::Wrapper => self.wrapper(m, parts, base, depth),
+                _ => self.fields(m, parts, base, depth),
+            }),
+        };
         self.stack.truncate(base);
         self.nesting -= 1;
         written
@@ -288,11 +316,9 @@ impl<'p, 'w> Reader<'p, 'w> {
         } else {
             Vec::new()
         };
-        let top = depth == 0;
-        let mut spans = Vec::new();
+        let mut members = Members::new(depth, &self.w);
         let depth = self.w.descend(depth)?;
         self.w.raw(b"{")?;
-        let mut first = true;
         let mut next = base;
         for (i, f) in plan.fields.iter().enumerate() {
             let i = i as u32;
@@ -314,26 +340,116 @@ impl<'p, 'w> Reader<'p, 'w> {
                     run.start = kept;
                 }
             }
-            if run.is_empty() && matches!(f.shape, Shape::Single { presence: true }) {
-                continue;
-            }
-            let key = if first { &f.key[1..] } else { &f.key[..] };
-            first = false;
-            self.w.raw(key)?;
-            let at = self.w.out.len();
-            match f.shape {
-                Shape::Single { .. } => self.single(f.kind, parts, run, depth)?,
-                Shape::Repeated => self.repeated(f.kind, parts, run, depth)?,
-                Shape::Map { key, value } => self.map(key, value, parts, run, depth)?,
-            }
-            if top {
-                spans.push((at - 2 - f.name_len..at - 2, at..self.w.out.len()));
-            }
+            self.member(f, parts, run, depth, &mut members)?;
         }
-        if top && plan.fields.iter().all(|f| f.key.len() == f.name_len + 4) {
-            self.w.members = Some(spans);
-        }
+        members.finish(plan, &mut self.w);
         self.w.raw(b"}")
+    }
+
+    /// Writes message `m` from its one encoding `b` in one pass, each field as it comes: for
+    /// an encoding in field order, none sent twice but a repeated one (its values one after
+    /// the other), at most one member of each oneof and no map entries, as most encoders
+    /// write it. Anything else fails here and the record is read again through the scan
+    /// ([`record`](Self::record)). The same writers as the scan's, given the same values:
+    /// the same text.
+    fn stream(&mut self, m: u32, b: &[u8], depth: usize) -> Result<(), Fault> {
+        let plan: &'p Plan = self.plan;
+        let plan = &plan.messages[m as usize];
+        if plan.oneofs > 64 {
+            return Err(bad("more oneofs than the one-pass reader tracks"));
+        }
+        let mut members = Members::new(depth, &self.w);
+        let depth = self.w.descend(depth)?;
+        self.w.raw(b"{")?;
+        // The next field to write, the repeated field whose array is open (and where its
+        // value starts), the oneofs a member was written of.
+        let (mut next, mut open, mut oneofs) = (0_u32, None, 0_u64);
+        let mut at = 0;
+        while at < b.len() {
+            let (number, wire, start, end) = next_field(b, &mut at)?;
+            let Some(i) = plan.field(number as u32) else {
+                continue;
+            };
+            let f = &plan.fields[i as usize];
+            if let Some((p, value_at)) = open {
+                if p == i {
+                    // Its depth was checked when it was opened.
+                    self.elements(f.kind, wire, &b[start..end], depth + 1)?;
+                    continue;
+                }
+                self.w.raw(b"]")?;
+                members.written(&plan.fields[p as usize], value_at, &mut self.w);
+                open = None;
+            }
+            if i < next {
+                return Err(bad("a field out of order or sent twice"));
+            }
+            for absent in next..i {
+                self.member(
+                    &plan.fields[absent as usize],
+                    &[],
+                    0..0,
+                    depth,
+                    &mut members,
+                )?;
+            }
+            next = i + 1;
+            if let Some(k) = f.oneof {
+                if oneofs & 1 << k != 0 {
+                    return Err(bad("two members of a oneof"));
+                }
+                oneofs |= 1 << k;
+            }
+            let value_at = members.key(f, &mut self.w)?;
+            match f.shape {
+                Shape::Single { .. } => {
+                    if wire != f.kind.wire() {
+                        return Err(bad(format!("wire type {wire} for {:?}", f.kind)));
+                    }
+                    self.value(f.kind, &b[start..end], depth)?;
+                    members.written(f, value_at, &mut self.w);
+                }
+                Shape::Repeated => {
+                    let items = self.w.descend(depth)?;
+                    self.w.raw(b"[")?;
+                    self.elements(f.kind, wire, &b[start..end], items)?;
+                    open = Some((i, value_at));
+                }
+                Shape::Map { .. } => return Err(bad("a map, read through the scan")),
+            }
+        }
+        if let Some((p, value_at)) = open {
+            self.w.raw(b"]")?;
+            members.written(&plan.fields[p as usize], value_at, &mut self.w);
+        }
+        for absent in next as usize..plan.fields.len() {
+            self.member(&plan.fields[absent], &[], 0..0, depth, &mut members)?;
+        }
+        members.finish(plan, &mut self.w);
+        self.w.raw(b"}")
+    }
+
+    /// One field of a message with its values in `run` (none: absent), as a member of the
+    /// object being written: left out when absent and it has presence.
+    fn member(
+        &mut self,
+        f: &FieldPlan,
+        parts: &[&[u8]],
+        run: std::ops::Range<usize>,
+        depth: usize,
+        members: &mut Members,
+    ) -> Result<(), Fault> {
+        if run.is_empty() && matches!(f.shape, Shape::Single { presence: true }) {
+            return Ok(());
+        }
+        let at = members.key(f, &mut self.w)?;
+        match f.shape {
+            Shape::Single { .. } => self.single(f.kind, parts, run, depth)?,
+            Shape::Repeated => self.repeated(f.kind, parts, run, depth)?,
+            Shape::Map { key, value } => self.map(key, value, parts, run, depth)?,
+        }
+        members.written(f, at, &mut self.w);
+        Ok(())
     }
 
     fn bytes_of<'b>(parts: &[&'b [u8]], o: Occurrence) -> &'b [u8] {
@@ -389,40 +505,47 @@ impl<'p, 'w> Reader<'p, 'w> {
     ) -> Result<(), Fault> {
         let depth = self.w.descend(depth)?;
         self.w.raw(b"[")?;
-        let mut first = true;
         for i in run {
             let o = self.stack[i];
-            let b = Self::bytes_of(parts, o);
-            let packed = o.wire() == 2 && kind.wire() != 2;
-            if !packed && o.wire() != kind.wire() {
-                return Err(bad(format!("wire type {} for {kind:?}", o.wire())));
-            }
-            if !packed {
-                if !first {
-                    self.w.raw(b",")?;
-                }
-                first = false;
-                self.value(kind, b, depth)?;
-                continue;
-            }
-            let mut at = 0;
-            while at < b.len() {
-                let start = at;
-                match kind.wire() {
-                    0 => {
-                        varint(b, &mut at)?;
-                    }
-                    1 => take(b, &mut at, 8)?,
-                    _ => take(b, &mut at, 4)?,
-                }
-                if !first {
-                    self.w.raw(b",")?;
-                }
-                first = false;
-                self.value(kind, &b[start..at], depth)?;
-            }
+            self.elements(kind, o.wire(), Self::bytes_of(parts, o), depth)?;
         }
         self.w.raw(b"]")
+    }
+
+    /// The elements of a repeated field in one of its occurrences (one value, or packed
+    /// ones), appended to the array open in the output at `depth`.
+    fn elements(&mut self, kind: Scalar, wire: u8, b: &[u8], depth: usize) -> Result<(), Fault> {
+        let packed = wire == 2 && kind.wire() != 2;
+        if !packed {
+            if wire != kind.wire() {
+                return Err(bad(format!("wire type {wire} for {kind:?}")));
+            }
+            self.comma()?;
+            return self.value(kind, b, depth);
+        }
+        let mut at = 0;
+        while at < b.len() {
+            let start = at;
+            match kind.wire() {
+                0 => {
+                    varint(b, &mut at)?;
+                }
+                1 => take(b, &mut at, 8)?,
+                _ => take(b, &mut at, 4)?,
+            }
+            self.comma()?;
+            self.value(kind, &b[start..at], depth)?;
+        }
+        Ok(())
+    }
+
+    /// The comma before an array's element but its first: no JSON value ends in `[`, so
+    /// the output ends in one exactly when the array is still empty.
+    fn comma(&mut self) -> Result<(), Fault> {
+        if self.w.out.last() == Some(&b'[') {
+            return Ok(());
+        }
+        self.w.raw(b",")
     }
 
     /// A map: its entries as an object, the last of each key kept (as a decoder keeps it).
@@ -658,20 +781,28 @@ impl<'p, 'w> Reader<'p, 'w> {
 
     /// `Timestamp` (RFC 3339 in UTC) and `Duration` (`1.5s`): seconds (field 1) and nanos
     /// (field 2), in the ranges the JSON mapping allows.
-    fn time(&mut self, special: Special, parts: &[&[u8]], base: usize) -> Result<(), Fault> {
-        let last = |field: u32| -> Result<i64, Fault> {
-            let run = self.run_from(base, field);
-            let Some(run) = run else { return Ok(0) };
-            // Every value is checked (a decoder reads them all); the last is kept.
-            if let Some(o) = self.stack[run.clone()].iter().find(|o| o.wire() != 0) {
-                return Err(bad(format!("wire type {} for seconds or nanos", o.wire())));
+    fn time(&mut self, special: Special, parts: &[&[u8]]) -> Result<(), Fault> {
+        // Read as they come, whatever the order: every value is checked (a decoder reads
+        // them all) and the last of each kept.
+        let (mut seconds, mut nanos) = (0_i64, 0_i32);
+        for part in parts {
+            let mut at = 0;
+            while at < part.len() {
+                let (number, wire, start, end) = next_field(part, &mut at)?;
+                if number > 2 {
+                    continue;
+                }
+                if wire != 0 {
+                    return Err(bad(format!("wire type {wire} for seconds or nanos")));
+                }
+                let v = varint(&part[start..end], &mut 0)? as i64;
+                if number == 1 {
+                    seconds = v;
+                } else {
+                    nanos = v as i32;
+                }
             }
-            match run.last() {
-                None => Ok(0),
-                Some(i) => Ok(varint(Self::bytes_of(parts, self.stack[i]), &mut 0)? as i64),
-            }
-        };
-        let (seconds, nanos) = (last(0)?, last(1)? as i32);
+        }
         let mut text = Short::default();
         match special {
             Special::Timestamp => timestamp(seconds, nanos, &mut text)?,
@@ -681,12 +812,6 @@ impl<'p, 'w> Reader<'p, 'w> {
         self.w.raw(b"\"")?;
         self.w.raw(text.as_bytes())?;
         self.w.raw(b"\"")
-    }
-
-    /// The run of field `field`, wherever it is after `base` (fields are sorted).
-    fn run_from(&self, base: usize, field: u32) -> Option<std::ops::Range<usize>> {
-        let start = base + self.stack[base..].iter().position(|o| o.field() == field)?;
-        Some(self.run(start, field))
     }
 }
 
@@ -704,6 +829,71 @@ fn check_value(kind: Scalar, wire: u8, b: &[u8]) -> Result<(), Fault> {
 fn fixed<const N: usize>(b: &[u8]) -> Result<[u8; N], Fault> {
     b.try_into()
         .map_err(|_| bad("a fixed-width value of the wrong size"))
+}
+
+/// The members of a message's object as they are written: whether one was yet, and for the
+/// record's own object, where each name and value lies (handed to the writer for envelope
+/// lookups); in the object of the member the envelope reads one level down (the payload),
+/// where that member lies.
+struct Members {
+    first: bool,
+    top: bool,
+    outer: bool,
+    spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+}
+
+impl Members {
+    /// For a message written at `depth` (the record's own at 0).
+    fn new(depth: usize, w: &Writer<'_>) -> Self {
+        Members {
+            first: true,
+            top: depth == 0,
+            outer: depth == 1 && w.in_outer,
+            spans: Vec::new(),
+        }
+    }
+
+    /// Writes field `f`'s key (with the comma before it but for the first member): where
+    /// its value starts.
+    #[inline(always)]
+    fn key(&mut self, f: &FieldPlan, w: &mut Writer<'_>) -> Result<usize, Fault> {
+        let key = if self.first { &f.key[1..] } else { &f.key[..] };
+        self.first = false;
+        w.raw(key)?;
+        if self.top {
+            w.in_outer = w
+                .inner_want
+                .is_some_and(|(outer, _)| outer.as_bytes() == f.name());
+        }
+        Ok(w.out.len())
+    }
+
+    /// Field `f`'s value was written from `at`: noted for the record's own object, and for
+    /// the member the envelope reads one level down.
+    #[inline(always)]
+    fn written(&mut self, f: &FieldPlan, at: usize, w: &mut Writer<'_>) {
+        if self.top {
+            w.in_outer = false;
+            self.spans
+                .push((at - 2 - f.name_len..at - 2, at..w.out.len()));
+        } else if self.outer
+            && w.inner_want
+                .is_some_and(|(_, inner)| inner.as_bytes() == f.name())
+        {
+            w.inner = Some(Some(at..w.out.len()));
+        }
+    }
+
+    /// The record's members noted, when each name was written as it is (no escapes).
+    #[inline]
+    fn finish(self, plan: &MessagePlan, w: &mut Writer<'_>) {
+        if self.outer && w.inner.is_none() {
+            w.inner = Some(None);
+        }
+        if self.top && plan.fields.iter().all(|f| f.key.len() == f.name_len + 4) {
+            w.members = Some(self.spans);
+        }
+    }
 }
 
 /// The member a oneof holds: its field, where it was last set, and where another member was
@@ -796,6 +986,21 @@ impl Short {
     fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+
+    /// Appends one byte (the callers write at most 30 of the 40).
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    /// Appends `v`'s last `n` decimal digits, zero-padded.
+    fn digits(&mut self, mut v: u32, n: usize) {
+        for at in (self.len..self.len + n).rev() {
+            self.buf[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        self.len += n;
+    }
 }
 
 impl std::fmt::Write for Short {
@@ -817,8 +1022,42 @@ fn timestamp(seconds: i64, nanos: i32, out: &mut Short) -> Result<(), Fault> {
     if !(-62_135_596_800..=253_402_300_799).contains(&seconds) {
         return Err(bad("a Timestamp out of range"));
     }
-    write!(out, "{}", prost_types::Timestamp { seconds, nanos })
-        .map_err(|_| bad("a Timestamp out of range"))
+    if !(0..1_000_000_000).contains(&nanos) {
+        return write!(out, "{}", prost_types::Timestamp { seconds, nanos })
+            .map_err(|_| bad("a Timestamp out of range"));
+    }
+    // Normalised already (most are): the same text written directly, the calendar from the
+    // `time` crate. Through `Display` it took a twentieth of a record's decode (measured).
+    let t = time::OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|_| bad("a Timestamp out of range"))?;
+    let (year, month, day) = t.to_calendar_date();
+    let (hour, minute, second) = t.to_hms();
+    // In range, the year has four digits.
+    out.digits(year.unsigned_abs(), 4);
+    out.push(b'-');
+    out.digits(u32::from(u8::from(month)), 2);
+    out.push(b'-');
+    out.digits(u32::from(day), 2);
+    out.push(b'T');
+    out.digits(u32::from(hour), 2);
+    out.push(b':');
+    out.digits(u32::from(minute), 2);
+    out.push(b':');
+    out.digits(u32::from(second), 2);
+    // As many fraction digits as the nanos need, in threes: none, millis, micros or nanos.
+    let nanos = nanos.unsigned_abs();
+    if nanos != 0 {
+        out.push(b'.');
+        if nanos.is_multiple_of(1_000_000) {
+            out.digits(nanos / 1_000_000, 3);
+        } else if nanos.is_multiple_of(1_000) {
+            out.digits(nanos / 1_000, 6);
+        } else {
+            out.digits(nanos, 9);
+        }
+    }
+    out.push(b'Z');
+    Ok(())
 }
 
 fn duration(seconds: i64, nanos: i32, out: &mut Short) -> Result<(), Fault> {

@@ -91,7 +91,7 @@ pub(super) struct Writer<'a> {
     pub(super) inner_want: Option<(&'a str, &'a str)>,
     pub(super) inner: Option<Option<std::ops::Range<usize>>>,
     /// The outer member's value is being written.
-    in_outer: bool,
+    pub(super) in_outer: bool,
 }
 
 /// `out`, refusing to grow past `max` bytes.
@@ -136,6 +136,7 @@ impl<'a> Writer<'a> {
 }
 
 impl Writer<'_> {
+    #[inline]
     pub(super) fn raw(&mut self, s: &[u8]) -> Result<(), Fault> {
         if self.out.len() + s.len() > self.max_bytes {
             return Err(Fault::TooLarge);
