@@ -869,21 +869,7 @@ fn the_object_id_one_level_down_is_noted_as_it_is_written() {
     let value = json!({"event_id": "e1", "payload": {"items": [{"id": "not-this"}], "id": "o-7"},
                        "tags": {"id": "nor-this"}});
     let body = s.encode(WireEncoding::Binary, &value).unwrap();
-    let noted = |inner| {
-        s.render_noting(WireEncoding::Binary, &body, 1 << 20, 64, inner)
-            .unwrap()
-    };
-    let r = noted(Some(("payload", "id")));
-    let at = r.inner.clone().expect("noted").expect("present");
-    assert_eq!(&r.json[at], br#""o-7""#);
-    assert_eq!(noted(Some(("payload", "absent"))).inner, Some(None));
-    assert_eq!(noted(Some(("tags", "id"))).inner, None, "a map: not noted");
-    assert_eq!(
-        noted(Some(("event_id", "id"))).inner,
-        None,
-        "a string: not noted"
-    );
-    assert_eq!(noted(None).inner, None);
+    payload_id_is_noted(&s, &body);
     let null = s
         .encode(
             WireEncoding::Binary,
@@ -930,17 +916,7 @@ fn the_object_id_one_level_down_is_noted_in_a_protobuf_record() {
     ]
     .concat();
     for body in [in_order, reversed] {
-        let noted = |inner| {
-            s.render_noting(WireEncoding::Binary, &body, 1 << 20, 64, inner)
-                .unwrap()
-        };
-        let r = noted(Some(("payload", "id")));
-        let at = r.inner.clone().expect("noted").expect("present");
-        assert_eq!(&r.json[at], br#""o-7""#);
-        assert_eq!(noted(Some(("payload", "absent"))).inner, Some(None));
-        assert_eq!(noted(Some(("tags", "id"))).inner, None, "a map: not noted");
-        assert_eq!(noted(Some(("event_id", "id"))).inner, None);
-        assert_eq!(noted(None).inner, None);
+        payload_id_is_noted(&s, &body);
     }
     let without = s
         .encode(WireEncoding::Binary, &json!({"event_id": "e2"}))
@@ -955,4 +931,24 @@ fn the_object_id_one_level_down_is_noted_in_a_protobuf_record() {
         )
         .unwrap();
     assert_eq!(r.inner, None, "an absent message: not noted");
+}
+
+/// `payload.id` of the record in `body` is noted where it was written (`"o-7"`); a missing
+/// member as missing; a map's or a string's members not at all.
+fn payload_id_is_noted(s: &RecordSchema, body: &[u8]) {
+    let noted = |inner| {
+        s.render_noting(WireEncoding::Binary, body, 1 << 20, 64, inner)
+            .unwrap()
+    };
+    let r = noted(Some(("payload", "id")));
+    let at = r.inner.clone().expect("noted").expect("present");
+    assert_eq!(&r.json[at], br#""o-7""#);
+    assert_eq!(noted(Some(("payload", "absent"))).inner, Some(None));
+    assert_eq!(noted(Some(("tags", "id"))).inner, None, "a map: not noted");
+    assert_eq!(
+        noted(Some(("event_id", "id"))).inner,
+        None,
+        "a string: not noted"
+    );
+    assert_eq!(noted(None).inner, None);
 }
