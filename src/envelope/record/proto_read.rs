@@ -220,10 +220,7 @@ impl<'p, 'w> Reader<'p, 'w> {
         if self.message(0, &[body], 0).is_ok() {
             return Ok(());
         }
-        self.w.out.truncate(start);
-        self.w.members = None;
-        self.w.inner = None;
-        self.w.in_outer = false;
+        self.w.rewind(start);
         self.stack.clear();
         self.nesting = 0;
         self.streaming = false;
@@ -839,7 +836,7 @@ struct Members {
     first: bool,
     top: bool,
     outer: bool,
-    spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    spans: Vec<super::MemberSpan>,
 }
 
 impl Members {
@@ -848,7 +845,7 @@ impl Members {
         Members {
             first: true,
             top: depth == 0,
-            outer: depth == 1 && w.in_outer,
+            outer: w.is_outer_value(depth),
             spans: Vec::new(),
         }
     }
@@ -861,9 +858,7 @@ impl Members {
         self.first = false;
         w.raw(key)?;
         if self.top {
-            w.in_outer = w
-                .inner_want
-                .is_some_and(|(outer, _)| outer.as_bytes() == f.name());
+            w.top_member(f.name());
         }
         Ok(w.out.len())
     }
@@ -873,22 +868,17 @@ impl Members {
     #[inline(always)]
     fn written(&mut self, f: &FieldPlan, at: usize, w: &mut Writer<'_>) {
         if self.top {
-            w.in_outer = false;
-            self.spans
-                .push((at - 2 - f.name_len..at - 2, at..w.out.len()));
-        } else if self.outer
-            && w.inner_want
-                .is_some_and(|(_, inner)| inner.as_bytes() == f.name())
-        {
-            w.inner = Some(Some(at..w.out.len()));
+            w.top_member_written(&mut self.spans, at - 2 - f.name_len..at - 2, at);
+        } else if self.outer {
+            w.outer_member_written(f.name(), at);
         }
     }
 
     /// The record's members noted, when each name was written as it is (no escapes).
     #[inline]
     fn finish(self, plan: &MessagePlan, w: &mut Writer<'_>) {
-        if self.outer && w.inner.is_none() {
-            w.inner = Some(None);
+        if self.outer {
+            w.outer_value_written();
         }
         if self.top && plan.fields.iter().all(|f| f.key.len() == f.name_len + 4) {
             w.members = Some(self.spans);

@@ -91,7 +91,7 @@ pub(super) struct Writer<'a> {
     pub(super) inner_want: Option<(&'a str, &'a str)>,
     pub(super) inner: Option<Option<std::ops::Range<usize>>>,
     /// The outer member's value is being written.
-    pub(super) in_outer: bool,
+    in_outer: bool,
 }
 
 /// `out`, refusing to grow past `max` bytes.
@@ -132,6 +132,62 @@ impl<'a> Writer<'a> {
             inner: None,
             in_outer: false,
         }
+    }
+}
+
+/// Noting the envelope's members while a record is written (the Avro and Protocol Buffer
+/// readers alike): the top-level members, and member `inner_want.1` of member `inner_want.0`.
+impl Writer<'_> {
+    /// Top-level member `name`'s value is about to be written.
+    #[inline]
+    pub(super) fn top_member(&mut self, name: &[u8]) {
+        self.in_outer = self
+            .inner_want
+            .is_some_and(|(outer, _)| outer.as_bytes() == name);
+    }
+
+    /// The top-level member whose name is at `key` and value from `at` was written.
+    #[inline]
+    pub(super) fn top_member_written(
+        &mut self,
+        spans: &mut Vec<super::MemberSpan>,
+        key: std::ops::Range<usize>,
+        at: usize,
+    ) {
+        self.in_outer = false;
+        spans.push((key, at..self.out.len()));
+    }
+
+    /// Whether an object written at `depth` is the outer member's value.
+    #[inline]
+    pub(super) fn is_outer_value(&self, depth: usize) -> bool {
+        depth == 1 && self.in_outer
+    }
+
+    /// Member `name` of the outer member's value was written from `at`.
+    #[inline]
+    pub(super) fn outer_member_written(&mut self, name: &[u8], at: usize) {
+        if self
+            .inner_want
+            .is_some_and(|(_, inner)| inner.as_bytes() == name)
+        {
+            self.inner = Some(Some(at..self.out.len()));
+        }
+    }
+
+    /// The outer member's value is written: without the member wanted, that is noted.
+    pub(super) fn outer_value_written(&mut self) {
+        if self.inner.is_none() {
+            self.inner = Some(None);
+        }
+    }
+
+    /// Back to `start`, as if nothing after it had been written or noted.
+    pub(super) fn rewind(&mut self, start: usize) {
+        self.out.truncate(start);
+        self.members = None;
+        self.inner = None;
+        self.in_outer = false;
     }
 }
 
@@ -343,7 +399,7 @@ impl Writer<'_> {
     ) -> Result<(), Fault> {
         let top = depth == 0;
         // The outer member's value itself (a union's branch is written at the same depth).
-        let outer_value = depth == 1 && self.in_outer;
+        let outer_value = self.is_outer_value(depth);
         let mut spans = Vec::with_capacity(if top { fields.len() } else { 0 });
         let depth = self.descend(depth)?;
         self.raw(b"{")?;
@@ -354,18 +410,17 @@ impl Writer<'_> {
             // Between the quotes, before `":` (when `plain`: else no span is kept).
             let key = at - 2 - f.name.len()..at - 2;
             if top {
-                self.in_outer = self.inner_want.is_some_and(|(outer, _)| outer == f.name);
+                self.top_member(f.name.as_bytes());
             }
             value(self, f, depth)?;
             if top {
-                self.in_outer = false;
-                spans.push((key, at..self.out.len()));
-            } else if outer_value && self.inner_want.is_some_and(|(_, inner)| inner == f.name) {
-                self.inner = Some(Some(at..self.out.len()));
+                self.top_member_written(&mut spans, key, at);
+            } else if outer_value {
+                self.outer_member_written(f.name.as_bytes(), at);
             }
         }
-        if outer_value && self.inner.is_none() {
-            self.inner = Some(None);
+        if outer_value {
+            self.outer_value_written();
         }
         if top && fields.iter().all(|f| f.plain) {
             self.members = Some(spans);
