@@ -198,7 +198,7 @@ impl RecordSchema {
                 };
                 (
                     // An Avro record as our JSON.
-                    in_scratch(nodes, max_bytes, max_depth, inner, |mut w| {
+                    in_scratch(nodes, body, max_bytes, max_depth, inner, |mut w| {
                         let written = avro_write(&mut w, *root, encoding, body);
                         (w, written)
                     }),
@@ -212,7 +212,7 @@ impl RecordSchema {
                 };
                 let out = match (plan, encoding) {
                     (Some(plan), WireEncoding::Binary) => {
-                        in_scratch(&[], max_bytes, max_depth, inner, |w| {
+                        in_scratch(&[], body, max_bytes, max_depth, inner, |w| {
                             let mut r = proto_read::Reader::new(plan, w);
                             let written = r.record(body);
                             (r.into_writer(), written)
@@ -244,8 +244,8 @@ impl RecordSchema {
             Err(Fault::Bad(m)) => Err(Rejection::new(
                 ReasonCode::UndecodableRecord,
                 format!(
-                    "body is not a record of schema revision {}: {what}: {m}",
-                    self.revision
+                    "body is not a record of schema revision {}: {what}: {}",
+                    self.revision, m.0
                 ),
             )),
         }
@@ -295,6 +295,7 @@ impl RecordSchema {
 /// buffer grown while writing would hold up to twice what the row accounts for).
 fn in_scratch<'a>(
     nodes: &'a [Node],
+    body: &'a [u8],
     max_bytes: usize,
     max_depth: usize,
     inner: Option<(&'a str, &'a str)>,
@@ -302,7 +303,7 @@ fn in_scratch<'a>(
 ) -> Result<Rendered, Fault> {
     let mut out = SCRATCH.with_borrow_mut(std::mem::take);
     out.clear();
-    let (mut w, written) = write(Writer::new(nodes, out, max_bytes, max_depth, inner));
+    let (mut w, written) = write(Writer::new(nodes, body, out, max_bytes, max_depth, inner));
     let members = w.members.take();
     let inner = w.inner.take();
     let mut out = w.out;
@@ -335,7 +336,7 @@ fn avro_write(
             let mut input = Input { body, at: 0 };
             w.binary(root, &mut input, 0)?;
             if input.at != body.len() {
-                return Err(Fault::Bad(format!(
+                return Err(bad(format!(
                     "{} bytes after the record",
                     body.len() - input.at
                 )));
@@ -344,7 +345,7 @@ fn avro_write(
         }
         WireEncoding::Json => match serde_json::from_slice::<serde_json::Value>(body) {
             Ok(v) => w.json(root, &v, 0),
-            Err(e) => Err(Fault::Bad(format!("not JSON: {e}"))),
+            Err(e) => Err(bad(format!("not JSON: {e}"))),
         },
     }
 }
@@ -353,11 +354,20 @@ fn avro_write(
 pub(super) enum Fault {
     TooLarge,
     TooDeep,
-    Bad(String),
+    /// Boxed: a result of the readers' functions (most return `Result<(), Fault>`, once or
+    /// more per value read) then fits in two registers instead of going through memory.
+    Bad(Box<Reason>),
 }
 
+/// Why a body is not a record of its schema.
+#[derive(Debug)]
+pub(super) struct Reason(String);
+
+const _: () = assert!(std::mem::size_of::<Result<(), Fault>>() == 16);
+
+#[cold]
 pub(super) fn bad(m: impl Into<String>) -> Fault {
-    Fault::Bad(m.into())
+    Fault::Bad(Box::new(Reason(m.into())))
 }
 
 #[cfg(test)]

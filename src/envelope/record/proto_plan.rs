@@ -6,6 +6,7 @@
 //! `Value`, `ListValue`, `FieldMask`; proto2 groups; messages with extensions) leave the plan
 //! out: such a schema is read through `prost-reflect`'s dynamic message instead.
 
+use super::read::Key;
 use prost_reflect::{Kind, MessageDescriptor};
 use std::collections::HashMap;
 
@@ -58,18 +59,28 @@ pub(super) enum Special {
 #[derive(Debug)]
 pub(super) struct FieldPlan {
     /// `,"name":`, as the Avro reader keeps its keys.
-    pub(super) key: Box<[u8]>,
+    pub(super) key: Key,
+    /// The key needs no escape.
+    pub(super) plain: bool,
     pub(super) name_len: usize,
     pub(super) kind: Scalar,
     pub(super) shape: Shape,
     /// The real oneof this field is a member of.
     pub(super) oneof: Option<u32>,
+    /// The one-byte tag encoders write for this field (field numbers 1 to 15, with the wire
+    /// type of a single value, or of a packed array for a repeated number), or `NO_TAG`: the
+    /// reader checks the next field it expects against it before decoding a tag.
+    pub(super) tag: u16,
 }
+
+/// No one-byte tag (a byte read is never equal to it).
+pub(super) const NO_TAG: u16 = u16::MAX;
 
 impl FieldPlan {
     /// The name as written between the key's quotes (a proto field name needs no escape).
     pub(super) fn name(&self) -> &[u8] {
-        &self.key[2..self.key.len() - 2]
+        let key = self.key.text();
+        &key[2..key.len() - 2]
     }
 }
 
@@ -206,9 +217,7 @@ impl Compiler {
                 .filter(|o| !o.is_synthetic())
                 .and_then(|o| real_oneofs.iter().position(|n| n == o.name()))
                 .and_then(|i| u32::try_from(i).ok());
-            let mut key = vec![b','];
-            serde_json::to_writer(&mut key, f.name()).ok()?;
-            key.push(b':');
+            let key = Key::new(f.name());
             let i = u32::try_from(fields.len()).ok()?;
             if f.number() <= DENSE_NUMBERS {
                 let n = f.number() as usize;
@@ -219,8 +228,21 @@ impl Compiler {
             } else {
                 sparse.insert(f.number(), i);
             }
+            let wire = match shape {
+                Shape::Single { .. } => Some(kind.wire()),
+                // Each message or string is length-delimited, and proto3 packs repeated
+                // numbers by default (as most encoders write them).
+                Shape::Repeated => Some(2),
+                Shape::Map { .. } => None,
+            };
+            let tag = match wire {
+                Some(wire) if f.number() < 16 => (f.number() << 3) as u16 | u16::from(wire),
+                _ => NO_TAG,
+            };
             fields.push(FieldPlan {
-                key: key.into_boxed_slice(),
+                tag,
+                plain: key.is_plain(f.name()),
+                key,
                 name_len: f.name().len(),
                 kind,
                 shape,

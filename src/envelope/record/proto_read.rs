@@ -111,7 +111,7 @@ fn next_field(b: &[u8], at: &mut usize) -> Result<(u64, u8, usize, usize), Fault
 }
 
 /// Past `n` bytes at `at`, checked against what remains.
-#[inline]
+#[inline(always)]
 fn take(b: &[u8], at: &mut usize, n: u64) -> Result<(), Fault> {
     let left = (b.len() - *at) as u64;
     if n > left {
@@ -162,6 +162,35 @@ fn skip_group(b: &[u8], at: &mut usize, number: u64, depth: usize) -> Result<(),
             }
         }
     }
+}
+
+/// The field at `at` in message `plan`'s encoding, when it is one the plan knows: its index
+/// and wire type, `at` moved past its tag. An unknown one is skipped (`None`). The field
+/// `expected` next (the open array's, or the next in order) is checked first against the
+/// one-byte tag encoders write for it: then no tag is decoded or looked up, and what follows
+/// does not wait on the body's bytes.
+#[inline(always)]
+fn known_field(
+    plan: &MessagePlan,
+    b: &[u8],
+    at: &mut usize,
+    expected: u32,
+) -> Result<Option<(u32, u8)>, Fault> {
+    if let Some(f) = plan.fields.get(expected as usize)
+        && b.get(*at).is_some_and(|&byte| u16::from(byte) == f.tag)
+    {
+        *at += 1;
+        return Ok(Some((expected, (f.tag & 7) as u8)));
+    }
+    let (number, wire) = tag(b, at)?;
+    if wire == 4 {
+        return Err(bad("an end-group tag outside a group"));
+    }
+    let known = plan.field(number as u32);
+    if known.is_none() {
+        skip(b, at, wire, number)?;
+    }
+    Ok(known.map(|i| (i, wire)))
 }
 
 /// How deep messages (and groups) may nest, as prost's decoder has it.
@@ -363,13 +392,16 @@ impl<'p, 'w> Reader<'p, 'w> {
         let (mut next, mut open, mut oneofs) = (0_u32, None, 0_u64);
         let mut at = 0;
         while at < b.len() {
-            let (number, wire, start, end) = next_field(b, &mut at)?;
-            let Some(i) = plan.field(number as u32) else {
+            let expected = open.map_or(next, |(p, _)| p);
+            let Some((i, wire)) = known_field(plan, b, &mut at, expected)? else {
                 continue;
             };
+            // A known field is never a group: its number only matters to skip one.
+            let number = 0;
             let f = &plan.fields[i as usize];
             if let Some((p, value_at)) = open {
                 if p == i {
+                    let (start, end) = skip(b, &mut at, wire, number)?;
                     // Its depth was checked when it was opened.
                     self.elements(f.kind, wire, &b[start..end], depth + 1)?;
                     continue;
@@ -400,13 +432,11 @@ impl<'p, 'w> Reader<'p, 'w> {
             let value_at = members.key(f, &mut self.w)?;
             match f.shape {
                 Shape::Single { .. } => {
-                    if wire != f.kind.wire() {
-                        return Err(bad(format!("wire type {wire} for {:?}", f.kind)));
-                    }
-                    self.value(f.kind, &b[start..end], depth)?;
+                    self.value_at(f.kind, wire, b, &mut at, depth)?;
                     members.written(f, value_at, &mut self.w);
                 }
                 Shape::Repeated => {
+                    let (start, end) = skip(b, &mut at, wire, number)?;
                     let items = self.w.descend(depth)?;
                     self.w.raw(b"[")?;
                     self.elements(f.kind, wire, &b[start..end], items)?;
@@ -424,6 +454,46 @@ impl<'p, 'w> Reader<'p, 'w> {
         }
         members.finish(plan, &mut self.w);
         self.w.raw(b"}")
+    }
+
+    /// The value at `at` of a singular field of type `kind`, sent with wire type `wire`, read
+    /// and written in one step (one dispatch on the type where reading and then writing it
+    /// took two: a field's type changes from one field to the next, so each dispatch is a
+    /// branch mispredicted as often as not).
+    #[inline(always)]
+    fn value_at(
+        &mut self,
+        kind: Scalar,
+        wire: u8,
+        b: &[u8],
+        at: &mut usize,
+        depth: usize,
+    ) -> Result<(), Fault> {
+        if wire != kind.wire() {
+            return Err(bad(format!("wire type {wire} for {kind:?}")));
+        }
+        match kind {
+            Scalar::String | Scalar::Message(_) => {
+                let n = varint(b, at)?;
+                let start = *at;
+                take(b, at, n)?;
+                match kind {
+                    Scalar::Message(m) => self.message(m, &[&b[start..*at]], depth),
+                    _ => self.w.string_bytes(&b[start..*at]),
+                }
+            }
+            Scalar::Double => {
+                let start = *at;
+                take(b, at, 8)?;
+                self.w.float(f64::from_le_bytes(fixed(&b[start..*at])?))
+            }
+            Scalar::Int64 => self.w.quoted_int(varint(b, at)? as i64),
+            Scalar::Int32 => self.w.int(varint(b, at)? as i64 as i32),
+            _ => {
+                let (start, end) = skip(b, at, wire, 0)?;
+                self.value(kind, &b[start..end], depth)
+            }
+        }
     }
 
     /// One field of a message with its values in `run` (none: absent), as a member of the
@@ -626,16 +696,8 @@ impl<'p, 'w> Reader<'p, 'w> {
     fn map_key(&mut self, k: &MapKey<'_>) -> Result<(), Fault> {
         match k {
             MapKey::Text(t) => self.w.string_bytes(t),
-            MapKey::Signed(n) => {
-                self.w.raw(b"\"")?;
-                self.w.number(n)?;
-                self.w.raw(b"\"")
-            }
-            MapKey::Unsigned(n) => {
-                self.w.raw(b"\"")?;
-                self.w.number(n)?;
-                self.w.raw(b"\"")
-            }
+            MapKey::Signed(n) => self.w.quoted_int(*n),
+            MapKey::Unsigned(n) => self.w.quoted_int(*n),
             MapKey::Bool(b) => self.w.raw(if *b { b"\"true\"" } else { b"\"false\"" }),
         }
     }
@@ -671,7 +733,7 @@ impl<'p, 'w> Reader<'p, 'w> {
                 }
                 match plan.names.get(&n) {
                     Some(name) => self.w.raw(name),
-                    None => self.w.number(n),
+                    None => self.w.int(n),
                 }
             }
             Scalar::Bool => self.w.raw(if varint(b, &mut 0)? != 0 {
@@ -686,41 +748,23 @@ impl<'p, 'w> Reader<'p, 'w> {
     /// An integer: 64-bit ones as strings, as the JSON mapping writes them.
     fn integer(&mut self, kind: Scalar, b: &[u8]) -> Result<(), Fault> {
         let v = || varint(b, &mut 0);
-        let quoted = |w: &mut Writer<'_>, n: &dyn Fn(&mut Writer<'_>) -> Result<(), Fault>| {
-            w.raw(b"\"")?;
-            n(w)?;
-            w.raw(b"\"")
-        };
         match kind {
-            Scalar::Int32 => self.w.number(v()? as i64 as i32),
-            Scalar::Uint32 => self.w.number(v()? as u32),
+            Scalar::Int32 => self.w.int(v()? as i64 as i32),
+            Scalar::Uint32 => self.w.int(v()? as u32),
             Scalar::Sint32 => {
                 let r = v()? as u32;
-                self.w.number((r >> 1) as i32 ^ -((r & 1) as i32))
+                self.w.int((r >> 1) as i32 ^ -((r & 1) as i32))
             }
-            Scalar::Fixed32 => self.w.number(u32::from_le_bytes(fixed(b)?)),
-            Scalar::Sfixed32 => self.w.number(i32::from_le_bytes(fixed(b)?)),
-            Scalar::Int64 => {
-                let n = v()? as i64;
-                quoted(&mut self.w, &|w| w.number(n))
-            }
-            Scalar::Uint64 => {
-                let n = v()?;
-                quoted(&mut self.w, &|w| w.number(n))
-            }
+            Scalar::Fixed32 => self.w.int(u32::from_le_bytes(fixed(b)?)),
+            Scalar::Sfixed32 => self.w.int(i32::from_le_bytes(fixed(b)?)),
+            Scalar::Int64 => self.w.quoted_int(v()? as i64),
+            Scalar::Uint64 => self.w.quoted_int(v()?),
             Scalar::Sint64 => {
                 let r = v()?;
-                let n = (r >> 1) as i64 ^ -((r & 1) as i64);
-                quoted(&mut self.w, &|w| w.number(n))
+                self.w.quoted_int((r >> 1) as i64 ^ -((r & 1) as i64))
             }
-            Scalar::Fixed64 => {
-                let n = u64::from_le_bytes(fixed(b)?);
-                quoted(&mut self.w, &|w| w.number(n))
-            }
-            Scalar::Sfixed64 => {
-                let n = i64::from_le_bytes(fixed(b)?);
-                quoted(&mut self.w, &|w| w.number(n))
-            }
+            Scalar::Fixed64 => self.w.quoted_int(u64::from_le_bytes(fixed(b)?)),
+            Scalar::Sfixed64 => self.w.quoted_int(i64::from_le_bytes(fixed(b)?)),
             other => Err(bad(format!("{other:?} is not an integer"))),
         }
     }
@@ -744,7 +788,7 @@ impl<'p, 'w> Reader<'p, 'w> {
                 }
                 match plan.names.get(&plan.default) {
                     Some(name) => self.w.raw(name),
-                    None => self.w.number(plan.default),
+                    None => self.w.int(plan.default),
                 }
             }
             // Message fields have presence: never written as a default.
@@ -854,9 +898,8 @@ impl Members {
     /// its value starts.
     #[inline(always)]
     fn key(&mut self, f: &FieldPlan, w: &mut Writer<'_>) -> Result<usize, Fault> {
-        let key = if self.first { &f.key[1..] } else { &f.key[..] };
+        w.key(&f.key, self.first)?;
         self.first = false;
-        w.raw(key)?;
         if self.top {
             w.top_member(f.name());
         }
@@ -880,7 +923,7 @@ impl Members {
         if self.outer {
             w.outer_value_written();
         }
-        if self.top && plan.fields.iter().all(|f| f.key.len() == f.name_len + 4) {
+        if self.top && plan.fields.iter().all(|f| f.plain) {
             w.members = Some(self.spans);
         }
     }

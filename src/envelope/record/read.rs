@@ -74,6 +74,39 @@ impl Input<'_> {
     }
 }
 
+/// How many bytes of the body a short string is read with, at once: see
+/// [`Writer::string_bytes`].
+pub(super) const WINDOW: usize = 32;
+
+/// Whether the first `n` bytes of `window` hold a byte a JSON string escapes (a control
+/// character, `"`, `\\`), and one beyond ASCII: a fixed number of bytes, the ones past `n`
+/// masked off, which compiles to a few vector instructions without a branch on the length.
+#[inline]
+pub(super) fn escape_or_wide(window: &[u8; WINDOW], n: usize) -> (bool, bool) {
+    // A mask of `n` bytes of 0xff and then zeros, taken from a table: all byte arithmetic.
+    let n = n.min(WINDOW);
+    let live = &LIVE[WINDOW - n..2 * WINDOW - n];
+    let (escape, wide) = window
+        .iter()
+        .zip(live)
+        .fold((0_u8, 0_u8), |(e, w), (&c, &live)| {
+            let escaped = u8::from((c < 0x20) | (c == b'"') | (c == b'\\'));
+            (e | (escaped & live), w | (c & 0x80 & live))
+        });
+    (escape != 0, wide != 0)
+}
+
+/// A window's worth of 0xff, then of zeros.
+static LIVE: [u8; 2 * WINDOW] = {
+    let mut live = [0; 2 * WINDOW];
+    let mut i = 0;
+    while i < WINDOW {
+        live[i] = 0xff;
+        i += 1;
+    }
+    live
+};
+
 /// Where the hundredths fast path for doubles stops (`Writer::finite`).
 const TWO_POW_46: f64 = 70_368_744_177_664.0;
 
@@ -82,6 +115,8 @@ pub(super) struct Writer<'a> {
     pub(super) max_bytes: usize,
     pub(super) max_depth: usize,
     pub(super) nodes: &'a [Node],
+    /// The body being read (a short string of it is copied through a window of it).
+    body: &'a [u8],
     /// Where each member of the top-level record sits in `out`: its key's text and its
     /// value. `None` when the top is not a record, or a key is escaped in the output.
     pub(super) members: Option<Vec<super::MemberSpan>>,
@@ -92,6 +127,47 @@ pub(super) struct Writer<'a> {
     pub(super) inner: Option<Option<std::ops::Range<usize>>>,
     /// The outer member's value is being written.
     in_outer: bool,
+}
+
+/// A member's key as it is written after a comma (`,"name":`), quoted once when the schema
+/// is compiled; the comma is dropped for an object's first member. Also kept padded to a
+/// fixed length when it fits: copying a fixed length is a few moves, where copying the key's
+/// own length is a call to `memcpy` (with the strings, a tenth of a record's decode,
+/// measured).
+#[derive(Debug, Clone)]
+pub(super) struct Key {
+    text: Box<[u8]>,
+    padded: Option<[u8; PADDED_KEY]>,
+}
+
+const PADDED_KEY: usize = 32;
+
+impl Key {
+    pub(super) fn new(name: &str) -> Key {
+        let mut text = vec![b','];
+        serde_json::to_writer(&mut text, name).expect("a string serialises");
+        text.push(b':');
+        // One byte to spare: the copy without the comma starts one in.
+        let padded = (text.len() < PADDED_KEY).then(|| {
+            let mut padded = [0; PADDED_KEY];
+            padded[..text.len()].copy_from_slice(&text);
+            padded
+        });
+        Key {
+            text: text.into_boxed_slice(),
+            padded,
+        }
+    }
+
+    /// `,"name":`.
+    pub(super) fn text(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// The name needs no escape: it is written as it is between the quotes.
+    pub(super) fn is_plain(&self, name: &str) -> bool {
+        self.text.len() == name.len() + 4
+    }
 }
 
 /// `out`, refusing to grow past `max` bytes.
@@ -117,6 +193,7 @@ impl std::io::Write for Capped<'_> {
 impl<'a> Writer<'a> {
     pub(super) fn new(
         nodes: &'a [Node],
+        body: &'a [u8],
         out: Vec<u8>,
         max_bytes: usize,
         max_depth: usize,
@@ -127,6 +204,7 @@ impl<'a> Writer<'a> {
             max_bytes,
             max_depth,
             nodes,
+            body,
             members: None,
             inner_want,
             inner: None,
@@ -201,6 +279,35 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// The window of `body` that starts where `b` does, when `b` lies in it and `body` goes
+    /// on that far.
+    #[inline]
+    fn window<'b>(body: &'b [u8], b: &[u8]) -> Option<&'b [u8; WINDOW]> {
+        // Where `b` starts in the body, if it does: any other slice's offset is either out
+        // of range, or has the same address and so is `b` itself.
+        let at = (b.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+        let end = at.checked_add(WINDOW)?;
+        body.get(at..end)?.try_into().ok()
+    }
+
+    /// Key `k`, with its comma unless it is the object's `first` member.
+    #[inline(always)]
+    pub(super) fn key(&mut self, k: &Key, first: bool) -> Result<(), Fault> {
+        let from = usize::from(first);
+        let Some(padded) = &k.padded else {
+            return self.raw(&k.text[from..]);
+        };
+        let len = k.text.len() - from;
+        if self.out.len() + len > self.max_bytes {
+            return Err(Fault::TooLarge);
+        }
+        let at = self.out.len();
+        self.out
+            .extend_from_slice(&padded[from..][..PADDED_KEY - 1]);
+        self.out.truncate(at + len);
+        Ok(())
+    }
+
     pub(super) fn string(&mut self, s: &str) -> Result<(), Fault> {
         self.string_bytes(s.as_bytes())
     }
@@ -211,9 +318,25 @@ impl Writer<'_> {
         if self.out.len() + b.len() + 2 > self.max_bytes {
             return Err(Fault::TooLarge);
         }
+        // Most strings are short, ASCII and need no escape (ids, symbols, names). One that
+        // lies in the body being read with a window's bytes from its start is checked and
+        // copied as that window (truncated after): no branch or loop on its length, which
+        // differs from one string to the next and so is mispredicted as often as not (the
+        // commonest cost of a record's decode, measured).
+        let n = b.len();
+        if let Some(window) = Self::window(self.body, b)
+            && n <= WINDOW
+            && escape_or_wide(window, n) == (false, false)
+        {
+            self.out.push(b'"');
+            let at = self.out.len();
+            self.out.extend_from_slice(window);
+            self.out.truncate(at + n);
+            self.out.push(b'"');
+            return Ok(());
+        }
         // One pass that does not stop early (so it vectorises) answers both questions: does
-        // it need an escape, is it beyond ASCII (only then is UTF-8 checked). Most strings
-        // are neither: field names, ids, symbols, copied as they are.
+        // it need an escape, is it beyond ASCII (only then is UTF-8 checked).
         let (escape, wide) = b.iter().fold((false, false), |(e, w), &c| {
             (e | (c < 0x20) | (c == b'"') | (c == b'\\'), w | (c >= 0x80))
         });
@@ -233,6 +356,23 @@ impl Writer<'_> {
             max: self.max_bytes,
         };
         serde_json::to_writer(&mut capped, s).map_err(|_| Fault::TooLarge)
+    }
+
+    /// An integer as a JSON number.
+    #[inline]
+    pub(super) fn int(&mut self, n: impl itoa::Integer) -> Result<(), Fault> {
+        self.raw(itoa::Buffer::new().format(n).as_bytes())
+    }
+
+    /// An integer as a JSON string (64-bit ones in Protocol Buffer JSON).
+    #[inline]
+    pub(super) fn quoted_int(&mut self, n: impl itoa::Integer) -> Result<(), Fault> {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        // `"` + at most 20 digits and a sign + `"`, written at once.
+        let mut text = [b'"'; 24];
+        text[1..=digits.len()].copy_from_slice(digits);
+        self.raw(&text[..digits.len() + 2])
     }
 
     pub(super) fn number(&mut self, n: impl serde::Serialize) -> Result<(), Fault> {
@@ -275,7 +415,7 @@ impl Writer<'_> {
                 if f < 0.0 {
                     self.raw(b"-")?;
                 }
-                self.number(cents / 100)?;
+                self.int(cents / 100)?;
                 let frac = cents % 100;
                 let digits = [b'.', b'0' + (frac / 10) as u8, b'0' + (frac % 10) as u8];
                 // `1.50` as `1.5`, `2.00` as `2.0`, as the general writer has it.
@@ -316,8 +456,8 @@ impl Writer<'_> {
                 1 => self.raw(b"true"),
                 b => Err(bad(format!("a boolean byte of {b}"))),
             },
-            Node::Int => self.number(input.int()?),
-            Node::Long => self.number(input.long()?),
+            Node::Int => self.int(input.int()?),
+            Node::Long => self.int(input.long()?),
             Node::Float => {
                 let b = input.take(4)?;
                 let v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
@@ -376,7 +516,7 @@ impl Writer<'_> {
                         let b = input.take(len)?;
                         w.string_bytes(b)
                     }
-                    Node::Long => w.number(input.long()?),
+                    Node::Long => w.int(input.long()?),
                     Node::Double => {
                         let b = input.take(8)?;
                         w.float(f64::from_le_bytes(b.try_into().expect("8 bytes")))
@@ -404,9 +544,8 @@ impl Writer<'_> {
         let depth = self.descend(depth)?;
         self.raw(b"{")?;
         for (i, f) in fields.iter().enumerate() {
-            let key = if i == 0 { &f.key[1..] } else { &f.key[..] };
-            let at = self.out.len() + key.len();
-            self.raw(key)?;
+            self.key(&f.key, i == 0)?;
+            let at = self.out.len();
             // Between the quotes, before `":` (when `plain`: else no span is kept).
             let key = at - 2 - f.name.len()..at - 2;
             if top {

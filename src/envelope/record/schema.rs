@@ -1,6 +1,7 @@
 //! An Avro schema compiled into a flat list of nodes: named types resolved once, recursion
 //! pointing back to the record it is in.
 
+use super::read::Key;
 use apache_avro::Schema;
 use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
 use std::collections::HashMap;
@@ -43,10 +44,9 @@ pub(super) enum Node {
 #[derive(Debug, Clone)]
 pub(super) struct Field {
     pub(super) name: String,
-    /// The name as the JSON member key it is written as, after a comma (dropped for the
-    /// first field), quoted, with its colon: written once per record read, so quoted once
-    /// here.
-    pub(super) key: Box<[u8]>,
+    /// The name as the JSON member key it is written as: written once per record read, so
+    /// quoted once here.
+    pub(super) key: Key,
     /// The key needs no escape: its text in the output is the name.
     pub(super) plain: bool,
     pub(super) node: usize,
@@ -54,13 +54,11 @@ pub(super) struct Field {
 
 impl Field {
     fn new(name: &str, node: usize) -> Field {
-        let mut key = vec![b','];
-        serde_json::to_writer(&mut key, name).expect("a string serialises");
-        key.push(b':');
+        let key = Key::new(name);
         Field {
-            plain: key.len() == name.len() + 4,
+            plain: key.is_plain(name),
             name: name.to_string(),
-            key: key.into_boxed_slice(),
+            key,
             node,
         }
     }

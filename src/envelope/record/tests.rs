@@ -450,7 +450,7 @@ fn doubles_read_back_exactly() {
         cases.extend([f, -f, f.next_up(), f.next_down()]);
     }
     for f in cases {
-        let mut w = read::Writer::new(&nodes, Vec::new(), 1 << 10, 8, None);
+        let mut w = read::Writer::new(&nodes, &[], Vec::new(), 1 << 10, 8, None);
         w.binary(
             0,
             &mut read::Input {
@@ -951,4 +951,79 @@ fn payload_id_is_noted(s: &RecordSchema, body: &[u8]) {
         "a string: not noted"
     );
     assert_eq!(noted(None).inner, None);
+}
+
+/// The word-at-a-time string scan agrees with the byte-at-a-time definition for every byte
+/// value at every position of strings up to a window long, whatever follows them.
+#[test]
+fn the_string_scan_finds_every_byte_to_escape_or_check() {
+    for n in 0..=read::WINDOW {
+        for at in 0..read::WINDOW {
+            for c in 0..=255_u8 {
+                let mut window = [b'a'; read::WINDOW];
+                window[at] = c;
+                let s = &window[..n];
+                let escape = s.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+                let wide = s.iter().any(|&c| c >= 0x80);
+                assert_eq!(
+                    read::escape_or_wide(&window, n),
+                    (escape, wide),
+                    "{n} bytes, {c:#04x} at {at}"
+                );
+            }
+        }
+    }
+}
+
+/// Keys and strings either side of the lengths copied at once (a key of up to 31 bytes with
+/// its comma, quotes and colon; a string of up to a window with a window of body after its
+/// start), with escapes, wide characters and the body's end among them: written as the
+/// reference writes them.
+#[test]
+fn keys_and_strings_around_the_fixed_copy_lengths_render_as_the_reference() {
+    let name = |c: char, n: usize| c.to_string().repeat(n);
+    let schema = format!(
+        "message M {{ string {} = 1; string {} = 2; string {} = 3; string {} = 4; \
+         string e = 5; }}",
+        name('a', 26),
+        name('b', 27),
+        name('c', 28),
+        name('d', 40)
+    );
+    let field = |number: u8, s: &str| {
+        let mut b = vec![number << 3 | 2, u8::try_from(s.len()).unwrap()];
+        b.extend_from_slice(s.as_bytes());
+        b
+    };
+    let strings: [[String; 5]; 3] = [
+        [
+            name('x', 31),
+            name('y', 32),
+            name('z', 33),
+            name('w', 1),
+            name('v', 32),
+        ],
+        [
+            format!("é{}", name('y', 29)),
+            format!("{}\"", name('q', 31)),
+            format!("\u{1}{}", name('r', 30)),
+            String::new(),
+            format!("{}\\", name('s', 30)),
+        ],
+        [
+            name('k', 8),
+            name('l', 16),
+            format!("{}ü", name('m', 29)),
+            name('n', 2),
+            "€".into(),
+        ],
+    ];
+    for (i, values) in strings.iter().enumerate() {
+        let body: Vec<u8> = values
+            .iter()
+            .zip(1..)
+            .flat_map(|(s, n)| field(n, s))
+            .collect();
+        agrees_with_the_reference(&format!("strings {i}"), &schema, &body);
+    }
 }
