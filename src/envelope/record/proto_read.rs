@@ -588,7 +588,11 @@ impl<'p, 'w> Reader<'p, 'w> {
                 return Err(bad(format!("wire type {wire} for {kind:?}")));
             }
             self.comma()?;
-            return self.value(kind, b, depth);
+            // Most repeated fields are of messages: read here, without a turn through `value`.
+            return match kind {
+                Scalar::Message(m) => self.message(m, &[b], depth),
+                _ => self.value(kind, b, depth),
+            };
         }
         let mut at = 0;
         while at < b.len() {
