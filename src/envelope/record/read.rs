@@ -86,14 +86,14 @@ pub(super) fn escape_or_wide(window: &[u8; WINDOW], n: usize) -> (bool, bool) {
     // A mask of `n` bytes of 0xff and then zeros, taken from a table: all byte arithmetic.
     let n = n.min(WINDOW);
     let live = &LIVE[WINDOW - n..2 * WINDOW - n];
-    let (escape, wide) = window
+    window
         .iter()
         .zip(live)
-        .fold((0_u8, 0_u8), |(e, w), (&c, &live)| {
-            let escaped = u8::from((c < 0x20) | (c == b'"') | (c == b'\\'));
-            (e | (escaped & live), w | (c & 0x80 & live))
-        });
-    (escape != 0, wide != 0)
+        .fold((false, false), |(e, w), (&c, &live)| {
+            let live = live != 0;
+            let escaped = (c < 0x20) | (c == b'"') | (c == b'\\');
+            (e | (escaped & live), w | ((c >= 0x80) & live))
+        })
 }
 
 /// A window's worth of 0xff, then of zeros.
