@@ -27,6 +27,9 @@ pub(super) struct MessagePlan {
     sparse: HashMap<u32, u32>,
     /// How many real (not synthetic) oneofs the message has.
     pub(super) oneofs: usize,
+    /// Every key is written as its name is, without an escape: where each member of the
+    /// record's own object lies can be handed to the envelope.
+    pub(super) plain_keys: bool,
 }
 
 impl MessagePlan {
@@ -60,9 +63,6 @@ pub(super) enum Special {
 pub(super) struct FieldPlan {
     /// `,"name":`, as the Avro reader keeps its keys.
     pub(super) key: Key,
-    /// The key needs no escape.
-    pub(super) plain: bool,
-    pub(super) name_len: usize,
     pub(super) kind: Scalar,
     pub(super) shape: Shape,
     /// The real oneof this field is a member of.
@@ -74,7 +74,7 @@ pub(super) struct FieldPlan {
 }
 
 /// No one-byte tag (a byte read is never equal to it).
-pub(super) const NO_TAG: u16 = u16::MAX;
+const NO_TAG: u16 = u16::MAX;
 
 impl FieldPlan {
     /// The name as written between the key's quotes (a proto field name needs no escape).
@@ -199,6 +199,7 @@ impl Compiler {
             dense: Vec::new(),
             sparse: HashMap::new(),
             oneofs: 0,
+            plain_keys: true,
         });
         let real_oneofs: Vec<String> = m
             .oneofs()
@@ -206,6 +207,7 @@ impl Compiler {
             .map(|o| o.name().to_string())
             .collect();
         let mut fields = Vec::new();
+        let mut plain_keys = true;
         let (mut dense, mut sparse) = (Vec::new(), HashMap::new());
         for f in m.fields() {
             if f.is_group() {
@@ -218,6 +220,7 @@ impl Compiler {
                 .and_then(|o| real_oneofs.iter().position(|n| n == o.name()))
                 .and_then(|i| u32::try_from(i).ok());
             let key = Key::new(f.name());
+            plain_keys &= key.is_plain(f.name());
             let i = u32::try_from(fields.len()).ok()?;
             if f.number() <= DENSE_NUMBERS {
                 let n = f.number() as usize;
@@ -241,9 +244,7 @@ impl Compiler {
             };
             fields.push(FieldPlan {
                 tag,
-                plain: key.is_plain(f.name()),
                 key,
-                name_len: f.name().len(),
                 kind,
                 shape,
                 oneof,
@@ -254,6 +255,7 @@ impl Compiler {
         plan.dense = dense;
         plan.sparse = sparse;
         plan.oneofs = real_oneofs.len();
+        plan.plain_keys = plain_keys;
         Some(at)
     }
 

@@ -915,7 +915,7 @@ impl Members {
     #[inline(always)]
     fn written(&mut self, f: &FieldPlan, at: usize, w: &mut Writer<'_>) {
         if self.top {
-            w.top_member_written(&mut self.spans, at - 2 - f.name_len..at - 2, at);
+            w.top_member_written(&mut self.spans, at - 2 - f.name().len()..at - 2, at);
         } else if self.outer {
             w.outer_member_written(f.name(), at);
         }
@@ -927,7 +927,7 @@ impl Members {
         if self.outer {
             w.outer_value_written();
         }
-        if self.top && plan.fields.iter().all(|f| f.plain) {
+        if self.top && plan.plain_keys {
             w.members = Some(self.spans);
         }
     }

@@ -83,25 +83,25 @@ pub(super) const WINDOW: usize = 32;
 /// masked off, which compiles to a few vector instructions without a branch on the length.
 #[inline]
 pub(super) fn escape_or_wide(window: &[u8; WINDOW], n: usize) -> (bool, bool) {
-    // A mask of `n` bytes of 0xff and then zeros, taken from a table: all byte arithmetic.
+    // Which bytes are the string's (`n` true, then false), taken from a table: no compare
+    // of positions.
     let n = n.min(WINDOW);
     let live = &LIVE[WINDOW - n..2 * WINDOW - n];
     window
         .iter()
         .zip(live)
         .fold((false, false), |(e, w), (&c, &live)| {
-            let live = live != 0;
             let escaped = (c < 0x20) | (c == b'"') | (c == b'\\');
             (e | (escaped & live), w | ((c >= 0x80) & live))
         })
 }
 
-/// A window's worth of 0xff, then of zeros.
-static LIVE: [u8; 2 * WINDOW] = {
-    let mut live = [0; 2 * WINDOW];
+/// A window's worth of `true`, then of `false`.
+static LIVE: [bool; 2 * WINDOW] = {
+    let mut live = [false; 2 * WINDOW];
     let mut i = 0;
     while i < WINDOW {
-        live[i] = 0xff;
+        live[i] = true;
         i += 1;
     }
     live

@@ -876,16 +876,11 @@ fn the_object_id_one_level_down_is_noted_as_it_is_written() {
             &json!({"event_id": "e2", "payload": null, "tags": {}}),
         )
         .unwrap();
-    let r = s
-        .render_noting(
-            WireEncoding::Binary,
-            &null,
-            1 << 20,
-            64,
-            Some(("payload", "id")),
-        )
-        .unwrap();
-    assert_eq!(r.inner, None, "a null union: not noted");
+    assert_eq!(
+        noting(&s, &null, Some(("payload", "id"))).inner,
+        None,
+        "a null union: not noted"
+    );
 }
 
 /// The same for a Protocol Buffer record, read in one pass or (fields out of order) through
@@ -921,25 +916,17 @@ fn the_object_id_one_level_down_is_noted_in_a_protobuf_record() {
     let without = s
         .encode(WireEncoding::Binary, &json!({"event_id": "e2"}))
         .unwrap();
-    let r = s
-        .render_noting(
-            WireEncoding::Binary,
-            &without,
-            1 << 20,
-            64,
-            Some(("payload", "id")),
-        )
-        .unwrap();
-    assert_eq!(r.inner, None, "an absent message: not noted");
+    assert_eq!(
+        noting(&s, &without, Some(("payload", "id"))).inner,
+        None,
+        "an absent message: not noted"
+    );
 }
 
 /// `payload.id` of the record in `body` is noted where it was written (`"o-7"`); a missing
 /// member as missing; a map's or a string's members not at all.
 fn payload_id_is_noted(s: &RecordSchema, body: &[u8]) {
-    let noted = |inner| {
-        s.render_noting(WireEncoding::Binary, body, 1 << 20, 64, inner)
-            .unwrap()
-    };
+    let noted = |inner| noting(s, body, inner);
     let r = noted(Some(("payload", "id")));
     let at = r.inner.clone().expect("noted").expect("present");
     assert_eq!(&r.json[at], br#""o-7""#);
@@ -951,6 +938,12 @@ fn payload_id_is_noted(s: &RecordSchema, body: &[u8]) {
         "a string: not noted"
     );
     assert_eq!(noted(None).inner, None);
+}
+
+/// The binary record `body` rendered, noting member `inner.1` of member `inner.0`.
+fn noting(s: &RecordSchema, body: &[u8], inner: Option<(&str, &str)>) -> Rendered {
+    s.render_noting(WireEncoding::Binary, body, 1 << 20, 64, inner)
+        .unwrap()
 }
 
 /// The word-at-a-time string scan agrees with the byte-at-a-time definition for every byte
