@@ -78,22 +78,21 @@ impl Input<'_> {
 /// [`Writer::string_bytes`].
 pub(super) const WINDOW: usize = 32;
 
-/// Whether the first `n` bytes of `window` hold a byte a JSON string escapes (a control
-/// character, `"`, `\\`), and one beyond ASCII: a fixed number of bytes, the ones past `n`
-/// masked off, which compiles to a few vector instructions without a branch on the length.
+/// Whether the first `n` bytes of `window` are all ASCII a JSON string keeps as it is (none
+/// a control character, `"`, `\\`, or beyond ASCII): a fixed number of bytes, the ones past
+/// `n` masked off, which compiles to a few vector instructions without a branch on the
+/// length. One question, not two: a string that fails it is scanned again for which.
 #[inline]
-pub(super) fn escape_or_wide(window: &[u8; WINDOW], n: usize) -> (bool, bool) {
+pub(super) fn plain_ascii(window: &[u8; WINDOW], n: usize) -> bool {
     // Which bytes are the string's (`n` true, then false), taken from a table: no compare
     // of positions.
     let n = n.min(WINDOW);
     let live = &LIVE[WINDOW - n..2 * WINDOW - n];
-    window
-        .iter()
-        .zip(live)
-        .fold((false, false), |(e, w), (&c, &live)| {
-            let escaped = (c < 0x20) | (c == b'"') | (c == b'\\');
-            (e | (escaped & live), w | ((c >= 0x80) & live))
-        })
+    !window.iter().zip(live).fold(false, |any, (&c, &live)| {
+        // As a signed byte, below 0x20 is a control character or beyond ASCII: one compare.
+        let odd = ((c as i8) < 0x20) | (c == b'"') | (c == b'\\');
+        any | (odd & live)
+    })
 }
 
 /// A window's worth of `true`, then of `false`.
@@ -106,6 +105,33 @@ static LIVE: [bool; 2 * WINDOW] = {
     }
     live
 };
+
+/// `n` (under 100) in decimal, packed first digit lowest, and how many digits.
+#[inline(always)]
+fn two_digits(n: u8) -> (u64, usize) {
+    let (tens, ones) = (u64::from(b'0' + n / 10), u64::from(b'0' + n % 10));
+    if n < 10 {
+        (ones, 1)
+    } else {
+        (tens | ones << 8, 2)
+    }
+}
+
+/// The count of hundredths of the decimal (of at most two decimals) whose nearest double is
+/// `f`, if there is one: for `f` positive and below 2^46.
+///
+/// Below 2^53 / 100 every count of hundredths is exact as a double, and dividing it by 100
+/// is rounded once: equal to `f` means `f` is that decimal's nearest double. Below 2^46 a
+/// double's spacing is under 0.01, so no other decimal of as few digits reads back as `f`:
+/// the text is the one the shortest-digits writer picks.
+#[inline(always)]
+fn hundredths(f: f64) -> Option<u64> {
+    // Rounded by adding a half and truncating (a libm call less); a sum that rounds the
+    // wrong way fails the check. Signed conversions: one instruction each way, where
+    // unsigned ones branch.
+    let cents = (f * 100.0 + 0.5) as i64;
+    (cents as f64 / 100.0 == f).then_some(cents.unsigned_abs())
+}
 
 /// Where the hundredths fast path for doubles stops (`Writer::finite`).
 const TWO_POW_46: f64 = 70_368_744_177_664.0;
@@ -270,7 +296,9 @@ impl Writer<'_> {
 }
 
 impl Writer<'_> {
-    #[inline]
+    /// Inlined always: most calls write a constant of a byte or a few, which then is a
+    /// store, not a call to `memcpy` (measured).
+    #[inline(always)]
     pub(super) fn raw(&mut self, s: &[u8]) -> Result<(), Fault> {
         if self.out.len() + s.len() > self.max_bytes {
             return Err(Fault::TooLarge);
@@ -313,6 +341,7 @@ impl Writer<'_> {
     }
 
     /// A string from the wire: checked to be UTF-8, then written as a JSON string.
+    #[inline(always)]
     pub(super) fn string_bytes(&mut self, b: &[u8]) -> Result<(), Fault> {
         // Escaping at most sixfolds a string: check before writing it.
         if self.out.len() + b.len() + 2 > self.max_bytes {
@@ -326,7 +355,7 @@ impl Writer<'_> {
         let n = b.len();
         if let Some(window) = Self::window(self.body, b)
             && n <= WINDOW
-            && escape_or_wide(window, n) == (false, false)
+            && plain_ascii(window, n)
         {
             self.out.push(b'"');
             let at = self.out.len();
@@ -335,6 +364,14 @@ impl Writer<'_> {
             self.out.push(b'"');
             return Ok(());
         }
+        self.string_general(b)
+    }
+
+    /// [`Writer::string_bytes`] for a string the window does not take: long, near the body's
+    /// end, not from the body, to be escaped, or beyond ASCII. Out of line, so the short
+    /// strings' path is inlined into the readers without this one's stack frame.
+    #[inline(never)]
+    fn string_general(&mut self, b: &[u8]) -> Result<(), Fault> {
         // One pass that does not stop early (so it vectorises) answers both questions: does
         // it need an escape, is it beyond ASCII (only then is UTF-8 checked).
         let (escape, wide) = b.iter().fold((false, false), |(e, w), &c| {
@@ -360,19 +397,47 @@ impl Writer<'_> {
 
     /// An integer as a JSON number.
     #[inline]
-    pub(super) fn int(&mut self, n: impl itoa::Integer) -> Result<(), Fault> {
+    pub(super) fn int(&mut self, n: impl itoa::Integer + TryInto<u8>) -> Result<(), Fault> {
+        if let Ok(small) = n.try_into()
+            && small < 100
+        {
+            let (digits, len) = two_digits(small);
+            return self.packed(digits, len);
+        }
         self.raw(itoa::Buffer::new().format(n).as_bytes())
     }
 
     /// An integer as a JSON string (64-bit ones in Protocol Buffer JSON).
     #[inline]
-    pub(super) fn quoted_int(&mut self, n: impl itoa::Integer) -> Result<(), Fault> {
+    pub(super) fn quoted_int(&mut self, n: impl itoa::Integer + TryInto<u8>) -> Result<(), Fault> {
+        if let Ok(small) = n.try_into()
+            && small < 100
+        {
+            let (digits, len) = two_digits(small);
+            let quote = u64::from(b'"');
+            return self.packed(quote | digits << 8 | quote << (8 * (len + 1)), len + 2);
+        }
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(n).as_bytes();
         // `"` + at most 20 digits and a sign + `"`, written at once.
         let mut text = [b'"'; 24];
         text[1..=digits.len()].copy_from_slice(digits);
         self.raw(&text[..digits.len() + 2])
+    }
+
+    /// The first `len` (at most 8) bytes of `text`, packed first byte lowest: written as one
+    /// 8-byte store and cut to length. Small numbers (a count, an amount's whole part) vary
+    /// in length from one to the next: a copy of their own length is a call to `memcpy`
+    /// that branches on it (two fifths of the calls a record's decode made, measured).
+    #[inline(always)]
+    fn packed(&mut self, text: u64, len: usize) -> Result<(), Fault> {
+        if self.out.len() + len > self.max_bytes {
+            return Err(Fault::TooLarge);
+        }
+        let at = self.out.len();
+        self.out.extend_from_slice(&text.to_le_bytes());
+        self.out.truncate(at + len);
+        Ok(())
     }
 
     pub(super) fn number(&mut self, n: impl serde::Serialize) -> Result<(), Fault> {
@@ -383,7 +448,22 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// A double. Most in domain objects are positive amounts under 100 of at most two
+    /// decimals: those are written here, inlined into the readers; any other out of line.
+    #[inline(always)]
     pub(super) fn float(&mut self, f: f64) -> Result<(), Fault> {
+        // False for NaN.
+        if f > 0.0
+            && f < 100.0
+            && let Some(cents) = hundredths(f)
+        {
+            return self.amount(cents);
+        }
+        self.float_general(f)
+    }
+
+    #[inline(never)]
+    fn float_general(&mut self, f: f64) -> Result<(), Fault> {
         if f.is_nan() {
             self.raw(b"\"NaN\"")
         } else if f.is_infinite() {
@@ -397,36 +477,40 @@ impl Writer<'_> {
         }
     }
 
-    /// A finite double. Most doubles in domain objects are amounts of at most two decimals:
-    /// when `f` is the double nearest to such a decimal, that decimal is written (it reads
-    /// back as `f`), for a fraction of what the general shortest-digits writer costs (about
-    /// a tenth of a record's rendering, measured on the orders of docs/BENCHMARKS.md).
+    /// A finite double. When `f` is the double nearest to a decimal of at most two decimals
+    /// (an amount), that decimal is written (it reads back as `f`), for a fraction of what
+    /// the general shortest-digits writer costs (about a tenth of a record's rendering,
+    /// measured on the orders of docs/BENCHMARKS.md).
     fn finite(&mut self, f: f64) -> Result<(), Fault> {
-        // Below 2^53 / 100 every count of hundredths is exact as a double, and dividing it
-        // by 100 is rounded once: equal to `f` means `f` is that decimal's nearest double.
-        // Below 2^46 a double's spacing is under 0.01, so no other decimal of as few digits
-        // reads back as `f`: the text is the one the shortest-digits writer picks. Zero is
-        // left to the general writer, which keeps the sign of -0.0.
-        if f != 0.0 && f.abs() < TWO_POW_46 {
-            // Rounded by adding a half and truncating (a libm call less); a sum that rounds
-            // the wrong way fails the check below and goes to the general writer.
-            let cents = (f.abs() * 100.0 + 0.5) as u64;
-            if cents as f64 / 100.0 == f.abs() {
-                if f < 0.0 {
-                    self.raw(b"-")?;
-                }
-                self.int(cents / 100)?;
-                let frac = cents % 100;
-                let digits = [b'.', b'0' + (frac / 10) as u8, b'0' + (frac % 10) as u8];
-                // `1.50` as `1.5`, `2.00` as `2.0`, as the general writer has it.
-                return self.raw(if frac.is_multiple_of(10) {
-                    &digits[..2]
-                } else {
-                    &digits
-                });
+        // Zero is left to the general writer, which keeps the sign of -0.0.
+        if f != 0.0
+            && f.abs() < TWO_POW_46
+            && let Some(cents) = hundredths(f.abs())
+        {
+            if f < 0.0 {
+                self.raw(b"-")?;
             }
+            return self.amount(cents);
         }
         self.number(f)
+    }
+
+    /// `cents` hundredths as a decimal: a whole part under 100 written with the fraction,
+    /// at once.
+    #[inline(always)]
+    fn amount(&mut self, cents: u64) -> Result<(), Fault> {
+        let (whole, frac) = (cents / 100, cents % 100);
+        let (text, len) = if whole < 100 {
+            two_digits(whole as u8)
+        } else {
+            self.int(whole)?;
+            (0, 0)
+        };
+        // `1.50` as `1.5`, `2.00` as `2.0`, as the general writer has it.
+        let (tens, ones) = (u64::from(b'0') + frac / 10, u64::from(b'0') + frac % 10);
+        let fraction = u64::from(b'.') | tens << 8 | ones << 16;
+        let frac_len = if frac.is_multiple_of(10) { 2 } else { 3 };
+        self.packed(text | fraction << (8 * len), len + frac_len)
     }
 
     pub(super) fn base64(&mut self, b: &[u8]) -> Result<(), Fault> {

@@ -409,6 +409,29 @@ fn a_decimal_in_a_wide_fixed_round_trips_and_one_too_wide_for_it_is_refused() {
     assert!(e.contains("does not fit 1 bytes"), "{e}");
 }
 
+/// Integers either side of the ones written from two digits at once, as numbers and as
+/// the quoted strings of 64-bit integers: the text `itoa` writes.
+#[test]
+fn integers_around_the_two_digit_writes_render_as_the_reference() {
+    let mut cases: Vec<i64> = (-120..=120).collect();
+    cases.extend([255, 256, 999, 1_000, i64::MIN, i64::MAX]);
+    for n in cases {
+        let mut w = read::Writer::new(&[], &[], Vec::new(), 1 << 10, 8, None);
+        w.int(n).unwrap();
+        w.raw(b" ").unwrap();
+        w.quoted_int(n).unwrap();
+        if let Ok(n) = u32::try_from(n) {
+            w.raw(b" ").unwrap();
+            w.int(n).unwrap();
+        }
+        let want = match u32::try_from(n) {
+            Ok(_) => format!("{n} \"{n}\" {n}"),
+            Err(_) => format!("{n} \"{n}\""),
+        };
+        assert_eq!(String::from_utf8(w.out).unwrap(), want);
+    }
+}
+
 #[test]
 fn doubles_read_back_exactly() {
     let nodes = [Node::Double];
@@ -441,7 +464,12 @@ fn doubles_read_back_exactly() {
         7,
         99,
         105,
+        1_000,
+        1_010,
         1_999,
+        9_999,
+        10_000,
+        10_001,
         123_456,
         99_999_999,
         8_999_999_999_999_999,
@@ -956,11 +984,12 @@ fn the_string_scan_finds_every_byte_to_escape_or_check() {
                 let mut window = [b'a'; read::WINDOW];
                 window[at] = c;
                 let s = &window[..n];
-                let escape = s.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
-                let wide = s.iter().any(|&c| c >= 0x80);
+                let plain = s
+                    .iter()
+                    .all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\');
                 assert_eq!(
-                    read::escape_or_wide(&window, n),
-                    (escape, wide),
+                    read::plain_ascii(&window, n),
+                    plain,
                     "{n} bytes, {c:#04x} at {at}"
                 );
             }
