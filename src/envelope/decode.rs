@@ -4,7 +4,7 @@ use super::encoding;
 use super::json_view::{ObjectView, ViewError, article, depth_exceeds, json_type, values_at_most};
 use super::record::{
     MemberSpan, ReadCost, RecordSchema, Rendered, SCHEMA_ENCODING, SCHEMA_NAME, SCHEMA_REVISION,
-    WireEncoding,
+    Wanted, WireEncoding,
 };
 use super::spec::{DecoderSpec, Format, Limits, Locator, RecordFormat};
 use crate::pipeline::{DeadLetterRow, IngestRow, ReasonCode, ReceivedMessage, Rejection};
@@ -30,6 +30,8 @@ pub struct Inflated {
 struct Layout {
     members: Vec<MemberSpan>,
     inner: Option<Option<std::ops::Range<usize>>>,
+    /// The event time, when its renderer wrote it from a `Timestamp`.
+    event_time_us: Option<i64>,
 }
 
 impl Inflated {
@@ -393,9 +395,14 @@ impl Decoder {
                     json,
                     members,
                     inner,
+                    event_time_us,
                 }) => Inflated {
                     body: Ok(Some(json)),
-                    layout: members.map(|members| Layout { members, inner }),
+                    layout: members.map(|members| Layout {
+                        members,
+                        inner,
+                        event_time_us,
+                    }),
                 },
                 Err(e) => Inflated::body_only(Err(e)),
             };
@@ -435,13 +442,20 @@ impl Decoder {
                 ),
             ));
         }
-        // The object id one level down is noted as the record is written (plain JSON
-        // envelopes only: binary CloudEvents read `data.…` paths in the body).
-        let inner = match self.envelope.format {
-            Format::Json => self.nested_id(false),
-            _ => None,
+        // The object id one level down and the event time are noted as the record is
+        // written (plain JSON envelopes only: binary CloudEvents read `data.…` paths in the
+        // body, structured ones the `time` the format names).
+        let wanted = match self.envelope.format {
+            Format::Json => Wanted {
+                inner: self.nested_id(false),
+                event_time: match &self.envelope.event_time {
+                    Locator::Path(path) if path.len() == 1 => Some(path[0].as_str()),
+                    _ => None,
+                },
+            },
+            _ => Wanted::default(),
         };
-        schema.render_noting(encoding, &msg.data, max, self.limits.max_json_depth, inner)
+        schema.render_noting(encoding, &msg.data, max, self.limits.max_json_depth, wanted)
     }
 
     /// The schema a schema'd message is read with: the revision its attributes name (which
@@ -616,6 +630,11 @@ impl Decoder {
                 .map(|((outer, key), at)| (outer, key, at));
             ObjectView::from_spans(text, &l.members, inner)
         });
+        // The event time its renderer noted, when the envelope reads the renderer's members.
+        let noted_time = from_layout
+            .as_ref()
+            .and(layout)
+            .and_then(|l| l.event_time_us);
         let view = match from_layout {
             Some(view) => view,
             None => self.view(text, what_body, &self.members, nested_id)?,
@@ -636,7 +655,7 @@ impl Decoder {
         };
         let event_id = self.event_id(&doc)?;
         let event_type = self.event_type(&doc)?;
-        let event_time_us = self.event_time(&doc, now_us)?;
+        let event_time_us = self.event_time(&doc, noted_time, now_us)?;
         let env = &self.envelope;
         let object_id = match doc.get(&env.object_id)? {
             None => return Err(missing(&env.object_id, "object id")),
@@ -842,24 +861,19 @@ impl Decoder {
         Ok(Bytes::from(decoded))
     }
 
-    fn event_time(&self, doc: &Document<'_, '_>, now_us: i64) -> Result<i64, Rejection> {
+    /// The event time in microseconds since the epoch: `noted`, when the record's renderer
+    /// noted it as it wrote its text (the same figure), else read from `doc`.
+    fn event_time(
+        &self,
+        doc: &Document<'_, '_>,
+        noted: Option<i64>,
+        now_us: i64,
+    ) -> Result<i64, Rejection> {
         let source = &self.envelope.event_time;
-        let value = doc
-            .get(source)?
-            .ok_or_else(|| missing(source, "event time"))?;
-        let text = text_in(value, source, "event time", false)?;
-        let parsed =
-            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| {
-                    Rejection::new(
-                        ReasonCode::InvalidEventTime,
-                        format!("event time at `{source}` is not an RFC 3339 timestamp: {e}"),
-                    )
-                })?;
-        // Floor, not truncation: 1969-12-31T23:59:59.9999995Z must stay before the epoch.
-        // Whole seconds are floored and the sub-second part is never negative, so this is
-        // the floor of the nanoseconds / 1000, without 128-bit division.
-        let us = parsed.unix_timestamp() * 1_000_000 + i64::from(parsed.microsecond());
+        let us = match noted {
+            Some(us) => us,
+            None => event_time_in(doc, source)?,
+        };
         if us < 0 {
             return Err(Rejection::new(
                 ReasonCode::InvalidEventTime,
@@ -878,6 +892,25 @@ impl Decoder {
         }
         Ok(us)
     }
+}
+
+/// The event time at `source` in `doc`, an RFC 3339 timestamp: microseconds since the epoch.
+fn event_time_in(doc: &Document<'_, '_>, source: &Locator) -> Result<i64, Rejection> {
+    let value = doc
+        .get(source)?
+        .ok_or_else(|| missing(source, "event time"))?;
+    let text = text_in(value, source, "event time", false)?;
+    let parsed = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            Rejection::new(
+                ReasonCode::InvalidEventTime,
+                format!("event time at `{source}` is not an RFC 3339 timestamp: {e}"),
+            )
+        })?;
+    // Floor, not truncation: 1969-12-31T23:59:59.9999995Z must stay before the epoch. Whole
+    // seconds are floored and the sub-second part is never negative, so this is the floor
+    // of the nanoseconds / 1000, without 128-bit division.
+    Ok(parsed.unix_timestamp() * 1_000_000 + i64::from(parsed.microsecond()))
 }
 
 /// The top-level members a decoder of `spec` may read from its document: the first key of

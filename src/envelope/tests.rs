@@ -595,3 +595,112 @@ fn compressed_bodies_are_read_inflated_and_kept_as_received() {
     assert_eq!(dl.reason_code, ReasonCode::InvalidEncoding);
     assert_eq!(d.inflation_bound(&msg(GOOD)), 0);
 }
+
+/// A Protocol Buffer record's event time, noted as its `Timestamp` is written, is what the
+/// envelope reads from the text written for it (the same record decoded as a plain JSON
+/// body): the same microseconds, or the same rejection, for edge and random instants.
+#[test]
+fn an_event_time_noted_while_rendering_is_the_one_parsed_from_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (records, plain) = timed_decoders(dir.path());
+    let mut instants: Vec<(i64, i32)> = vec![
+        (0, 0),
+        (0, 999_999_999),
+        (-1, 999_999_999),
+        (-1, 0),
+        (1_795_514_400, 123_456_789),
+        (1_795_514_400, 1_000),
+        (1_795_514_400, 999),
+        (NOW / 1_000_000 + 3_600, 0),
+        (253_402_300_799, 999_999_999),
+        (-62_135_596_800, 0),
+        // Not normalised: written through `Display` and read back from the text.
+        (1_795_514_400, -1),
+        (1_795_514_400, 1_000_000_000),
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..200 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let seconds = (seed % 4_000_000_000) as i64 - 500_000_000;
+        instants.push((seconds, ((seed >> 32) % 1_000_000_000) as i32));
+    }
+    for (seconds, nanos) in instants {
+        let m = ReceivedMessage {
+            data: Bytes::from(timed_record(seconds, nanos)),
+            ..msg("")
+        };
+        let noted = records.decode(m.clone(), NOW);
+        let rendered = records.inflate(&m).body(&m.data).clone();
+        let parsed = plain.decode(
+            ReceivedMessage {
+                data: rendered.clone(),
+                ..msg("")
+            },
+            NOW,
+        );
+        let what = format!(
+            "{seconds} s {nanos} ns: {}",
+            String::from_utf8_lossy(&rendered)
+        );
+        match (noted, parsed) {
+            (Ok(a), Ok(b)) => assert_eq!(a.event_time_us, b.event_time_us, "{what}"),
+            (Err(a), Err(b)) => {
+                assert_eq!(a.reason_code, b.reason_code, "{what}");
+                assert_eq!(a.reason, b.reason, "{what}");
+            }
+            (a, b) => panic!("{what}: {a:?} against {b:?}"),
+        }
+    }
+}
+
+/// A decoder of Protocol Buffer records whose event time is a `Timestamp` (its schema file
+/// written in `dir`), and one of the same envelope as plain JSON.
+fn timed_decoders(dir: &Path) -> (Decoder, Decoder) {
+    std::fs::write(
+        dir.join("e.proto"),
+        "syntax = \"proto3\";\nimport \"google/protobuf/timestamp.proto\";\n\
+         message P { string order_id = 1; }\n\
+         message E { string event_id = 1; string event_type = 2;\n\
+         google.protobuf.Timestamp event_time = 3; P payload = 4; }\n",
+    )
+    .unwrap();
+    let envelope = "envelope:\n  format: json\n  object_id: payload.order_id\n";
+    let text = format!(
+        "name: timed\nsubscription: sub-t\ningest_table: d.i\ndead_letter_table: d.dl\n{envelope}\
+         topic_schema:\n  type: protobuf\n  file: e.proto\n  encoding: binary\n  message: E\n"
+    );
+    let o = ObjectSettings::parse(&text, &dir.join("t.yaml"), "p").unwrap();
+    (
+        decoder_for(&o).unwrap(),
+        decoder_for(&object(envelope)).unwrap(),
+    )
+}
+
+/// The binary record of `timed_decoders`' schema with its event time at `seconds` and
+/// `nanos`, written field by field.
+fn timed_record(seconds: i64, nanos: i32) -> Vec<u8> {
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn field(n: u8, bytes: &[u8], out: &mut Vec<u8>) {
+        out.push(n << 3 | 2);
+        varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
+    let mut t = vec![1 << 3];
+    varint(seconds as u64, &mut t);
+    t.push(2 << 3);
+    varint(i64::from(nanos) as u64, &mut t);
+    let mut body = Vec::new();
+    field(1, b"e-1", &mut body);
+    field(2, b"OrderCreated", &mut body);
+    field(3, &t, &mut body);
+    field(4, b"\x0a\x03o-1", &mut body);
+    body
+}

@@ -81,6 +81,18 @@ pub struct Rendered {
     /// Where the member asked for with [`RecordSchema::render_noting`] sits, when the
     /// renderer knows: `Some(None)` when its outer member is a record without it.
     pub inner: Option<Option<std::ops::Range<usize>>>,
+    /// The event time's microseconds, when the member asked for is a `Timestamp` the
+    /// renderer wrote (Protocol Buffers): what the envelope would read from its text.
+    pub event_time_us: Option<i64>,
+}
+
+/// What the envelope asks a renderer to note as it writes a record, so as not to read the
+/// text again: member `inner.1` of top-level member `inner.0` (the object id one level
+/// down), and the top-level member `event_time` (the event time).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wanted<'a> {
+    pub inner: Option<(&'a str, &'a str)>,
+    pub event_time: Option<&'a str>,
 }
 
 /// The most of its scratch buffer a worker thread keeps between Avro records: most rendered
@@ -176,19 +188,20 @@ impl RecordSchema {
         max_bytes: usize,
         max_depth: usize,
     ) -> Result<Rendered, Rejection> {
-        self.render_noting(encoding, body, max_bytes, max_depth, None)
+        self.render_noting(encoding, body, max_bytes, max_depth, Wanted::default())
     }
 
-    /// [`RecordSchema::render`], also noting where member `inner.1` of top-level member
-    /// `inner.0` sits when that member is a record (the envelope's object id, read without
-    /// scanning the payload for it).
+    /// [`RecordSchema::render`], also noting what the envelope reads ([`Wanted`]): where
+    /// member `inner.1` of top-level member `inner.0` sits when that member is a record (the
+    /// object id, read without scanning the payload for it), and the event time's value when
+    /// it is a `Timestamp` (read without parsing its text).
     pub fn render_noting(
         &self,
         encoding: WireEncoding,
         body: &[u8],
         max_bytes: usize,
         max_depth: usize,
-        inner: Option<(&str, &str)>,
+        wanted: Wanted<'_>,
     ) -> Result<Rendered, Rejection> {
         let (result, what) = match &self.kind {
             Kind::Avro { nodes, root } => {
@@ -198,7 +211,7 @@ impl RecordSchema {
                 };
                 (
                     // An Avro record as our JSON.
-                    in_scratch(nodes, body, max_bytes, max_depth, inner, |mut w| {
+                    in_scratch(nodes, body, max_bytes, max_depth, wanted, |mut w| {
                         let written = avro_write(&mut w, *root, encoding, body);
                         (w, written)
                     }),
@@ -212,7 +225,7 @@ impl RecordSchema {
                 };
                 let out = match (plan, encoding) {
                     (Some(plan), WireEncoding::Binary) => {
-                        in_scratch(&[], body, max_bytes, max_depth, inner, |w| {
+                        in_scratch(&[], body, max_bytes, max_depth, wanted, |w| {
                             let mut r = proto_read::Reader::new(plan, w);
                             let written = r.record(body);
                             (r.into_writer(), written)
@@ -223,6 +236,7 @@ impl RecordSchema {
                             json: Bytes::from(json),
                             members: None,
                             inner: None,
+                            event_time_us: None,
                         }),
                 };
                 (out, what)
@@ -298,14 +312,17 @@ fn in_scratch<'a>(
     body: &'a [u8],
     max_bytes: usize,
     max_depth: usize,
-    inner: Option<(&'a str, &'a str)>,
+    wanted: Wanted<'a>,
     write: impl FnOnce(Writer<'a>) -> (Writer<'a>, Result<(), Fault>),
 ) -> Result<Rendered, Fault> {
     let mut out = SCRATCH.with_borrow_mut(std::mem::take);
     out.clear();
-    let (mut w, written) = write(Writer::new(nodes, body, out, max_bytes, max_depth, inner));
+    let mut w = Writer::new(nodes, body, out, max_bytes, max_depth, wanted.inner);
+    w.time_want = wanted.event_time;
+    let (mut w, written) = write(w);
     let members = w.members.take();
     let inner = w.inner.take();
+    let event_time_us = w.time_us.take();
     let mut out = w.out;
     if out.capacity() > RENDER_SCRATCH_BYTES {
         // Too large to keep: handed over as it is, trimmed to its size.
@@ -314,12 +331,14 @@ fn in_scratch<'a>(
             json: Bytes::from(out),
             members,
             inner,
+            event_time_us,
         });
     }
     let rendered = written.map(|()| Rendered {
         json: Bytes::copy_from_slice(&out),
         members,
         inner,
+        event_time_us,
     });
     SCRATCH.with_borrow_mut(|s| *s = out);
     rendered

@@ -265,7 +265,7 @@ impl<'p, 'w> Reader<'p, 'w> {
         let special = self.plan.messages[m as usize].special;
         let base = self.stack.len();
         let written = match (special, parts) {
-            (Special::Timestamp | Special::Duration, _) => self.time(special, parts),
+            (Special::Timestamp | Special::Duration, _) => self.time(special, parts, depth),
             (Special::None, [only]) if self.streaming => self.stream(m, only, depth),
             _ => self.scan(m, parts).and_then(|()| match special {
                 Special::Wrapper => self.wrapper(m, parts, base, depth),
@@ -825,8 +825,9 @@ impl<'p, 'w> Reader<'p, 'w> {
     }
 
     /// `Timestamp` (RFC 3339 in UTC) and `Duration` (`1.5s`): seconds (field 1) and nanos
-    /// (field 2), in the ranges the JSON mapping allows.
-    fn time(&mut self, special: Special, parts: &[&[u8]]) -> Result<(), Fault> {
+    /// (field 2), in the ranges the JSON mapping allows. A `Timestamp` at `depth` 1 may be the
+    /// event time: noted for the envelope (normalised ones, which are nearly all).
+    fn time(&mut self, special: Special, parts: &[&[u8]], depth: usize) -> Result<(), Fault> {
         // Read as they come, whatever the order: every value is checked (a decoder reads
         // them all) and the last of each kept.
         let (mut seconds, mut nanos) = (0_i64, 0_i32);
@@ -856,7 +857,11 @@ impl<'p, 'w> Reader<'p, 'w> {
         // Digits, `-`, `:`, `.`, `T`, `Z`, `s`: nothing to escape.
         self.w.raw(b"\"")?;
         self.w.raw(text.as_bytes())?;
-        self.w.raw(b"\"")
+        self.w.raw(b"\"")?;
+        if special == Special::Timestamp && (0..1_000_000_000).contains(&nanos) {
+            self.w.timestamp_written(depth, seconds, nanos);
+        }
+        Ok(())
     }
 }
 

@@ -153,6 +153,13 @@ pub(super) struct Writer<'a> {
     pub(super) inner: Option<Option<std::ops::Range<usize>>>,
     /// The outer member's value is being written.
     in_outer: bool,
+    /// The top-level member the envelope reads its event time from (`event_time`): when its
+    /// value is a `Timestamp`, its microseconds are noted in `time_us` as it is written, and
+    /// the envelope does not parse the text back.
+    pub(super) time_want: Option<&'a str>,
+    pub(super) time_us: Option<i64>,
+    /// That member's value is being written.
+    in_time: bool,
 }
 
 /// A member's key as it is written after a comma (`,"name":`), quoted once when the schema
@@ -235,6 +242,9 @@ impl<'a> Writer<'a> {
             inner_want,
             inner: None,
             in_outer: false,
+            time_want: None,
+            time_us: None,
+            in_time: false,
         }
     }
 }
@@ -248,6 +258,7 @@ impl Writer<'_> {
         self.in_outer = self
             .inner_want
             .is_some_and(|(outer, _)| outer.as_bytes() == name);
+        self.in_time = self.time_want.is_some_and(|t| t.as_bytes() == name);
     }
 
     /// The top-level member whose name is at `key` and value from `at` was written.
@@ -259,6 +270,7 @@ impl Writer<'_> {
         at: usize,
     ) {
         self.in_outer = false;
+        self.in_time = false;
         spans.push((key, at..self.out.len()));
     }
 
@@ -286,12 +298,24 @@ impl Writer<'_> {
         }
     }
 
+    /// A `Timestamp` written at `depth` (of `seconds` and `nanos`, normalised) was the event
+    /// time's member's value: its microseconds, as the envelope reads them from its text (the
+    /// nanoseconds floored).
+    #[inline]
+    pub(super) fn timestamp_written(&mut self, depth: usize, seconds: i64, nanos: i32) {
+        if depth == 1 && self.in_time {
+            self.time_us = Some(seconds * 1_000_000 + i64::from(nanos / 1_000));
+        }
+    }
+
     /// Back to `start`, as if nothing after it had been written or noted.
     pub(super) fn rewind(&mut self, start: usize) {
         self.out.truncate(start);
         self.members = None;
         self.inner = None;
         self.in_outer = false;
+        self.time_us = None;
+        self.in_time = false;
     }
 }
 

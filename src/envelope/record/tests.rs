@@ -970,8 +970,17 @@ fn payload_id_is_noted(s: &RecordSchema, body: &[u8]) {
 
 /// The binary record `body` rendered, noting member `inner.1` of member `inner.0`.
 fn noting(s: &RecordSchema, body: &[u8], inner: Option<(&str, &str)>) -> Rendered {
-    s.render_noting(WireEncoding::Binary, body, 1 << 20, 64, inner)
-        .unwrap()
+    s.render_noting(
+        WireEncoding::Binary,
+        body,
+        1 << 20,
+        64,
+        Wanted {
+            inner,
+            event_time: None,
+        },
+    )
+    .unwrap()
 }
 
 /// The word-at-a-time string scan agrees with the byte-at-a-time definition for every byte
