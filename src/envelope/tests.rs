@@ -704,3 +704,76 @@ fn timed_record(seconds: i64, nanos: i32) -> Vec<u8> {
     field(4, b"\x0a\x03o-1", &mut body);
     body
 }
+
+/// Protocol Buffer records are each read with the revision their attributes name, as Pub/Sub
+/// sets them: two revisions in flight at once (the older one's records after the newer was
+/// learned), a revision not yet fetched asked for, one Pub/Sub does not have and a corrupt
+/// body dead-lettered naming it. (The emulator implements no Protocol Buffer schemas: this is
+/// the decoder's side of what `topic_schemas.rs` runs end to end for Avro.)
+#[test]
+fn protobuf_records_are_read_with_the_revision_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, _) = timed_decoders(dir.path());
+    let schema = "projects/p/schemas/timed";
+    let v1 = std::fs::read_to_string(dir.path().join("e.proto")).unwrap();
+    // The newer revision adds a field to the payload: its records carry it, the older's not.
+    let v2 = v1.replace(
+        "message P { string order_id = 1; }",
+        "message P { string order_id = 1; string carrier = 2; }",
+    );
+    let named = |body: Vec<u8>, revision: &str| {
+        with_attrs(
+            ReceivedMessage {
+                data: Bytes::from(body),
+                ..msg("")
+            },
+            &[
+                ("googclient_schemaname", schema),
+                ("googclient_schemarevisionid", revision),
+                ("googclient_schemaencoding", "BINARY"),
+            ],
+        )
+    };
+    let older = named(timed_record(1_795_514_400, 0), "r1");
+    let mut newer_body = timed_record(1_795_514_400, 0);
+    // The payload (field 4) of the newer revision, with a carrier: replaces the older's.
+    let at = newer_body.len() - 7;
+    newer_body.truncate(at);
+    newer_body.extend_from_slice(b"\x22\x0a\x0a\x03o-1\x12\x03UPS");
+    let newer = named(newer_body, "r2");
+    assert_eq!(
+        d.unknown_revision(&newer),
+        Some((schema.to_string(), "r2".to_string()))
+    );
+    d.learn_revision(schema, "r2", Ok(&v2)).unwrap();
+    assert_eq!(d.unknown_revision(&newer), None);
+    assert_eq!(
+        d.unknown_revision(&older),
+        Some((schema.to_string(), "r1".to_string()))
+    );
+    d.learn_revision(schema, "r1", Ok(&v1)).unwrap();
+    let row = d.decode(newer, NOW).unwrap();
+    assert_eq!(&row.payload[..], br#"{"order_id":"o-1","carrier":"UPS"}"#);
+    let row = d.decode(older.clone(), NOW).unwrap();
+    assert_eq!(&row.payload[..], br#"{"order_id":"o-1"}"#);
+    assert_eq!(row.event_time_us, 1_795_514_400_000_000);
+
+    // A corrupt body names its revision.
+    let corrupt = named(b"\x0a\xff\x01".to_vec(), "r1");
+    let dl = rejected(&d, corrupt);
+    assert_eq!(dl.reason_code, ReasonCode::UndecodableRecord);
+    assert!(dl.reason.contains("revision r1"), "{}", dl.reason);
+    // A revision Pub/Sub does not have: its records are dead-lettered with why.
+    let gone = named(timed_record(1_795_514_400, 0), "r9");
+    assert!(
+        d.learn_revision(schema, "r9", Err("NOT_FOUND".into()))
+            .is_err()
+    );
+    let dl = rejected(&d, gone);
+    assert_eq!(dl.reason_code, ReasonCode::UndecodableRecord);
+    assert!(
+        dl.reason.contains("revision r9") && dl.reason.contains("NOT_FOUND"),
+        "{}",
+        dl.reason
+    );
+}
