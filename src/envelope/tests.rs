@@ -598,11 +598,15 @@ fn compressed_bodies_are_read_inflated_and_kept_as_received() {
 
 /// A Protocol Buffer record's event time, noted as its `Timestamp` is written, is what the
 /// envelope reads from the text written for it (the same record decoded as a plain JSON
-/// body): the same microseconds, or the same rejection, for edge and random instants.
+/// body): the same microseconds, or the same rejection, for edge and random instants. An
+/// event time read from further in (`event_time.seconds`, inside the `Timestamp`'s text) is
+/// not taken from the note: both decoders refuse it alike.
 #[test]
 fn an_event_time_noted_while_rendering_is_the_one_parsed_from_its_text() {
     let dir = tempfile::tempdir().unwrap();
-    let (records, plain) = timed_decoders(dir.path());
+    let top = timed_decoders(dir.path(), "");
+    let deeper = tempfile::tempdir().unwrap();
+    let deeper = timed_decoders(deeper.path(), "  event_time: event_time.seconds\n");
     let mut instants: Vec<(i64, i32)> = vec![
         (0, 0),
         (0, 999_999_999),
@@ -623,41 +627,59 @@ fn an_event_time_noted_while_rendering_is_the_one_parsed_from_its_text() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let seconds = (seed % 4_000_000_000) as i64 - 500_000_000;
+        // Half within the times the envelope accepts (1970 to a day ahead), half beyond.
+        let seconds = if seed & 1 == 0 {
+            (seed % (NOW as u64 / 1_000_000)) as i64
+        } else {
+            (seed % 4_000_000_000) as i64 - 500_000_000
+        };
         instants.push((seconds, ((seed >> 32) % 1_000_000_000) as i32));
     }
+    let mut accepted = 0;
     for (seconds, nanos) in instants {
         let m = ReceivedMessage {
             data: Bytes::from(timed_record(seconds, nanos)),
             ..msg("")
         };
-        let noted = records.decode(m.clone(), NOW);
-        let rendered = records.inflate(&m).body(&m.data).clone();
-        let parsed = plain.decode(
-            ReceivedMessage {
-                data: rendered.clone(),
-                ..msg("")
-            },
-            NOW,
-        );
-        let what = format!(
-            "{seconds} s {nanos} ns: {}",
-            String::from_utf8_lossy(&rendered)
-        );
-        match (noted, parsed) {
-            (Ok(a), Ok(b)) => assert_eq!(a.event_time_us, b.event_time_us, "{what}"),
-            (Err(a), Err(b)) => {
-                assert_eq!(a.reason_code, b.reason_code, "{what}");
-                assert_eq!(a.reason, b.reason, "{what}");
+        for (records, plain) in [&top, &deeper] {
+            let noted = records.decode(m.clone(), NOW);
+            let rendered = records.inflate(&m).body(&m.data).clone();
+            let parsed = plain.decode(
+                ReceivedMessage {
+                    data: rendered.clone(),
+                    ..msg("")
+                },
+                NOW,
+            );
+            let what = format!(
+                "{seconds} s {nanos} ns: {}",
+                String::from_utf8_lossy(&rendered)
+            );
+            match (noted, parsed) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.event_time_us, b.event_time_us, "{what}");
+                    accepted += 1;
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.reason_code, b.reason_code, "{what}");
+                    assert_eq!(a.reason, b.reason, "{what}");
+                }
+                (a, b) => panic!("{what}: {a:?} against {b:?}"),
             }
-            (a, b) => panic!("{what}: {a:?} against {b:?}"),
         }
     }
+    // Most instants compared as microseconds, not as rejections; none read further in.
+    assert!(accepted > 100, "{accepted}");
+    let at = ReceivedMessage {
+        data: Bytes::from(timed_record(1_795_514_400, 0)),
+        ..msg("")
+    };
+    assert!(deeper.0.decode(at, NOW).is_err());
 }
 
 /// A decoder of Protocol Buffer records whose event time is a `Timestamp` (its schema file
-/// written in `dir`), and one of the same envelope as plain JSON.
-fn timed_decoders(dir: &Path) -> (Decoder, Decoder) {
+/// written in `dir`), and one of the same envelope (with `envelope_extra`) as plain JSON.
+fn timed_decoders(dir: &Path, envelope_extra: &str) -> (Decoder, Decoder) {
     std::fs::write(
         dir.join("e.proto"),
         "syntax = \"proto3\";\nimport \"google/protobuf/timestamp.proto\";\n\
@@ -666,7 +688,8 @@ fn timed_decoders(dir: &Path) -> (Decoder, Decoder) {
          google.protobuf.Timestamp event_time = 3; P payload = 4; }\n",
     )
     .unwrap();
-    let envelope = "envelope:\n  format: json\n  object_id: payload.order_id\n";
+    let envelope =
+        format!("envelope:\n  format: json\n  object_id: payload.order_id\n{envelope_extra}");
     let text = format!(
         "name: timed\nsubscription: sub-t\ningest_table: d.i\ndead_letter_table: d.dl\n{envelope}\
          topic_schema:\n  type: protobuf\n  file: e.proto\n  encoding: binary\n  message: E\n"
@@ -674,7 +697,7 @@ fn timed_decoders(dir: &Path) -> (Decoder, Decoder) {
     let o = ObjectSettings::parse(&text, &dir.join("t.yaml"), "p").unwrap();
     (
         decoder_for(&o).unwrap(),
-        decoder_for(&object(envelope)).unwrap(),
+        decoder_for(&object(&envelope)).unwrap(),
     )
 }
 
@@ -713,7 +736,7 @@ fn timed_record(seconds: i64, nanos: i32) -> Vec<u8> {
 #[test]
 fn protobuf_records_are_read_with_the_revision_they_name() {
     let dir = tempfile::tempdir().unwrap();
-    let (d, _) = timed_decoders(dir.path());
+    let (d, _) = timed_decoders(dir.path(), "");
     let schema = "projects/p/schemas/timed";
     let v1 = std::fs::read_to_string(dir.path().join("e.proto")).unwrap();
     // The newer revision adds a field to the payload: its records carry it, the older's not.

@@ -367,7 +367,8 @@ impl Writer<'_> {
     /// A string from the wire: checked to be UTF-8, then written as a JSON string.
     #[inline(always)]
     pub(super) fn string_bytes(&mut self, b: &[u8]) -> Result<(), Fault> {
-        // Escaping at most sixfolds a string: check before writing it.
+        // The string as it is, with its quotes, must fit; one to escape (up to six times as
+        // long) is capped as it is written (`string_general`).
         if self.out.len() + b.len() + 2 > self.max_bytes {
             return Err(Fault::TooLarge);
         }

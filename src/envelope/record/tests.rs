@@ -420,12 +420,15 @@ fn integers_around_the_two_digit_writes_render_as_the_reference() {
         w.int(n).unwrap();
         w.raw(b" ").unwrap();
         w.quoted_int(n).unwrap();
+        // Unsigned ones too (`uint32`, `uint64`, `fixed64`).
         if let Ok(n) = u32::try_from(n) {
             w.raw(b" ").unwrap();
             w.int(n).unwrap();
+            w.raw(b" ").unwrap();
+            w.quoted_int(u64::from(n)).unwrap();
         }
         let want = match u32::try_from(n) {
-            Ok(_) => format!("{n} \"{n}\" {n}"),
+            Ok(_) => format!("{n} \"{n}\" {n} \"{n}\""),
             Err(_) => format!("{n} \"{n}\""),
         };
         assert_eq!(String::from_utf8(w.out).unwrap(), want);
@@ -1057,4 +1060,57 @@ fn keys_and_strings_around_the_fixed_copy_lengths_render_as_the_reference() {
             .collect();
         agrees_with_the_reference(&format!("strings {i}"), &schema, &body);
     }
+}
+
+/// The event time is noted only for a `Timestamp` that is the value of the top-level member
+/// asked for, in the one pass and through the scan alike (the last of repeated occurrences),
+/// normalised: never for one nested, repeated or in a map, a `Duration`, or another member.
+#[test]
+fn the_event_time_is_noted_only_for_the_top_level_timestamp_asked_for() {
+    let s = RecordSchema::protobuf(
+        "syntax = \"proto3\";\nimport \"google/protobuf/timestamp.proto\";\n\
+         import \"google/protobuf/duration.proto\";\n\
+         message Inner { google.protobuf.Timestamp t = 1; }\n\
+         message M { google.protobuf.Timestamp t = 1; Inner inner = 2;\n\
+         repeated google.protobuf.Timestamp many = 3;\n\
+         map<string, google.protobuf.Timestamp> by = 4; google.protobuf.Duration d = 5;\n\
+         string s = 6; }\n",
+        Some("M"),
+        "r1",
+    )
+    .unwrap();
+    let field = |n: u8, bytes: &[u8]| [&[n << 3 | 2, bytes.len() as u8][..], bytes].concat();
+    // 1,000,000 s and 2,500 ns (0x0f4240, 0x09c4), as varints.
+    let time = [0x08, 0xc0, 0x84, 0x3d, 0x10, 0xc4, 0x13];
+    let noted = |body: &[u8], want: &str| {
+        s.render_noting(
+            WireEncoding::Binary,
+            body,
+            1 << 20,
+            64,
+            Wanted {
+                inner: None,
+                event_time: Some(want),
+            },
+        )
+        .unwrap()
+        .event_time_us
+    };
+    let us = Some(1_000_000_000_002);
+    assert_eq!(noted(&field(1, &time), "t"), us, "in one pass");
+    assert_eq!(
+        noted(&field(1, &time), "s"),
+        None,
+        "another member asked for"
+    );
+    // Out of field order, then sent twice: read through the scan, the last one kept.
+    let scanned = [field(6, b"x"), field(1, &[0x08, 0x01]), field(1, &time)].concat();
+    assert_eq!(noted(&scanned, "t"), us, "through the scan");
+    let unnormalised = field(1, &[0x08, 0x01, 0x10, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    assert_eq!(noted(&unnormalised, "t"), None, "nanos out of range");
+    assert_eq!(noted(&field(2, &field(1, &time)), "inner"), None, "nested");
+    assert_eq!(noted(&field(3, &time), "many"), None, "repeated");
+    let entry = [field(1, b"k"), field(2, &time)].concat();
+    assert_eq!(noted(&field(4, &entry), "by"), None, "in a map");
+    assert_eq!(noted(&field(5, &time), "d"), None, "a Duration");
 }
