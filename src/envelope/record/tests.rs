@@ -973,17 +973,20 @@ fn payload_id_is_noted(s: &RecordSchema, body: &[u8]) {
 
 /// The binary record `body` rendered, noting member `inner.1` of member `inner.0`.
 fn noting(s: &RecordSchema, body: &[u8], inner: Option<(&str, &str)>) -> Rendered {
-    s.render_noting(
-        WireEncoding::Binary,
+    rendered(
+        s,
         body,
-        1 << 20,
-        64,
         Wanted {
             inner,
             event_time: None,
         },
     )
-    .unwrap()
+}
+
+/// The binary record `body` rendered, noting what is `wanted`.
+fn rendered(s: &RecordSchema, body: &[u8], wanted: Wanted<'_>) -> Rendered {
+    s.render_noting(WireEncoding::Binary, body, 1 << 20, 64, wanted)
+        .unwrap()
 }
 
 /// The word-at-a-time string scan agrees with the byte-at-a-time definition for every byte
@@ -1083,18 +1086,11 @@ fn the_event_time_is_noted_only_for_the_top_level_timestamp_asked_for() {
     // 1,000,000 s and 2,500 ns (0x0f4240, 0x09c4), as varints.
     let time = [0x08, 0xc0, 0x84, 0x3d, 0x10, 0xc4, 0x13];
     let noted = |body: &[u8], want: &str| {
-        s.render_noting(
-            WireEncoding::Binary,
-            body,
-            1 << 20,
-            64,
-            Wanted {
-                inner: None,
-                event_time: Some(want),
-            },
-        )
-        .unwrap()
-        .event_time_us
+        let wanted = Wanted {
+            inner: None,
+            event_time: Some(want),
+        };
+        rendered(&s, body, wanted).event_time_us
     };
     let us = Some(1_000_000_000_002);
     assert_eq!(noted(&field(1, &time), "t"), us, "in one pass");
