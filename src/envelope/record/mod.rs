@@ -317,9 +317,7 @@ fn in_scratch<'a>(
 ) -> Result<Rendered, Fault> {
     let mut out = SCRATCH.with_borrow_mut(std::mem::take);
     out.clear();
-    let mut w = Writer::new(nodes, body, out, max_bytes, max_depth, wanted.inner);
-    w.time_want = wanted.event_time;
-    let (mut w, written) = write(w);
+    let (mut w, written) = write(Writer::new(nodes, body, out, max_bytes, max_depth, wanted));
     let members = w.members.take();
     let inner = w.inner.take();
     let event_time_us = w.time_us.take();

@@ -3,7 +3,7 @@
 
 use super::schema::{Field, Node};
 use super::values::{date, decimal, duration, time_of_day, timestamp, uuid_of};
-use super::{Fault, bad};
+use super::{Fault, Wanted, bad};
 use base64::Engine as _;
 
 /// The binary body being read.
@@ -146,17 +146,16 @@ pub(super) struct Writer<'a> {
     /// Where each member of the top-level record sits in `out`: its key's text and its
     /// value. `None` when the top is not a record, or a key is escaped in the output.
     pub(super) members: Option<Vec<super::MemberSpan>>,
-    /// A member of a member the envelope reads (`payload.order_id`: the object id), noted
-    /// when the outer member's value is a record: `Some(None)` when that record has no such
-    /// field. `inner_want` names it.
-    pub(super) inner_want: Option<(&'a str, &'a str)>,
+    /// What the envelope asks to be noted as the record is written.
+    wanted: Wanted<'a>,
+    /// Member `wanted.inner.1` of member `wanted.inner.0` (`payload.order_id`: the object
+    /// id), noted when the outer member's value is a record: `Some(None)` when that record
+    /// has no such field.
     pub(super) inner: Option<Option<std::ops::Range<usize>>>,
     /// The outer member's value is being written.
     in_outer: bool,
-    /// The top-level member the envelope reads its event time from (`event_time`): when its
-    /// value is a `Timestamp`, its microseconds are noted in `time_us` as it is written, and
-    /// the envelope does not parse the text back.
-    pub(super) time_want: Option<&'a str>,
+    /// When the value of top-level member `wanted.event_time` is a `Timestamp`: its
+    /// microseconds, noted as it is written (the envelope does not parse the text back).
     pub(super) time_us: Option<i64>,
     /// That member's value is being written.
     in_time: bool,
@@ -230,7 +229,7 @@ impl<'a> Writer<'a> {
         out: Vec<u8>,
         max_bytes: usize,
         max_depth: usize,
-        inner_want: Option<(&'a str, &'a str)>,
+        wanted: Wanted<'a>,
     ) -> Self {
         Writer {
             out,
@@ -239,10 +238,9 @@ impl<'a> Writer<'a> {
             nodes,
             body,
             members: None,
-            inner_want,
+            wanted,
             inner: None,
             in_outer: false,
-            time_want: None,
             time_us: None,
             in_time: false,
         }
@@ -250,15 +248,16 @@ impl<'a> Writer<'a> {
 }
 
 /// Noting the envelope's members while a record is written (the Avro and Protocol Buffer
-/// readers alike): the top-level members, and member `inner_want.1` of member `inner_want.0`.
+/// readers alike): what [`Wanted`] names.
 impl Writer<'_> {
     /// Top-level member `name`'s value is about to be written.
     #[inline]
     pub(super) fn top_member(&mut self, name: &[u8]) {
         self.in_outer = self
-            .inner_want
+            .wanted
+            .inner
             .is_some_and(|(outer, _)| outer.as_bytes() == name);
-        self.in_time = self.time_want.is_some_and(|t| t.as_bytes() == name);
+        self.in_time = self.wanted.event_time.is_some_and(|t| t.as_bytes() == name);
     }
 
     /// The top-level member whose name is at `key` and value from `at` was written.
@@ -284,7 +283,8 @@ impl Writer<'_> {
     #[inline]
     pub(super) fn outer_member_written(&mut self, name: &[u8], at: usize) {
         if self
-            .inner_want
+            .wanted
+            .inner
             .is_some_and(|(_, inner)| inner.as_bytes() == name)
         {
             self.inner = Some(Some(at..self.out.len()));

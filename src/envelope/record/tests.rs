@@ -416,7 +416,7 @@ fn integers_around_the_two_digit_writes_render_as_the_reference() {
     let mut cases: Vec<i64> = (-120..=120).collect();
     cases.extend([255, 256, 999, 1_000, i64::MIN, i64::MAX]);
     for n in cases {
-        let mut w = read::Writer::new(&[], &[], Vec::new(), 1 << 10, 8, None);
+        let mut w = read::Writer::new(&[], &[], Vec::new(), 1 << 10, 8, Wanted::default());
         w.int(n).unwrap();
         w.raw(b" ").unwrap();
         w.quoted_int(n).unwrap();
@@ -481,7 +481,7 @@ fn doubles_read_back_exactly() {
         cases.extend([f, -f, f.next_up(), f.next_down()]);
     }
     for f in cases {
-        let mut w = read::Writer::new(&nodes, &[], Vec::new(), 1 << 10, 8, None);
+        let mut w = read::Writer::new(&nodes, &[], Vec::new(), 1 << 10, 8, Wanted::default());
         w.binary(
             0,
             &mut read::Input {
